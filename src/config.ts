@@ -1,0 +1,116 @@
+import * as v from "valibot";
+import type { Env } from "./env";
+
+/**
+ * Every setting the relay reads, with its default, in one schema. Docs and the README's
+ * configuration table are generated from `SETTINGS_DOC`, which must name every key here.
+ */
+
+const integer = (fallback: number, min: number, max: number) =>
+  v.pipe(
+    v.optional(v.string(), String(fallback)),
+    v.transform((raw) => Number(raw.trim())),
+    v.number(),
+    v.integer("must be a whole number"),
+    v.minValue(min, `must be at least ${min}`),
+    v.maxValue(max, `must be at most ${max}`),
+  );
+
+const tokenList = v.pipe(
+  v.string(),
+  v.transform((raw) =>
+    raw
+      .split(",")
+      .map((token) => token.trim())
+      .filter((token) => token.length > 0),
+  ),
+  v.minLength(1, "must hold at least one token"),
+  v.check((tokens) => tokens.every((t) => t.length >= 16), "each token must be at least 16 characters long"),
+);
+
+const httpsUrl = v.pipe(
+  v.string(),
+  v.url("must be a URL such as https://api.segment.io"),
+  v.check((url) => /^https?:\/\//.test(url), "must start with https:// (or http:// for a local stand-in)"),
+  v.transform((url) => url.replace(/\/+$/, "")),
+);
+
+const flag = (fallback: boolean) =>
+  v.pipe(
+    v.optional(v.picklist(["true", "false"], "must be true or false"), fallback ? "true" : "false"),
+    v.transform((raw) => raw === "true"),
+  );
+
+export const EVENT_NAMING = ["pendo", "legacy", "segment"] as const;
+export const TRACK_EVENT_MODES = ["wrapped", "unwrap"] as const;
+export type EventNaming = (typeof EVENT_NAMING)[number];
+export type TrackEventMode = (typeof TRACK_EVENT_MODES)[number];
+
+export const SettingsSchema = v.object({
+  WEBHOOK_TOKEN: v.optional(tokenList),
+  SEGMENT_WRITE_KEY: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty"))),
+  SEGMENT_ENDPOINT: v.optional(httpsUrl, "https://api.segment.io"),
+  ADMIN_TOKEN: v.optional(v.pipe(v.string(), v.minLength(16, "must be at least 16 characters long"))),
+  ENVIRONMENT: v.optional(v.string(), "production"),
+  EVENT_NAMES: v.optional(v.picklist(EVENT_NAMING, "must be one of pendo, legacy, segment"), "pendo"),
+  TRACK_EVENTS: v.optional(v.picklist(TRACK_EVENT_MODES, "must be wrapped or unwrap"), "wrapped"),
+  HONOR_DO_NOT_PROCESS: flag(true),
+  // 7 days: Pendo does not document its redelivery window; a week covers any plausible one.
+  DEDUP_TTL_SECONDS: integer(604_800, 60, 31_536_000),
+  DEAD_LETTER_TTL_SECONDS: integer(1_209_600, 3_600, 31_536_000),
+  MAX_BODY_BYTES: integer(262_144, 1_024, 1_048_576),
+  SEGMENT_TIMEOUT_MS: integer(10_000, 100, 60_000),
+  RETRY_BASE_SECONDS: integer(30, 1, 3_600),
+  // Cloudflare Queues caps a retry delay at 12 hours (43,200 s).
+  RETRY_MAX_SECONDS: integer(21_600, 1, 43_200),
+  // Must equal `max_retries` of the pendo-events consumer in wrangler.toml (a test holds them together).
+  MAX_RETRIES: integer(20, 0, 100),
+});
+
+export type Settings = v.InferOutput<typeof SettingsSchema>;
+
+export interface ConfigProblem {
+  setting: string;
+  message: string;
+}
+
+export type ConfigResult = { ok: true; settings: Settings } | { ok: false; problems: ConfigProblem[] };
+
+/** Only the string-valued keys of Env are settings; bindings are checked where they are used. */
+function settingInputs(env: Env): Record<string, unknown> {
+  const input: Record<string, unknown> = {};
+  for (const key of Object.keys(SettingsSchema.entries)) {
+    const value = (env as unknown as Record<string, unknown>)[key];
+    if (value !== undefined && value !== "") input[key] = value;
+  }
+  return input;
+}
+
+export function parseSettings(env: Env): ConfigResult {
+  const result = v.safeParse(SettingsSchema, settingInputs(env));
+  if (result.success) return { ok: true, settings: result.output };
+  // The message never echoes the value: several of these settings are secrets.
+  return {
+    ok: false,
+    problems: result.issues.map((issue) => ({
+      setting: v.getDotPath(issue) ?? "(settings)",
+      message: issue.message,
+    })),
+  };
+}
+
+// Checked once per isolate: env objects are stable for an isolate's life, so a WeakMap keyed
+// on them caches the parse without leaking across test environments that swap env.
+const cache = new WeakMap<Env, ConfigResult>();
+
+export function loadSettings(env: Env): ConfigResult {
+  let result = cache.get(env);
+  if (!result) {
+    result = parseSettings(env);
+    cache.set(env, result);
+    if (!result.ok) {
+      console.error(JSON.stringify({ level: "error", msg: "config-invalid", problems: result.problems }));
+    }
+  }
+  return result;
+}

@@ -1,0 +1,90 @@
+import { deadLetterKey, quarantineKey, recordId } from "../kv/keys";
+import type { ValidationIssue } from "../pendo/envelope";
+import type { RelayMessage } from "./message";
+
+/**
+ * Dead letters (accepted, not deliverable) and quarantined webhooks (authenticated but invalid)
+ * are kept in KV with a small metadata summary, so the admin API can list and filter them
+ * without reading every value.
+ */
+
+export type DeadLetterReason =
+  /** Segment answered 400 for this event alone, after bisecting its batch. */
+  | "segment-rejected"
+  /** Segment answered a status that retrying cannot fix (401, 403, 413, 501, 505, ...). */
+  | "segment-refused"
+  /** Still failing after the last retry the consumer was allowed. */
+  | "retries-exhausted"
+  /** The queue gave up on the message without the consumer settling it (pendo-events-dlq). */
+  | "queue-exhausted"
+  /** Over Segment's 32 KB even after trimming; stored instead of being sent to be rejected. */
+  | "event-too-large"
+  /** No Segment write key is configured for the message's source. */
+  | "no-write-key";
+
+export interface DeadLetter {
+  id: string;
+  reason: DeadLetterReason;
+  source: string;
+  eventId: string;
+  event: string;
+  attempts: number;
+  lastStatus: number | null;
+  /** Segment's answer or the failure's detail, cut to 2 KB. */
+  detail: string;
+  receivedAt: number;
+  lastFailureAt: number;
+  /** The queued message, replayed as is. */
+  message?: RelayMessage;
+  /** For events that never became a message (too large): the raw webhook, replayed through intake. */
+  rawBody?: string;
+}
+
+export interface QuarantineEntry {
+  id: string;
+  source: string;
+  receivedAt: number;
+  issues: ValidationIssue[];
+  rawBody: string;
+}
+
+export interface RecordMeta {
+  at: number;
+  source: string;
+  event: string;
+  reason: string;
+}
+
+export const DETAIL_LIMIT = 2_048;
+export const cutDetail = (text: string) =>
+  text.length > DETAIL_LIMIT ? `${text.slice(0, DETAIL_LIMIT)}…` : text;
+
+export function newDeadLetterId(at: number, eventId: string): string {
+  return recordId(at, eventId);
+}
+
+export async function putDeadLetter(kv: KVNamespace, letter: DeadLetter, ttlSeconds: number): Promise<void> {
+  const metadata: RecordMeta = {
+    at: letter.lastFailureAt,
+    source: letter.source,
+    event: letter.event,
+    reason: letter.reason,
+  };
+  await kv.put(deadLetterKey(letter.id), JSON.stringify(letter), { expirationTtl: ttlSeconds, metadata });
+}
+
+export async function putQuarantine(
+  kv: KVNamespace,
+  entry: QuarantineEntry,
+  ttlSeconds: number,
+): Promise<void> {
+  const event = eventNameHint(entry.rawBody);
+  const metadata: RecordMeta = { at: entry.receivedAt, source: entry.source, event, reason: "invalid" };
+  await kv.put(quarantineKey(entry.id), JSON.stringify(entry), { expirationTtl: ttlSeconds, metadata });
+}
+
+/** The event name of an invalid body, if one can be read cheaply, for listing filters. */
+function eventNameHint(rawBody: string): string {
+  const match = /"event"\s*:\s*"([^"\\]{1,200})"/.exec(rawBody);
+  return match?.[1] ?? "";
+}

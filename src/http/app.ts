@@ -1,0 +1,31 @@
+import { Hono } from "hono";
+import type { Env } from "../env";
+import { log } from "../log";
+import { DEFAULT_SOURCE } from "../sources";
+import { RELAY_NAME, RELAY_VERSION } from "../version";
+import { ingestWebhook } from "./ingest";
+
+export function createApp() {
+  const app = new Hono<{ Bindings: Env }>();
+
+  app.get("/", (c) => c.json({ name: RELAY_NAME, version: RELAY_VERSION, webhook: "POST /pendo?token=..." }));
+  app.post("/pendo", (c) => ingestWebhook(c, DEFAULT_SOURCE));
+  app.post("/pendo/:source", (c) => ingestWebhook(c, c.req.param("source")));
+
+  app.notFound((c) =>
+    c.json({ error: "not-found", message: `no route for ${c.req.method} ${c.req.path}` }, 404),
+  );
+  // Reached only by a bug: the request's own faults are answered as data before this. The URL is
+  // not logged: it may carry the token.
+  app.onError((error, c) => {
+    log("error", "unhandled", {
+      path: c.req.path,
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return c.json(
+      { error: "internal", message: "the relay failed unexpectedly; the event was not accepted" },
+      500,
+    );
+  });
+  return app;
+}

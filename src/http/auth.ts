@@ -1,0 +1,36 @@
+/**
+ * Pendo URL webhooks only let the user paste a URL, so the token may come in the query string
+ * (`?token=`); other senders can use `Authorization: Bearer`. Either is compared in constant time.
+ */
+export function presentedToken(request: Request): string | undefined {
+  const header = request.headers.get("authorization");
+  if (header) {
+    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
+    if (match?.[1]) return match[1].trim();
+  }
+  const query = new URL(request.url).searchParams.get("token");
+  return query || undefined;
+}
+
+const encoder = new TextEncoder();
+
+async function digest(text: string): Promise<ArrayBuffer> {
+  return crypto.subtle.digest("SHA-256", encoder.encode(text));
+}
+
+/**
+ * Hashing both sides first gives equal-length inputs, so timingSafeEqual leaks neither the
+ * token's content nor its length. Every configured token is compared, match or not.
+ */
+export async function tokenMatches(
+  presented: string | undefined,
+  accepted: readonly string[],
+): Promise<boolean> {
+  if (!presented || accepted.length === 0) return false;
+  const candidate = await digest(presented);
+  let matched = false;
+  for (const token of accepted) {
+    if (crypto.subtle.timingSafeEqual(candidate, await digest(token))) matched = true;
+  }
+  return matched;
+}

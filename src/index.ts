@@ -1,0 +1,16 @@
+import { consumeEvents } from "./delivery/consumer";
+import { consumeDeadLetters } from "./delivery/deadLetterConsumer";
+import type { RelayMessage } from "./delivery/message";
+import type { Env } from "./env";
+import { createApp } from "./http/app";
+
+const app = createApp();
+
+export default {
+  fetch: app.fetch,
+  async queue(batch, env) {
+    // One Worker consumes both queues; the dead-letter queue is the one named *-dlq.
+    if (batch.queue.endsWith("-dlq")) await consumeDeadLetters(batch, env);
+    else await consumeEvents(batch, env);
+  },
+} satisfies ExportedHandler<Env, RelayMessage>;

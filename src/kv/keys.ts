@@ -1,0 +1,54 @@
+/**
+ * The KV key layout: every key the relay writes to the `DEDUP` namespace is built here and
+ * nowhere else. `docs/operations.md` documents these prefixes, value shapes and TTLs; the
+ * generated table there reads `KV_LAYOUT`, so the two cannot drift.
+ *
+ * KV limits that shape it (developers.cloudflare.com/kv/platform/limits): keys up to 512 bytes,
+ * `expirationTtl` at least 60 s, one write per second per key, eventually consistent reads.
+ */
+
+export const KV_LAYOUT = [
+  {
+    prefix: "dedup:",
+    key: "dedup:<source>:<eventId>",
+    value: '`{"at": <ms>}`, the time the event was accepted',
+    ttl: "`DEDUP_TTL_SECONDS` (default 7 days)",
+    purpose: "Edge dedup marker, written only after the queue accepted the event.",
+  },
+  {
+    prefix: "dnp:",
+    key: "dnp:<source>:<sha256(visitorId)>",
+    value: '`{"at": <ms>}`, when the do-not-process flag was set',
+    ttl: "none (deleted when the flag is cleared)",
+    purpose: "Visitors who asked not to be processed; their later events are dropped.",
+  },
+  {
+    prefix: "dead:",
+    key: "dead:<13-digit ms>-<eventId>",
+    value: "DeadLetter JSON (reason, attempts, last status, the queued message or raw body)",
+    ttl: "`DEAD_LETTER_TTL_SECONDS` (default 14 days)",
+    purpose: "Events the relay accepted but could not deliver; replayable from the admin API.",
+  },
+  {
+    prefix: "quarantine:",
+    key: "quarantine:<13-digit ms>-<random>",
+    value: "QuarantineEntry JSON (raw body, validation issues, time)",
+    ttl: "`DEAD_LETTER_TTL_SECONDS` (default 14 days)",
+    purpose: "Authenticated webhooks rejected as invalid (400); replay re-runs validation.",
+  },
+] as const;
+
+export type KvPrefix = (typeof KV_LAYOUT)[number]["prefix"];
+
+export const dedupKey = (source: string, eventId: string) => `dedup:${source}:${eventId}`;
+export const doNotProcessKey = (source: string, visitorHash: string) => `dnp:${source}:${visitorHash}`;
+
+/** Time-ordered ids: KV lists keys in byte order, so a zero-padded ms prefix lists oldest first. */
+export function recordId(at: number, suffix: string): string {
+  return `${String(Math.trunc(at)).padStart(13, "0")}-${suffix}`;
+}
+export function recordTime(id: string): number {
+  return Number(id.slice(0, 13));
+}
+export const deadLetterKey = (id: string) => `dead:${id}`;
+export const quarantineKey = (id: string) => `quarantine:${id}`;

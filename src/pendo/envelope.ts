@@ -1,0 +1,81 @@
+import * as v from "valibot";
+
+/**
+ * The Pendo URL-webhook envelope (support.pendo.io, "Example Webhook Responses"). Strict where
+ * the relay depends on a field (event, ids, timestamp, properties), loose everywhere else: Pendo
+ * adds fields over time, and unknown ones pass through to `context.pendo.extra`.
+ */
+
+const optionalText = (max: number, name: string) =>
+  v.nullish(
+    v.pipe(
+      v.string(`${name} must be a string`),
+      v.maxLength(max, `${name} must be at most ${max} characters`),
+    ),
+  );
+
+// Pendo's ids are numbers (app.id can be negative; subscription.id has 16 digits) but an id past
+// 2^53 arrives as a string from the lossless parser, so both are accepted.
+const numericId = v.nullish(v.union([v.number(), v.string()], "must be a number or a string"));
+
+export const PendoWebhookSchema = v.looseObject(
+  {
+    event: v.pipe(
+      v.string("event must be a string"),
+      v.trim(),
+      v.minLength(1, "event must be a non-empty string"),
+      v.maxLength(200, "event must be at most 200 characters"),
+    ),
+    visitorId: optionalText(1_024, "visitorId"),
+    accountId: optionalText(1_024, "accountId"),
+    // Pendo sends 40 hex characters. The bound keeps messageIds under Segment's 100 characters.
+    uniqueId: v.nullish(
+      v.pipe(
+        v.string("uniqueId must be a string"),
+        v.regex(
+          /^[A-Za-z0-9_-]{1,48}$/,
+          "uniqueId must be 1-48 letters, digits, '-' or '_' (Pendo sends 40 hex)",
+        ),
+      ),
+    ),
+    timestamp: v.nullish(
+      v.pipe(
+        v.number("timestamp must be a number (Unix seconds or milliseconds)"),
+        v.finite("timestamp must be finite"),
+      ),
+    ),
+    properties: v.nullish(v.record(v.string(), v.unknown(), "properties must be a JSON object")),
+    userAgent: optionalText(2_048, "userAgent"),
+    app: v.nullish(
+      v.looseObject(
+        { id: numericId, name: optionalText(512, "app.name"), platform: optionalText(64, "app.platform") },
+        "app must be an object",
+      ),
+    ),
+    subscription: v.nullish(
+      v.looseObject(
+        { id: numericId, name: optionalText(512, "subscription.name") },
+        "subscription must be an object",
+      ),
+    ),
+  },
+  "the body must be a JSON object",
+);
+
+export type PendoWebhook = v.InferOutput<typeof PendoWebhookSchema>;
+
+/** The envelope keys the transform maps itself; any other top-level key is "extra". */
+export const ENVELOPE_KEYS: ReadonlySet<string> = new Set([
+  ...Object.keys(PendoWebhookSchema.entries),
+  "user",
+]);
+
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+/** valibot issues flattened to what a webhook sender can act on: a dotted path and a sentence. */
+export function toValidationIssues(issues: readonly v.BaseIssue<unknown>[]): ValidationIssue[] {
+  return issues.map((issue) => ({ path: v.getDotPath(issue) ?? "", message: issue.message }));
+}

@@ -1,0 +1,37 @@
+import * as v from "valibot";
+import { type CatalogEntry, catalogEntry } from "./catalog";
+import { type PendoWebhook, PendoWebhookSchema, toValidationIssues, type ValidationIssue } from "./envelope";
+import { parseJsonLossless } from "./json";
+
+export type IntakeResult =
+  | { ok: true; webhook: PendoWebhook; entry: CatalogEntry | undefined }
+  | { ok: false; issues: ValidationIssue[] };
+
+/**
+ * Raw body -> validated webhook: the envelope, then the event's own property checks from the
+ * catalog. Every issue is reported at once, each with the path a sender can fix.
+ */
+export function readWebhook(text: string): IntakeResult {
+  const parsed = parseJsonLossless(text);
+  if (!parsed.ok)
+    return { ok: false, issues: [{ path: "", message: `body is not valid JSON: ${parsed.message}` }] };
+
+  const envelope = v.safeParse(PendoWebhookSchema, parsed.value);
+  if (!envelope.success) return { ok: false, issues: toValidationIssues(envelope.issues) };
+
+  const webhook = envelope.output;
+  const entry = catalogEntry(webhook.event);
+  if (entry?.properties) {
+    const checked = v.safeParse(entry.properties, webhook.properties ?? {});
+    if (!checked.success) {
+      return {
+        ok: false,
+        issues: toValidationIssues(checked.issues).map((issue) => ({
+          path: issue.path ? `properties.${issue.path}` : "properties",
+          message: issue.message,
+        })),
+      };
+    }
+  }
+  return { ok: true, webhook, entry };
+}

@@ -1,0 +1,43 @@
+import type { SegmentAttempt } from "./client";
+
+/**
+ * How to treat Segment's answer, following analytics-node 3.x: 2xx/3xx delivered; 400 rejected
+ * (never retried whole: bisect); 429 rate-limited (Retry-After); 5xx except 501/505, and 408,
+ * 410, 460, timeouts and network errors are transient; any other answer is refused for good.
+ */
+export type SegmentOutcome =
+  | { kind: "delivered"; status: number }
+  | { kind: "rejected"; status: 400; detail: string }
+  | { kind: "rate-limited"; status: 429; retryAfterSeconds: number | undefined }
+  | { kind: "transient"; status: number | null; detail: string }
+  | { kind: "refused"; status: number; detail: string };
+
+const TRANSIENT_4XX = new Set([408, 410, 460]);
+const FINAL_5XX = new Set([501, 505]);
+// analytics-node caps a Retry-After wait at 300 s and waits at least 1 s.
+const RETRY_AFTER_MIN = 1;
+const RETRY_AFTER_MAX = 300;
+
+export function classifySegmentResponse(attempt: SegmentAttempt, now: number): SegmentOutcome {
+  if (attempt.kind === "timeout") return { kind: "transient", status: null, detail: "timed out" };
+  if (attempt.kind === "network") return { kind: "transient", status: null, detail: attempt.detail };
+  const { status, body } = attempt;
+  if (status < 400) return { kind: "delivered", status };
+  if (status === 400) return { kind: "rejected", status, detail: body };
+  if (status === 429)
+    return { kind: "rate-limited", status, retryAfterSeconds: retryAfterSeconds(attempt.retryAfter, now) };
+  if (TRANSIENT_4XX.has(status) || (status >= 500 && !FINAL_5XX.has(status))) {
+    return { kind: "transient", status, detail: body };
+  }
+  return { kind: "refused", status, detail: body };
+}
+
+/** Retry-After as seconds or an HTTP date, clamped to [1, 300]; undefined when absent or unreadable. */
+export function retryAfterSeconds(header: string | null, now: number): number | undefined {
+  if (!header) return undefined;
+  const trimmed = header.trim();
+  let seconds = /^\d+(\.\d+)?$/.test(trimmed) ? Number(trimmed) : (Date.parse(trimmed) - now) / 1000;
+  if (!Number.isFinite(seconds)) return undefined;
+  seconds = Math.ceil(seconds);
+  return Math.min(RETRY_AFTER_MAX, Math.max(RETRY_AFTER_MIN, seconds));
+}

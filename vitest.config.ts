@@ -1,0 +1,38 @@
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+// Tests run inside workerd with the KV namespace and queues declared in wrangler.toml. Secrets
+// are test values; RETRY_BASE_SECONDS is small so a producer-to-consumer run finishes quickly.
+export const TEST_BINDINGS = {
+  WEBHOOK_TOKEN: "test-webhook-token-0123456789",
+  SEGMENT_WRITE_KEY: "test-write-key-abcdefghij",
+  ADMIN_TOKEN: "test-admin-token-0123456789",
+  ENVIRONMENT: "test",
+};
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest({
+      main: "./src/index.ts",
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: TEST_BINDINGS,
+        // Same consumers as wrangler.toml but a 1 s batch window, so producer-to-consumer tests
+        // wait one second instead of five.
+        queueConsumers: {
+          "pendo-events": {
+            maxBatchSize: 100,
+            maxBatchTimeout: 1,
+            maxRetries: 20,
+            deadLetterQueue: "pendo-events-dlq",
+          },
+          "pendo-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 10 },
+        },
+      },
+    }),
+  ],
+  test: {
+    include: ["test/**/*.test.ts"],
+    testTimeout: 30_000,
+  },
+});
