@@ -8,6 +8,9 @@ export const TEST_BINDINGS = {
   SEGMENT_WRITE_KEY: "test-write-key-abcdefghij",
   ADMIN_TOKEN: "test-admin-token-0123456789",
   ENVIRONMENT: "test",
+  // The queue waits this long before redelivering a failed message: short, so tests can watch it.
+  RETRY_BASE_SECONDS: "1",
+  RETRY_MAX_SECONDS: "2",
 };
 
 export default defineConfig({
@@ -33,6 +36,7 @@ export default defineConfig({
   ],
   test: {
     include: ["test/**/*.test.ts"],
+    setupFiles: ["./test/setup.ts"],
     testTimeout: 30_000,
   },
 });

@@ -89,13 +89,16 @@ function settingInputs(env: Env): Record<string, unknown> {
 export function parseSettings(env: Env): ConfigResult {
   const result = v.safeParse(SettingsSchema, settingInputs(env));
   if (result.success) return { ok: true, settings: result.output };
-  // The message never echoes the value: several of these settings are secrets.
+  // One problem per setting, all its messages joined. No message echoes a value: several of
+  // these settings are secrets.
+  const bySetting = new Map<string, string[]>();
+  for (const issue of result.issues) {
+    const setting = v.getDotPath(issue) ?? "(settings)";
+    bySetting.set(setting, [...(bySetting.get(setting) ?? []), issue.message]);
+  }
   return {
     ok: false,
-    problems: result.issues.map((issue) => ({
-      setting: v.getDotPath(issue) ?? "(settings)",
-      message: issue.message,
-    })),
+    problems: [...bySetting].map(([setting, messages]) => ({ setting, message: messages.join("; ") })),
   };
 }
 

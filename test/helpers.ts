@@ -1,10 +1,16 @@
-import { env, exports } from "cloudflare:workers";
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { vi } from "vitest";
+import type { RelayMessage } from "../src/delivery/message";
+import type { Env } from "../src/env";
+import worker from "../src/index";
 import guideDisplayed from "../src/pendo/examples/guideDisplayed.json";
 import trackEventReceived from "../src/pendo/examples/trackEventReceived.json";
 import visitorCreated from "../src/pendo/examples/visitorCreated.json";
 
 export const TOKEN = env.WEBHOOK_TOKEN as string;
 export const WRITE_KEY = env.SEGMENT_WRITE_KEY as string;
+export const ADMIN_TOKEN = env.ADMIN_TOKEN as string;
 
 /** Pendo's published examples, unchanged (copied into src/pendo/examples). */
 export const PUBLISHED = { guideDisplayed, trackEventReceived, visitorCreated } as const;
@@ -13,19 +19,54 @@ export function clone<T>(value: T): T {
   return structuredClone(value);
 }
 
-/** POST a webhook to the Worker as Pendo would: the token in the query string. */
-export function postWebhook(
-  body: unknown,
-  init: { token?: string | null; path?: string; headers?: HeadersInit } = {},
-) {
-  const token = init.token === undefined ? TOKEN : init.token;
-  const url = new URL(`https://relay.test${init.path ?? "/pendo"}`);
+let counter = 0;
+/** A fresh 40-hex uniqueId, so tests never see each other's dedup markers. */
+export function freshUniqueId(): string {
+  counter++;
+  return `${Date.now().toString(16)}${counter.toString(16).padStart(6, "0")}`.padEnd(40, "a").slice(0, 40);
+}
+
+export function withUniqueId<T extends object>(
+  webhook: T,
+  uniqueId = freshUniqueId(),
+): T & { uniqueId: string } {
+  return { ...clone(webhook), uniqueId };
+}
+
+export interface CallOptions {
+  token?: string | null;
+  bearer?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  env?: Partial<Env>;
+}
+
+/**
+ * Calls the Worker's fetch handler with the test env, the real queue binding wrapped in a spy:
+ * what the edge enqueued is visible, and it still reaches the real queue.
+ */
+export async function postWebhook(body: unknown, options: CallOptions = {}) {
+  const token = options.token === undefined ? TOKEN : options.token;
+  const url = new URL(`https://relay.test${options.path ?? "/pendo"}`);
   if (token !== null) url.searchParams.set("token", token);
-  return exports.default.fetch(
-    new Request(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", ...init.headers },
-      body: typeof body === "string" ? body : JSON.stringify(body),
-    }),
+  const headers: Record<string, string> = { "content-type": "application/json", ...options.headers };
+  if (options.bearer) headers.authorization = `Bearer ${options.bearer}`;
+  const request = new Request(url, {
+    method: "POST",
+    headers,
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return callWorker(request, options.env);
+}
+
+export async function callWorker(request: Request, overrides: Partial<Env> = {}) {
+  const send = vi.fn((message: RelayMessage, options?: QueueSendOptions) =>
+    env.EVENTS.send(message, options),
   );
+  const testEnv = { ...env, EVENTS: { ...env.EVENTS, send }, ...overrides } as Env;
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(request, testEnv, ctx);
+  await waitOnExecutionContext(ctx);
+  const json = (await response.clone().json()) as Record<string, unknown>;
+  return { response, json, enqueued: send.mock.calls.map(([message]) => message) };
 }

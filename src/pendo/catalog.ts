@@ -1,4 +1,5 @@
 import * as v from "valibot";
+import { isJsonObject } from "./envelope";
 
 /**
  * The event catalog: the one list of Pendo events the relay knows. Validation, the transform,
@@ -52,9 +53,7 @@ const trackEventProperties = v.looseObject({
     v.string("properties.name must be a string"),
     v.minLength(1, "properties.name must not be empty"),
   ),
-  eventProperties: v.nullish(
-    v.record(v.string(), v.unknown(), "properties.eventProperties must be an object"),
-  ),
+  eventProperties: v.nullish(v.custom(isJsonObject, "properties.eventProperties must be an object")),
 });
 const npsProperties = v.looseObject({
   nps: v.nullish(

@@ -6,6 +6,13 @@ import * as v from "valibot";
  * adds fields over time, and unknown ones pass through to `context.pendo.extra`.
  */
 
+/** valibot's object schemas accept arrays (their keys are strings); a Pendo object never is one. */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+const jsonObject = (message: string) => v.custom<Record<string, unknown>>(isJsonObject, message);
+
 const optionalText = (max: number, name: string) =>
   v.nullish(
     v.pipe(
@@ -44,7 +51,7 @@ export const PendoWebhookSchema = v.looseObject(
         v.finite("timestamp must be finite"),
       ),
     ),
-    properties: v.nullish(v.record(v.string(), v.unknown(), "properties must be a JSON object")),
+    properties: v.nullish(jsonObject("properties must be a JSON object")),
     userAgent: optionalText(2_048, "userAgent"),
     app: v.nullish(
       v.looseObject(

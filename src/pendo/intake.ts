@@ -1,6 +1,12 @@
 import * as v from "valibot";
 import { type CatalogEntry, catalogEntry } from "./catalog";
-import { type PendoWebhook, PendoWebhookSchema, toValidationIssues, type ValidationIssue } from "./envelope";
+import {
+  isJsonObject,
+  type PendoWebhook,
+  PendoWebhookSchema,
+  toValidationIssues,
+  type ValidationIssue,
+} from "./envelope";
 import { parseJsonLossless } from "./json";
 
 export type IntakeResult =
@@ -16,6 +22,8 @@ export function readWebhook(text: string): IntakeResult {
   if (!parsed.ok)
     return { ok: false, issues: [{ path: "", message: `body is not valid JSON: ${parsed.message}` }] };
 
+  if (!isJsonObject(parsed.value))
+    return { ok: false, issues: [{ path: "", message: "the body must be a JSON object" }] };
   const envelope = v.safeParse(PendoWebhookSchema, parsed.value);
   if (!envelope.success) return { ok: false, issues: toValidationIssues(envelope.issues) };
 

@@ -1,0 +1,275 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { dedupKey } from "../src/kv/keys";
+import { callWorker, PUBLISHED, postWebhook, TOKEN, withUniqueId } from "./helpers";
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+// KV is shared by the tests of a file, so counts are compared before and after.
+async function quarantineCount(): Promise<number> {
+  return (await env.DEDUP.list({ prefix: "quarantine:" })).keys.length;
+}
+
+describe("authentication", () => {
+  it("accepts the token in the query string", async () => {
+    const { response, enqueued } = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed));
+    expect(response.status).toBe(202);
+    expect(enqueued).toHaveLength(1);
+  });
+
+  it("accepts the token as a Bearer header", async () => {
+    const { response } = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
+      token: null,
+      bearer: TOKEN,
+    });
+    expect(response.status).toBe(202);
+  });
+
+  it.each([
+    ["missing", { token: null }],
+    ["wrong", { token: "not-the-token-0123456789" }],
+    ["a prefix of the right one", { token: TOKEN.slice(0, -1) }],
+    ["wrong, as Bearer", { token: null, bearer: "not-the-token-0123456789" }],
+  ])("answers 401 when the token is %s, storing and enqueueing nothing", async (_case, options) => {
+    const webhook = withUniqueId(PUBLISHED.guideDisplayed);
+    const before = await quarantineCount();
+    const { response, json, enqueued } = await postWebhook(JSON.stringify({ ...webhook, event: 5 }), options);
+    expect(response.status).toBe(401);
+    expect(json.error).toBe("unauthorized");
+    expect(enqueued).toHaveLength(0);
+    expect(await env.DEDUP.get(dedupKey("default", webhook.uniqueId))).toBeNull();
+    expect(await quarantineCount()).toBe(before);
+  });
+
+  it("does not read the body of an unauthenticated request", async () => {
+    let pulled = false;
+    // highWaterMark 0: the stream is pulled only when someone reads it.
+    const body = new ReadableStream(
+      {
+        pull(controller) {
+          pulled = true;
+          controller.enqueue(new TextEncoder().encode("{}"));
+          controller.close();
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    const request = new Request("https://relay.test/pendo?token=wrong-token-0123456789", {
+      method: "POST",
+      body,
+      // @ts-expect-error duplex is required by the fetch spec for a streamed body
+      duplex: "half",
+    });
+    const { response } = await callWorker(request);
+    expect(response.status).toBe(401);
+    expect(pulled).toBe(false);
+  });
+
+  it("accepts either token of a comma-separated WEBHOOK_TOKEN (rotation)", async () => {
+    const rotated = { WEBHOOK_TOKEN: `new-token-0123456789abcdef, ${TOKEN}` };
+    const old = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), { env: rotated });
+    const current = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
+      env: rotated,
+      token: "new-token-0123456789abcdef",
+    });
+    expect([old.response.status, current.response.status]).toEqual([202, 202]);
+  });
+});
+
+describe("validation", () => {
+  it("names every invalid field and why, in one 400", async () => {
+    const webhook = {
+      ...withUniqueId(PUBLISHED.guideDisplayed),
+      event: "",
+      timestamp: "yesterday",
+      properties: [1, 2],
+      visitorId: 42,
+    };
+    const { response, json, enqueued } = await postWebhook(webhook);
+    expect(response.status).toBe(400);
+    expect(enqueued).toHaveLength(0);
+    const issues = json.issues as { path: string; message: string }[];
+    expect(issues.map((issue) => issue.path).sort()).toEqual([
+      "event",
+      "properties",
+      "timestamp",
+      "visitorId",
+    ]);
+    expect(issues.find((issue) => issue.path === "event")?.message).toBe("event must be a non-empty string");
+    expect(issues.find((issue) => issue.path === "timestamp")?.message).toMatch(/timestamp must be a number/);
+  });
+
+  it.each([
+    ["not JSON", "{not json", ""],
+    ["a JSON array", "[1,2]", ""],
+    ["a JSON string", '"guideDisplayed"', ""],
+    ["an object without event", '{"visitorId":"v"}', "event"],
+  ])("rejects a body that is %s with a 400 naming the problem", async (_case, body, path) => {
+    const { response, json } = await postWebhook(body);
+    expect(response.status).toBe(400);
+    const issues = json.issues as { path: string; message: string }[];
+    expect(issues[0]?.path).toBe(path);
+    expect(issues[0]?.message.length).toBeGreaterThan(5);
+  });
+
+  it("applies the catalog's property checks (trackEventReceived needs properties.name)", async () => {
+    const webhook = withUniqueId(PUBLISHED.trackEventReceived);
+    webhook.properties = { ...webhook.properties, name: "" };
+    const { response, json } = await postWebhook(webhook);
+    expect(response.status).toBe(400);
+    expect(json.issues).toEqual([{ path: "properties.name", message: "properties.name must not be empty" }]);
+  });
+
+  it("rejects a body that is not UTF-8", async () => {
+    const bytes = new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]);
+    const request = new Request(`https://relay.test/pendo?token=${TOKEN}`, { method: "POST", body: bytes });
+    const { response, json } = await callWorker(request);
+    expect(response.status).toBe(400);
+    expect(JSON.stringify(json.issues)).toContain("UTF-8");
+  });
+
+  it("keeps unknown fields instead of rejecting them", async () => {
+    const webhook = { ...withUniqueId(PUBLISHED.visitorCreated), region: "eu", flags: { beta: true } };
+    const { response, enqueued } = await postWebhook(webhook);
+    expect(response.status).toBe(202);
+    const track = JSON.parse(enqueued[0]?.calls[0] as string);
+    expect(track.context.pendo.extra).toEqual({ region: "eu", flags: { beta: true } });
+  });
+
+  it("quarantines an authenticated invalid webhook with its issues", async () => {
+    const body = JSON.stringify({ event: 7, visitorId: `v-${Date.now()}` });
+    const before = await quarantineCount();
+    const { response } = await postWebhook(body);
+    expect(response.status).toBe(400);
+    expect(await quarantineCount()).toBe(before + 1);
+    const { keys } = await env.DEDUP.list({ prefix: "quarantine:" });
+    const entries = await Promise.all(
+      keys.map(async (key) => JSON.parse((await env.DEDUP.get(key.name)) as string)),
+    );
+    const entry = entries.find((candidate) => candidate.rawBody === body);
+    expect(entry?.issues).toEqual([{ path: "event", message: "event must be a string" }]);
+  });
+});
+
+describe("body limit", () => {
+  const big = (bytes: number) => JSON.stringify({ ...PUBLISHED.guideDisplayed, padding: "x".repeat(bytes) });
+
+  it("answers 413 from Content-Length alone, before reading", async () => {
+    const { response, json } = await postWebhook(big(300 * 1024));
+    expect(response.status).toBe(413);
+    expect(json.message).toContain("262144");
+  });
+
+  it("answers 413 for a streamed body with no Content-Length", async () => {
+    const payload = new TextEncoder().encode(big(300 * 1024));
+    const stream = new ReadableStream({
+      start(controller) {
+        for (let i = 0; i < payload.length; i += 16_384) controller.enqueue(payload.slice(i, i + 16_384));
+        controller.close();
+      },
+    });
+    const request = new Request(`https://relay.test/pendo?token=${TOKEN}`, {
+      method: "POST",
+      body: stream,
+      // @ts-expect-error duplex is required by the fetch spec for a streamed body
+      duplex: "half",
+    });
+    const { response } = await callWorker(request);
+    expect(response.status).toBe(413);
+  });
+
+  it("honours MAX_BODY_BYTES", async () => {
+    const { response } = await postWebhook(big(4_000), { env: { MAX_BODY_BYTES: "2048" } });
+    expect(response.status).toBe(413);
+  });
+});
+
+describe("dedup and enqueue", () => {
+  it("answers 200 duplicate for an event id already accepted, enqueueing once", async () => {
+    const webhook = withUniqueId(PUBLISHED.guideDisplayed);
+    const first = await postWebhook(webhook);
+    const second = await postWebhook(webhook);
+    expect(first.response.status).toBe(202);
+    expect(second.response.status).toBe(200);
+    expect(second.json).toMatchObject({ status: "duplicate", eventId: webhook.uniqueId });
+    expect(second.enqueued).toHaveLength(0);
+  });
+
+  it("gives a webhook without uniqueId a deterministic id from its body", async () => {
+    const { uniqueId: _dropped, ...webhook } = { ...PUBLISHED.visitorCreated, visitorId: `v-${Date.now()}` };
+    const first = await postWebhook(webhook);
+    const second = await postWebhook(webhook);
+    expect(first.response.status).toBe(202);
+    expect(first.json.eventId).toMatch(/^[0-9a-f]{40}$/);
+    expect(second.json).toMatchObject({ status: "duplicate", eventId: first.json.eventId });
+  });
+
+  it("answers 503 and writes no dedup marker when the queue refuses the event", async () => {
+    const webhook = withUniqueId(PUBLISHED.guideDisplayed);
+    const failing = { send: () => Promise.reject(new Error("queue unavailable")) } as unknown as Queue;
+    const { response, json } = await postWebhook(webhook, { env: { EVENTS: failing } });
+    expect(response.status).toBe(503);
+    expect(response.headers.get("retry-after")).toBe("30");
+    expect(json.error).toBe("unavailable");
+    expect(await env.DEDUP.get(dedupKey("default", webhook.uniqueId))).toBeNull();
+    // The sender's retry then goes through.
+    expect((await postWebhook(webhook)).response.status).toBe(202);
+  });
+
+  it("enqueues the serialized Segment calls with their byte count", async () => {
+    const webhook = withUniqueId(PUBLISHED.visitorCreated);
+    const { json, enqueued } = await postWebhook(webhook);
+    const message = enqueued[0];
+    expect(message?.calls).toHaveLength(2);
+    expect(message?.bytes).toBe(
+      message?.calls.reduce((sum, call) => sum + new TextEncoder().encode(call).length, 0),
+    );
+    expect(json.calls).toEqual([
+      { type: "track", messageId: `pendo:default:${webhook.uniqueId}:track` },
+      { type: "identify", messageId: `pendo:default:${webhook.uniqueId}:identify` },
+    ]);
+  });
+});
+
+describe("configuration and routes", () => {
+  it("answers 503 naming the setting when configuration is invalid, without echoing values", async () => {
+    const { response, json } = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
+      env: { SEGMENT_ENDPOINT: "not a url", EVENT_NAMES: "shouting" },
+    });
+    expect(response.status).toBe(503);
+    const problems = json.problems as { setting: string }[];
+    expect(problems.map((p) => p.setting).sort()).toEqual(["EVENT_NAMES", "SEGMENT_ENDPOINT"]);
+    expect(JSON.stringify(json)).not.toContain("shouting");
+  });
+
+  it("answers 503 when no WEBHOOK_TOKEN is configured", async () => {
+    const { response, json } = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
+      env: { WEBHOOK_TOKEN: undefined },
+    });
+    expect(response.status).toBe(503);
+    expect(json.problems).toEqual([{ setting: "WEBHOOK_TOKEN", message: "is not set" }]);
+  });
+
+  it("answers 404 for an unknown source and for unknown routes", async () => {
+    const source = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), { path: "/pendo/nope" });
+    expect(source.response.status).toBe(404);
+    const route = await callWorker(new Request("https://relay.test/elsewhere"));
+    expect(route.response.status).toBe(404);
+  });
+
+  it("never logs the token or the write key", async () => {
+    const lines: string[] = [];
+    for (const method of ["log", "warn", "error"] as const) {
+      vi.spyOn(console, method).mockImplementation((...args) => lines.push(args.join(" ")));
+    }
+    await postWebhook(withUniqueId(PUBLISHED.guideDisplayed));
+    await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), { token: "wrong-token-0123456789" });
+    await postWebhook("{bad");
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    const text = lines.join("\n");
+    expect(text).not.toContain(TOKEN);
+    expect(text).not.toContain(env.SEGMENT_WRITE_KEY as string);
+  });
+});
