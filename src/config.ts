@@ -117,3 +117,74 @@ export function loadSettings(env: Env): ConfigResult {
   }
   return result;
 }
+
+export interface SettingDoc {
+  kind: "secret" | "var";
+  description: string;
+}
+
+/** What each setting is for, for the generated configuration table. Keyed by the schema's keys. */
+export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
+  WEBHOOK_TOKEN: {
+    kind: "secret",
+    description:
+      "Token Pendo must present (`?token=` or `Authorization: Bearer`). Two tokens separated by a comma during rotation. At least 16 characters each.",
+  },
+  SEGMENT_WRITE_KEY: {
+    kind: "secret",
+    description:
+      "Write key of the Segment source. Unset: events stay queued and are retried, and the consumer logs why.",
+  },
+  SEGMENT_ENDPOINT: {
+    kind: "var",
+    description:
+      "Segment API base. EU workspaces: `https://events.eu1.segmentapis.com` (an EU key sent to the US is lost).",
+  },
+  ADMIN_TOKEN: {
+    kind: "secret",
+    description: "Bearer token for `/admin/*`. Unset: the admin routes answer 404.",
+  },
+  ENVIRONMENT: { kind: "var", description: "Free-form deployment name, reported in logs." },
+  EVENT_NAMES: {
+    kind: "var",
+    description:
+      "`pendo` (as received), `legacy` (Segment-catalog names) or `segment` (Object Action Title Case).",
+  },
+  TRACK_EVENTS: {
+    kind: "var",
+    description:
+      "`wrapped` keeps `trackEventReceived`; `unwrap` emits the Pendo track event under its own name.",
+  },
+  HONOR_DO_NOT_PROCESS: {
+    kind: "var",
+    description:
+      "Drop a visitor's events after `visitorDoNotProcessUpdated` sets the flag, until it is cleared.",
+  },
+  DEDUP_TTL_SECONDS: { kind: "var", description: "How long the edge remembers an event id." },
+  DEAD_LETTER_TTL_SECONDS: {
+    kind: "var",
+    description: "How long dead letters and quarantined webhooks are kept.",
+  },
+  MAX_BODY_BYTES: {
+    kind: "var",
+    description: "Largest webhook body accepted; larger answers 413 before parsing.",
+  },
+  SEGMENT_TIMEOUT_MS: {
+    kind: "var",
+    description: "Time allowed for one Segment request before it counts as failed.",
+  },
+  RETRY_BASE_SECONDS: {
+    kind: "var",
+    description: "Backoff base: the first retry waits between half of it and all of it.",
+  },
+  RETRY_MAX_SECONDS: { kind: "var", description: "Backoff cap (Queues allows at most 43,200 s)." },
+  MAX_RETRIES: {
+    kind: "var",
+    description: "Retries before an event becomes a dead letter. Must equal `max_retries` in wrangler.toml.",
+  },
+};
+
+/** Every setting's default, as the schema applies it to an empty environment. */
+export function settingDefaults(): Record<string, unknown> {
+  return v.parse(SettingsSchema, {});
+}

@@ -45,10 +45,12 @@ export const PendoWebhookSchema = v.looseObject(
         ),
       ),
     ),
+    // An integer past 2^53 arrives as its digits (see json.ts); it is an absurd time, so it is
+    // read as a number and left to the time fallback rather than refused.
     timestamp: v.nullish(
-      v.pipe(
-        v.number("timestamp must be a number (Unix seconds or milliseconds)"),
-        v.finite("timestamp must be finite"),
+      v.union(
+        [v.pipe(v.number(), v.finite()), v.pipe(v.string(), v.regex(/^-?\d{16,}$/), v.transform(Number))],
+        "timestamp must be a number (Unix seconds or milliseconds)",
       ),
     ),
     properties: v.nullish(jsonObject("properties must be a JSON object")),

@@ -10,6 +10,7 @@
 
 // A number literal of 16+ digits, or one with a 3-digit exponent, after a JSON value separator.
 const SUSPECT_NUMBER = /[:,[]\s*-?(\d{16,}|\d[\d.]*[eE][+-]?\d{3,})/g;
+const INTEGER_LITERAL = /^-?\d+$/;
 const MAX_SAFE_DIGITS = String(Number.MAX_SAFE_INTEGER); // "9007199254740991", 16 digits
 
 function isUnsafeLiteral(literal: string): boolean {
@@ -34,8 +35,11 @@ interface ReviverContext {
 // argument carries the literal as written.
 function keepRawNumbers(this: unknown, _key: string, value: unknown, context?: ReviverContext): unknown {
   if (typeof value !== "number" || context?.source === undefined) return value;
-  if (Number.isFinite(value) && (!Number.isInteger(value) || Number.isSafeInteger(value))) return value;
-  return context.source;
+  // Overflow to Infinity would serialize as null: keep the literal.
+  if (!Number.isFinite(value)) return context.source;
+  // Only an integer's own digits are kept; 1e+100 or 0.1 are already the value their literal says.
+  if (!Number.isSafeInteger(value) && INTEGER_LITERAL.test(context.source)) return context.source;
+  return value;
 }
 
 export type JsonParseResult = { ok: true; value: unknown } | { ok: false; message: string };

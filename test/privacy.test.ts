@@ -1,0 +1,64 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { PUBLISHED, postWebhook, withUniqueId } from "./helpers";
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+function forVisitor(visitorId: string, webhook: object = PUBLISHED.guideDisplayed) {
+  return { ...withUniqueId(webhook), visitorId };
+}
+const doNotProcess = (visitorId: string, flag: boolean) => ({
+  ...forVisitor(visitorId, PUBLISHED.visitorCreated),
+  event: "visitorDoNotProcessUpdated",
+  properties: { doNotProcess: flag },
+});
+
+describe("do not process", () => {
+  it("forwards the flag, then drops the visitor's later events until it is cleared", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const set = await postWebhook(doNotProcess(visitor, true));
+    expect(set.response.status).toBe(202);
+    const traits = JSON.parse(set.enqueued[0]?.calls[1] as string).traits;
+    expect(traits).toEqual({ doNotProcess: true });
+
+    const dropped = await postWebhook(forVisitor(visitor));
+    expect(dropped.response.status).toBe(200);
+    expect(dropped.json).toMatchObject({ status: "dropped", reason: "do-not-process" });
+    expect(dropped.enqueued).toHaveLength(0);
+
+    // Other visitors are untouched.
+    expect((await postWebhook(forVisitor(`other-${visitor}`))).response.status).toBe(202);
+
+    const cleared = await postWebhook(doNotProcess(visitor, false));
+    expect(cleared.response.status).toBe(202);
+    expect((await postWebhook(forVisitor(visitor))).response.status).toBe(202);
+  });
+
+  it("logs each drop", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    await postWebhook(doNotProcess(visitor, true));
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((line: string) => lines.push(line));
+    await postWebhook(forVisitor(visitor));
+    const drops = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === "do-not-process-drop");
+    expect(drops).toHaveLength(1);
+    expect(JSON.stringify(drops)).not.toContain(visitor);
+  });
+
+  it("is off with HONOR_DO_NOT_PROCESS=false", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const off = { env: { HONOR_DO_NOT_PROCESS: "false" } };
+    await postWebhook(doNotProcess(visitor, true), off);
+    expect((await postWebhook(forVisitor(visitor), off)).response.status).toBe(202);
+  });
+
+  it("requires the flag to be a boolean", async () => {
+    const webhook = { ...doNotProcess("v", true), properties: { doNotProcess: "yes" } };
+    const { response, json } = await postWebhook(webhook);
+    expect(response.status).toBe(400);
+    expect(json.issues).toEqual([
+      { path: "properties.doNotProcess", message: "properties.doNotProcess must be true or false" },
+    ]);
+  });
+});
