@@ -11,6 +11,8 @@ export const TEST_BINDINGS = {
   // The queue waits this long before redelivering a failed message: short, so tests can watch it.
   RETRY_BASE_SECONDS: "1",
   RETRY_MAX_SECONDS: "2",
+  // A hung Segment is given up on after a second, so outage scenarios drain quickly.
+  SEGMENT_TIMEOUT_MS: "1000",
 };
 
 export default defineConfig({

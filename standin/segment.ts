@@ -42,6 +42,8 @@ export class SegmentStandIn {
   duplicates = 0;
   private readonly seen = new Set<string>();
   private readonly scripted: InjectedAnswer[] = [];
+  /** Events this Segment considers malformed: a batch holding one is answered 400, as Segment does. */
+  rejectEvent: (call: Record<string, unknown>) => boolean = () => false;
 
   constructor(
     private readonly writeKeys: readonly string[],
@@ -92,6 +94,9 @@ export class SegmentStandIn {
       if (encoder.encode(JSON.stringify(call)).length > SEGMENT_LIMITS.eventBytes) {
         return this.record(answer(400, "event exceeds 32KB"), batch.length, bytes.length);
       }
+    }
+    if ((batch as Record<string, unknown>[]).some((call) => this.rejectEvent(call))) {
+      return this.record(answer(400, "invalid event"), batch.length, bytes.length);
     }
     if (batch.length > SEGMENT_LIMITS.batchEvents) {
       for (const call of batch) this.dropped.push({ reason: "batch over 2500 events", call });

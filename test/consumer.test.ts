@@ -6,7 +6,6 @@ import type { DeadLetter } from "../src/delivery/records";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { MAX_REQUEST_BYTES } from "../src/segment/batch";
-import { SegmentStandIn } from "../standin/segment";
 import { PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";
 import { poisonedMessage, queueMessages, relayMessage } from "./messages";
 import { useSegmentStandIn } from "./standin";
@@ -208,19 +207,5 @@ describe("dead-letter queue consumer", () => {
     const result = await getQueueResult(batch, ctx);
     expect(result.explicitAcks).toHaveLength(1);
     expect(await deadLetterFor(body.eventId)).toMatchObject({ reason: "queue-exhausted", message: body });
-  });
-});
-
-describe("Segment stand-in", () => {
-  it("is not a stub: it refuses a wrong write key", async () => {
-    const standIn = new SegmentStandIn([WRITE_KEY]);
-    const response = await standIn.handle(
-      new Request("https://api.segment.io/v1/batch", {
-        method: "POST",
-        headers: { authorization: `Basic ${btoa("other-key:")}` },
-        body: '{"batch":[]}',
-      }),
-    );
-    expect(response.status).toBe(401);
   });
 });

@@ -88,3 +88,60 @@ function eventNameHint(rawBody: string): string {
   const match = /"event"\s*:\s*"([^"\\]{1,200})"/.exec(rawBody);
   return match?.[1] ?? "";
 }
+
+export type RecordKind = "dead-letters" | "quarantine";
+const PREFIX: Record<RecordKind, string> = { "dead-letters": "dead:", quarantine: "quarantine:" };
+export const RECORD_ID = /^\d{13}-[A-Za-z0-9_-]{1,64}$/;
+
+export interface RecordFilter {
+  reason?: string;
+  event?: string;
+  source?: string;
+  from?: number;
+  to?: number;
+}
+
+export interface RecordSummary extends RecordMeta {
+  id: string;
+}
+
+function matches(meta: RecordMeta | null, filter: RecordFilter): meta is RecordMeta {
+  if (!meta) return false;
+  if (filter.reason !== undefined && meta.reason !== filter.reason) return false;
+  if (filter.event !== undefined && meta.event !== filter.event) return false;
+  if (filter.source !== undefined && meta.source !== filter.source) return false;
+  if (filter.from !== undefined && meta.at < filter.from) return false;
+  if (filter.to !== undefined && meta.at > filter.to) return false;
+  return true;
+}
+
+/**
+ * One page of a KV listing, filtered on the metadata stored with each key, so listing reads no
+ * values. A filtered page can hold fewer than `limit` entries; `cursor` continues the scan.
+ */
+export async function listRecords(
+  kv: KVNamespace,
+  kind: RecordKind,
+  filter: RecordFilter,
+  limit: number,
+  cursor?: string,
+): Promise<{ entries: RecordSummary[]; cursor: string | null }> {
+  const page = await kv.list<RecordMeta>({ prefix: PREFIX[kind], limit, cursor });
+  const entries = page.keys
+    .filter((key) => matches(key.metadata ?? null, filter))
+    .map((key) => ({ id: key.name.slice(PREFIX[kind].length), ...(key.metadata as RecordMeta) }));
+  return { entries, cursor: page.list_complete ? null : page.cursor };
+}
+
+export async function getRecord<T extends DeadLetter | QuarantineEntry>(
+  kv: KVNamespace,
+  kind: RecordKind,
+  id: string,
+): Promise<T | null> {
+  if (!RECORD_ID.test(id)) return null;
+  return kv.get<T>(`${PREFIX[kind]}${id}`, "json");
+}
+
+export async function deleteRecord(kv: KVNamespace, kind: RecordKind, id: string): Promise<void> {
+  await kv.delete(`${PREFIX[kind]}${id}`);
+}

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { createAdminRoutes } from "../admin/routes";
 import type { Env } from "../env";
 import { log } from "../log";
 import { DEFAULT_SOURCE } from "../sources";
@@ -11,6 +12,7 @@ export function createApp() {
   app.get("/", (c) => c.json({ name: RELAY_NAME, version: RELAY_VERSION, webhook: "POST /pendo?token=..." }));
   app.post("/pendo", (c) => ingestWebhook(c, DEFAULT_SOURCE));
   app.post("/pendo/:source", (c) => ingestWebhook(c, c.req.param("source")));
+  app.route("/admin", createAdminRoutes());
 
   app.notFound((c) =>
     c.json({ error: "not-found", message: `no route for ${c.req.method} ${c.req.path}` }, 404),

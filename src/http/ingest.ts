@@ -1,13 +1,11 @@
 import type { Context } from "hono";
 import { loadSettings, type Settings } from "../config";
-import type { RelayMessage } from "../delivery/message";
+import { digestHex, prepareEvent } from "../delivery/prepare";
 import { newDeadLetterId, putDeadLetter, putQuarantine } from "../delivery/records";
 import type { Env } from "../env";
 import { dedupKey, doNotProcessKey, recordId } from "../kv/keys";
 import { log } from "../log";
 import type { PendoWebhook } from "../pendo/envelope";
-import { readWebhook } from "../pendo/intake";
-import { transformWebhook } from "../pendo/transform";
 import { resolveSource, type Source } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
@@ -47,44 +45,48 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   if (!body.ok && body.reason === "too-large")
     return fail({ kind: "too-large", limit: settings.MAX_BODY_BYTES });
   const receivedAt = Date.now();
-  const intake = body.ok
-    ? readWebhook(body.text)
-    : { ok: false as const, issues: [{ path: "", message: "body is not valid UTF-8" }] };
-  if (!intake.ok) {
+  const text = body.ok ? body.text : "";
+  const prepared = body.ok
+    ? await prepareEvent(text, source, receivedAt)
+    : {
+        ok: false as const,
+        kind: "invalid" as const,
+        issues: [{ path: "", message: "body is not valid UTF-8" }],
+      };
+
+  if (!prepared.ok && prepared.kind === "invalid") {
     // Authenticated but invalid: kept, so a fixed relay can replay it (docs/operations.md).
-    const rawBody = body.ok ? body.text : "";
     const entry = {
       id: recordId(receivedAt, crypto.randomUUID()),
       source: source.name,
       receivedAt,
-      issues: intake.issues,
-      rawBody,
+      issues: prepared.issues,
+      rawBody: text,
     };
     c.executionCtx.waitUntil(
       putQuarantine(c.env.DEDUP, entry, settings.DEAD_LETTER_TTL_SECONDS).catch((error) =>
         log("error", "quarantine-write-failed", { source: source.name, error: String(error) }),
       ),
     );
-    logged.quarantineId = entry.id;
-    logged.issues = intake.issues.length;
-    return fail({ kind: "invalid", issues: intake.issues });
+    Object.assign(logged, { quarantineId: entry.id, issues: prepared.issues.length });
+    return fail({ kind: "invalid", issues: prepared.issues });
   }
 
-  const { webhook } = intake;
-  const eventId = webhook.uniqueId ?? (await sha1Hex(body.ok ? body.text : ""));
-  Object.assign(logged, { event: webhook.event, uniqueId: eventId, mapped: intake.entry !== undefined });
-  if (!intake.entry)
+  const { webhook, eventId } = prepared;
+  Object.assign(logged, { event: webhook.event, uniqueId: eventId });
+  if (prepared.ok && !prepared.entry) {
     log("warn", "unmapped-event", { source: source.name, event: webhook.event, uniqueId: eventId });
+  }
 
   let dnpKey: string | undefined;
   let seen: string | null;
   let flagged: string | null;
   try {
     dnpKey = await doNotProcessKeyFor(settings, source, webhook);
-    const skipFlagCheck = !dnpKey || webhook.event === DO_NOT_PROCESS_EVENT;
+    const checkFlag = dnpKey !== undefined && webhook.event !== DO_NOT_PROCESS_EVENT;
     [seen, flagged] = await Promise.all([
       c.env.DEDUP.get(dedupKey(source.name, eventId)),
-      skipFlagCheck ? null : c.env.DEDUP.get(dnpKey as string),
+      checkFlag ? c.env.DEDUP.get(dnpKey as string) : null,
     ]);
   } catch (error) {
     // Without the do-not-process answer the relay cannot honour it: refuse, and Pendo retries.
@@ -97,31 +99,23 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     return finish("dropped", c.json({ status: "dropped", reason: "do-not-process", eventId }, 200));
   }
 
-  const result = transformWebhook(webhook, {
-    source: source.name,
-    eventNames: source.eventNames,
-    trackEvents: source.trackEvents,
-    eventId,
-    receivedAt,
-  });
-
-  if (!result.ok) {
+  if (!prepared.ok) {
     const id = newDeadLetterId(receivedAt, eventId);
     try {
       await putDeadLetter(
         c.env.DEDUP,
         {
           id,
-          reason: result.reason,
+          reason: "event-too-large",
           source: source.name,
           eventId,
           event: webhook.event,
           attempts: 0,
           lastStatus: null,
-          detail: `${result.callType} call is ${result.bytes} bytes after trimming; Segment's limit is 32768`,
+          detail: prepared.detail,
           receivedAt,
           lastFailureAt: receivedAt,
-          rawBody: body.ok ? body.text : "",
+          rawBody: text,
         },
         settings.DEAD_LETTER_TTL_SECONDS,
       );
@@ -136,21 +130,12 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     logged.deadLetterId = id;
     return finish(
       "dead-lettered",
-      c.json({ status: "dead-lettered", reason: result.reason, eventId, id }, 202),
+      c.json({ status: "dead-lettered", reason: "event-too-large", eventId, id }, 202),
     );
   }
 
-  const message: RelayMessage = {
-    v: 1,
-    source: source.name,
-    eventId,
-    event: webhook.event,
-    receivedAt,
-    calls: result.encoded.map((call) => call.json),
-    bytes: result.encoded.reduce((sum, call) => sum + call.bytes, 0),
-  };
   try {
-    await c.env.EVENTS.send(message);
+    await c.env.EVENTS.send(prepared.message);
   } catch (error) {
     log("error", "enqueue-failed", { source: source.name, uniqueId: eventId, error: String(error) });
     return fail({ kind: "unavailable", reason: "queue" });
@@ -158,18 +143,9 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
 
   // Marked only after the queue accepted the event, so a failed enqueue stays retryable.
   c.executionCtx.waitUntil(afterEnqueue(c.env.DEDUP, settings, source, eventId, receivedAt, webhook, dnpKey));
-  return finish(
-    "accepted",
-    c.json(
-      {
-        status: "accepted",
-        eventId,
-        event: (result.calls[0] as { event: string }).event,
-        calls: result.calls.map((call) => ({ type: call.type, messageId: call.messageId })),
-      },
-      202,
-    ),
-  );
+  const calls = prepared.calls.map((call) => ({ type: call.type, messageId: call.messageId }));
+  const event = (prepared.calls[0] as { event: string }).event;
+  return finish("accepted", c.json({ status: "accepted", eventId, event, calls }, 202));
 }
 
 async function afterEnqueue(
@@ -207,13 +183,5 @@ async function doNotProcessKeyFor(settings: Settings, source: Source, webhook: P
   const visitorId = webhook.visitorId?.trim();
   if (!settings.HONOR_DO_NOT_PROCESS || !visitorId) return undefined;
   // Hashed: keys stay under KV's 512 bytes and the namespace holds no visitor ids in the clear.
-  return doNotProcessKey(source.name, await hex("SHA-256", visitorId));
+  return doNotProcessKey(source.name, await digestHex("SHA-256", visitorId));
 }
-
-const encoder = new TextEncoder();
-async function hex(algorithm: "SHA-1" | "SHA-256", text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest(algorithm, encoder.encode(text)));
-  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("");
-}
-/** 40 hex characters, the shape of Pendo's own uniqueId. */
-const sha1Hex = (text: string) => hex("SHA-1", text);
