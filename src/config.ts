@@ -6,6 +6,11 @@ import type { Env } from "./env";
  * configuration table are generated from `SETTINGS_DOC`, which must name every key here.
  */
 
+const EVENT_NAMING_VALUES = ["pendo", "legacy", "segment"] as const;
+const TRACK_EVENT_VALUES = ["wrapped", "unwrap"] as const;
+export type EventNaming = (typeof EVENT_NAMING_VALUES)[number];
+export type TrackEventMode = (typeof TRACK_EVENT_VALUES)[number];
+
 const integer = (fallback: number, min: number, max: number) =>
   v.pipe(
     v.optional(v.string(), String(fallback)),
@@ -41,19 +46,53 @@ const flag = (fallback: boolean) =>
     v.transform((raw) => raw === "true"),
   );
 
-export const EVENT_NAMING = ["pendo", "legacy", "segment"] as const;
-export const TRACK_EVENT_MODES = ["wrapped", "unwrap"] as const;
-export type EventNaming = (typeof EVENT_NAMING)[number];
-export type TrackEventMode = (typeof TRACK_EVENT_MODES)[number];
+/** A named source's name: part of messageIds and KV keys, so short and plain. */
+export const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]{0,23}$/;
+
+// Messages never quote the received value: this JSON holds write keys and tokens.
+const SourceSchema = v.strictObject(
+  {
+    writeKey: v.pipe(v.string("writeKey must be a string"), v.minLength(1, "writeKey must not be empty")),
+    tokens: v.pipe(
+      v.array(v.string("each token must be a string"), "tokens must be a list of strings"),
+      v.minLength(1, "tokens must hold at least one token"),
+      v.check(
+        (tokens) => tokens.every((t) => t.length >= 16),
+        "each token must be at least 16 characters long",
+      ),
+    ),
+    endpoint: v.optional(httpsUrl),
+    eventNames: v.optional(
+      v.picklist(EVENT_NAMING_VALUES, "eventNames must be one of pendo, legacy, segment"),
+    ),
+    trackEvents: v.optional(v.picklist(TRACK_EVENT_VALUES, "trackEvents must be wrapped or unwrap")),
+  },
+  "each source must be an object with writeKey and tokens (and optionally endpoint, eventNames, trackEvents)",
+);
+
+const SourcesSchema = v.pipe(
+  v.string(),
+  v.parseJson(undefined, "SOURCES must be valid JSON"),
+  v.record(
+    v.pipe(
+      v.string(),
+      v.regex(SOURCE_NAME, "source names must be 1-24 lower-case letters, digits, '-' or '_'"),
+      v.notValue("default", "the source name 'default' is reserved for POST /pendo"),
+    ),
+    SourceSchema,
+    "SOURCES must be a JSON object of sources",
+  ),
+);
 
 export const SettingsSchema = v.object({
+  SOURCES: v.optional(SourcesSchema),
   WEBHOOK_TOKEN: v.optional(tokenList),
   SEGMENT_WRITE_KEY: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty"))),
   SEGMENT_ENDPOINT: v.optional(httpsUrl, "https://api.segment.io"),
   ADMIN_TOKEN: v.optional(v.pipe(v.string(), v.minLength(16, "must be at least 16 characters long"))),
   ENVIRONMENT: v.optional(v.string(), "production"),
-  EVENT_NAMES: v.optional(v.picklist(EVENT_NAMING, "must be one of pendo, legacy, segment"), "pendo"),
-  TRACK_EVENTS: v.optional(v.picklist(TRACK_EVENT_MODES, "must be wrapped or unwrap"), "wrapped"),
+  EVENT_NAMES: v.optional(v.picklist(EVENT_NAMING_VALUES, "must be one of pendo, legacy, segment"), "pendo"),
+  TRACK_EVENTS: v.optional(v.picklist(TRACK_EVENT_VALUES, "must be wrapped or unwrap"), "wrapped"),
   HONOR_DO_NOT_PROCESS: flag(true),
   // 7 days: Pendo does not document its redelivery window; a week covers any plausible one.
   DEDUP_TTL_SECONDS: integer(604_800, 60, 31_536_000),
@@ -125,6 +164,11 @@ export interface SettingDoc {
 
 /** What each setting is for, for the generated configuration table. Keyed by the schema's keys. */
 export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
+  SOURCES: {
+    kind: "secret",
+    description:
+      'Named sources for `POST /pendo/<name>`, as JSON: `{"prod": {"writeKey": "…", "tokens": ["current", "previous"], "endpoint"?, "eventNames"?, "trackEvents"?}}`. Unset options fall back to the single-source settings.',
+  },
   WEBHOOK_TOKEN: {
     kind: "secret",
     description:

@@ -9,6 +9,7 @@ export interface Env {
   EVENTS: Queue<RelayMessage>;
 
   WEBHOOK_TOKEN?: string;
+  SOURCES?: string;
   SEGMENT_WRITE_KEY?: string;
   SEGMENT_ENDPOINT?: string;
   ADMIN_TOKEN?: string;

@@ -15,8 +15,27 @@ export interface Source {
 
 export const DEFAULT_SOURCE = "default";
 
+export function sourceNames(settings: Settings): string[] {
+  return [DEFAULT_SOURCE, ...Object.keys(settings.SOURCES ?? {})];
+}
+
+/**
+ * `default` is built from the single-source settings; any other name must be a key of SOURCES,
+ * whose unset options fall back to the single-source ones. A source accepts only its own tokens.
+ */
 export function resolveSource(settings: Settings, name: string): Source | undefined {
-  if (name !== DEFAULT_SOURCE) return undefined;
+  if (name !== DEFAULT_SOURCE) {
+    const named = Object.hasOwn(settings.SOURCES ?? {}, name) ? settings.SOURCES?.[name] : undefined;
+    if (!named) return undefined;
+    return {
+      name,
+      tokens: named.tokens,
+      writeKey: named.writeKey,
+      endpoint: named.endpoint ?? settings.SEGMENT_ENDPOINT,
+      eventNames: named.eventNames ?? settings.EVENT_NAMES,
+      trackEvents: named.trackEvents ?? settings.TRACK_EVENTS,
+    };
+  }
   return {
     name,
     tokens: settings.WEBHOOK_TOKEN ?? [],

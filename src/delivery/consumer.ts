@@ -33,6 +33,10 @@ export async function consumeEvents(batch: MessageBatch<RelayMessage>, env: Env)
       { target: SegmentTarget; source: string; messages: RelayQueueMessage[] }
     >();
     for (const message of batch.messages) {
+      if (message.body.probe) {
+        delivery.ack(message);
+        continue;
+      }
       const source = resolveSource(config.settings, message.body.source);
       if (!source?.writeKey) {
         log("error", "no-write-key", {
@@ -211,7 +215,7 @@ class Delivery {
     }
   }
 
-  private ack(message: RelayQueueMessage) {
+  ack(message: RelayQueueMessage) {
     this.settled.add(message);
     message.ack();
   }

@@ -17,4 +17,6 @@ export interface RelayMessage {
   bytes: number;
   /** Set when an operator replayed a dead letter or a quarantined webhook. */
   replayedAt?: number;
+  /** A `GET /health?deep=1` probe: proves the queue takes writes; acked, never sent. */
+  probe?: true;
 }

@@ -4,6 +4,8 @@ import type { Env } from "../env";
 import { log } from "../log";
 import { DEFAULT_SOURCE } from "../sources";
 import { RELAY_NAME, RELAY_VERSION } from "../version";
+import { debugTransform } from "./debug";
+import { health } from "./health";
 import { ingestWebhook } from "./ingest";
 
 export function createApp() {
@@ -12,6 +14,8 @@ export function createApp() {
   app.get("/", (c) => c.json({ name: RELAY_NAME, version: RELAY_VERSION, webhook: "POST /pendo?token=..." }));
   app.post("/pendo", (c) => ingestWebhook(c, DEFAULT_SOURCE));
   app.post("/pendo/:source", (c) => ingestWebhook(c, c.req.param("source")));
+  app.get("/health", health);
+  app.post("/debug/transform", debugTransform);
   app.route("/admin", createAdminRoutes());
 
   app.notFound((c) =>
