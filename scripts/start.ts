@@ -1,15 +1,36 @@
 /**
- * `npm start`: run the relay locally on `wrangler dev`, with local KV and queues. The first run
- * creates .dev.vars from .dev.vars.example so the documented curl works at once.
+ * `npm start`: the relay on `wrangler dev` with local KV and queues. The first run creates
+ * .dev.vars from .dev.vars.example. Without a SEGMENT_WRITE_KEY in .dev.vars, a local Segment
+ * stand-in (standin/server.ts) receives the events and prints each one; with a key, the relay
+ * sends to the real Segment.
  */
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync } from "node:fs";
+import { startStandInServer } from "../standin/server";
+import { devVars } from "./send";
+
+const STANDIN_PORT = Number(process.env.STANDIN_PORT ?? 8788);
+const STANDIN_WRITE_KEY = "local-standin-write-key";
 
 if (!existsSync(".dev.vars")) {
   copyFileSync(".dev.vars.example", ".dev.vars");
   console.log("Created .dev.vars from .dev.vars.example (local token: local-dev-token-0123456789).");
 }
 
-const wrangler = spawn("npx", ["wrangler", "dev", ...process.argv.slice(2)], { stdio: "inherit" });
-wrangler.on("exit", (code) => process.exit(code ?? 0));
+const args = ["wrangler", "dev", ...process.argv.slice(2)];
+let standIn: Awaited<ReturnType<typeof startStandInServer>> | undefined;
+if (!devVars().SEGMENT_WRITE_KEY) {
+  standIn = await startStandInServer({ port: STANDIN_PORT, writeKeys: [STANDIN_WRITE_KEY] });
+  console.log(`No SEGMENT_WRITE_KEY in .dev.vars: events go to the local Segment stand-in at ${standIn.url}`);
+  console.log(`  (inspect: curl ${standIn.url}/events, curl ${standIn.url}/stats)`);
+  args.push("--var", `SEGMENT_ENDPOINT:${standIn.url}`, "--var", `SEGMENT_WRITE_KEY:${STANDIN_WRITE_KEY}`);
+} else {
+  console.log("SEGMENT_WRITE_KEY is set in .dev.vars: events go to the real Segment.");
+}
+
+const wrangler = spawn("npx", args, { stdio: "inherit" });
+wrangler.on("exit", async (code) => {
+  await standIn?.close();
+  process.exit(code ?? 0);
+});
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => wrangler.kill(signal));

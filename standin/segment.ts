@@ -40,7 +40,13 @@ export class SegmentStandIn {
   readonly dropped: { reason: string; call: unknown }[] = [];
   readonly requests: StandInRequest[] = [];
   duplicates = 0;
+  /** Every call kept, counted, even when `keep` bounds `received`. */
+  acceptedCount = 0;
   private readonly seen = new Set<string>();
+  /** Called with each call Segment would keep, as it arrives. */
+  onEvent: (event: ReceivedEvent) => void = () => {};
+  /** Keep at most this many received calls (oldest dropped first); unbounded in tests. */
+  keep = Number.POSITIVE_INFINITY;
   private readonly scripted: InjectedAnswer[] = [];
   /** Events this Segment considers malformed: a batch holding one is answered 400, as Segment does. */
   rejectEvent: (call: Record<string, unknown>) => boolean = () => false;
@@ -49,7 +55,8 @@ export class SegmentStandIn {
     private readonly writeKeys: readonly string[],
     /** Share of requests (0..1) answered with `randomFailure`, for outage scenarios. */
     private failureShare = 0,
-    private readonly randomFailure: () => InjectedAnswer = () => 500,
+    /** The answer a random failure gets. */
+    public randomFailure: () => InjectedAnswer = () => 500,
   ) {}
 
   /** The next requests get these answers, in order, before the normal behaviour resumes. */
@@ -59,6 +66,11 @@ export class SegmentStandIn {
 
   setFailureShare(share: number): void {
     this.failureShare = share;
+  }
+
+  /** Distinct messageIds Segment would keep, over the stand-in's whole life. */
+  get distinctMessageIds(): number {
+    return this.seen.size;
   }
 
   get messageIds(): string[] {
@@ -115,7 +127,11 @@ export class SegmentStandIn {
       this.duplicates++;
     } else {
       if (typeof call.messageId === "string") this.seen.add(call.messageId);
-      this.received.push({ writeKey, sentAt, call });
+      const event = { writeKey, sentAt, call };
+      this.acceptedCount++;
+      this.received.push(event);
+      if (this.received.length > this.keep) this.received.shift();
+      this.onEvent(event);
     }
   }
 

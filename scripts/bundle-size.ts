@@ -1,0 +1,31 @@
+/**
+ * Builds the deployable bundle (`wrangler deploy --dry-run`) and reports its size, raw and gzip.
+ * Fails above 1 MiB gzip: a third of the Workers free plan's 3 MB, so there is room to grow.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+
+export const BUNDLE_BUDGET_GZIP = 1024 * 1024;
+
+export function measureBundle(): { raw: number; gzip: number } {
+  const outdir = mkdtempSync(join(tmpdir(), "relay-bundle-"));
+  try {
+    execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], { stdio: "pipe" });
+    const code = readFileSync(join(outdir, "index.js"));
+    return { raw: code.length, gzip: gzipSync(code, { level: 9 }).length };
+  } finally {
+    rmSync(outdir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1]?.endsWith("bundle-size.ts")) {
+  const { raw, gzip } = measureBundle();
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+  console.log(
+    `bundle: ${kib(raw)} raw, ${kib(gzip)} gzip (budget ${kib(BUNDLE_BUDGET_GZIP)} gzip; free plan 3 MB)`,
+  );
+  if (gzip > BUNDLE_BUDGET_GZIP) process.exit(1);
+}
