@@ -4,92 +4,32 @@
  * and checks what the stand-in received. Timings are waited for, never asserted.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
+import {
+  LOCAL_TOKEN,
+  LOCAL_WRITE_KEY,
+  type LocalRelay,
+  startLocalRelay,
+  waitFor,
+} from "../scripts/harness/local-relay";
 import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
 import { CATALOG } from "../src/pendo/catalog";
-import { type RunningStandIn, startStandInServer } from "../standin/server";
 
-const TOKEN = "black-box-token-0123456789";
-const WRITE_KEY = "black-box-write-key";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-}
-
-let standIn: RunningStandIn;
-let wrangler: ChildProcess;
-let relay: string;
-let output = "";
-const state = mkdtempSync(join(tmpdir(), "relay-black-box-"));
+let local: LocalRelay;
 
 before(async () => {
-  standIn = await startStandInServer({ writeKeys: [WRITE_KEY], print: false });
-  const port = await freePort();
-  relay = `http://127.0.0.1:${port}`;
-  wrangler = spawn(
-    "npx",
-    [
-      "wrangler",
-      "dev",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--persist-to",
-      state,
-      "--show-interactive-dev-session=false",
-      "--var",
-      `WEBHOOK_TOKEN:${TOKEN}`,
-      "--var",
-      `SEGMENT_WRITE_KEY:${WRITE_KEY}`,
-      "--var",
-      `SEGMENT_ENDPOINT:${standIn.url}`,
-      "--var",
-      "ENVIRONMENT:black-box",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], detached: true },
-  );
-  wrangler.stdout?.on("data", (chunk) => (output += chunk));
-  wrangler.stderr?.on("data", (chunk) => (output += chunk));
-  await waitFor(
-    "wrangler dev to answer /health",
-    async () => ((await fetch(`${relay}/health`)).ok ? true : undefined),
-    90_000,
-  ).catch((error) => {
-    throw new Error(`${error.message}\n${output.slice(-3000)}`);
-  });
+  local = await startLocalRelay();
 });
 
 after(async () => {
-  if (wrangler?.pid) process.kill(-wrangler.pid, "SIGTERM");
-  await standIn?.close();
-  rmSync(state, { recursive: true, force: true });
+  await local?.stop();
 });
 
 test("every catalog event sent to wrangler dev reaches the Segment stand-in as the right calls", async () => {
   const expected = new Map<string, string>();
   for (const event of SAMPLE_EVENTS) {
     const webhook = sampleWebhook(event);
-    const response = await fetch(`${relay}/pendo?token=${TOKEN}`, {
+    const response = await fetch(`${local.url}/pendo?token=${LOCAL_TOKEN}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify(webhook),
@@ -102,35 +42,35 @@ test("every catalog event sent to wrangler dev reaches the Segment stand-in as t
 
   await waitFor(
     "every call to reach the stand-in",
-    async () => (standIn.standIn.distinctMessageIds >= expected.size ? true : undefined),
+    async () => (local.standIn.standIn.distinctMessageIds >= expected.size ? true : undefined),
     60_000,
   ).catch((error) => {
     throw new Error(
-      `${error.message}: ${standIn.standIn.distinctMessageIds}/${expected.size}\n${output.slice(-3000)}`,
+      `${error.message}: ${local.standIn.standIn.distinctMessageIds}/${expected.size}\n${local.output().slice(-3000)}`,
     );
   });
-  const received = standIn.standIn.received;
+  const received = local.standIn.standIn.received;
   assert.deepEqual(new Set(received.map((event) => event.call.messageId)), new Set(expected.keys()));
-  assert.ok(received.every((event) => event.writeKey === WRITE_KEY));
+  assert.ok(received.every((event) => event.writeKey === LOCAL_WRITE_KEY));
   for (const { call } of received) {
     if (call.type === "track") assert.equal(call.event, expected.get(String(call.messageId)));
     assert.ok(call.userId || call.anonymousId, `${call.messageId} has an identity`);
   }
-  assert.equal(standIn.standIn.dropped.length, 0);
+  assert.equal(local.standIn.standIn.dropped.length, 0);
   // The queue batched the webhooks: far fewer Segment requests than events.
   assert.ok(
-    standIn.standIn.requests.length < SAMPLE_EVENTS.length / 4,
-    `${standIn.standIn.requests.length} requests`,
+    local.standIn.standIn.requests.length < SAMPLE_EVENTS.length / 4,
+    `${local.standIn.standIn.requests.length} requests`,
   );
 });
 
 test("a wrong token is refused by the running relay and nothing reaches Segment", async () => {
-  const before = standIn.standIn.requests.length;
-  const response = await fetch(`${relay}/pendo?token=wrong-token-0123456789`, {
+  const before = local.standIn.standIn.requests.length;
+  const response = await fetch(`${local.url}/pendo?token=wrong-token-0123456789`, {
     method: "POST",
     body: JSON.stringify(sampleWebhook("guideDisplayed")),
   });
   assert.equal(response.status, 401);
-  assert.doesNotMatch(output, /black-box-token-0123456789|black-box-write-key/);
-  assert.equal(standIn.standIn.requests.length, before);
+  assert.ok(!local.output().includes(LOCAL_TOKEN) && !local.output().includes(LOCAL_WRITE_KEY));
+  assert.equal(local.standIn.standIn.requests.length, before);
 });

@@ -273,3 +273,30 @@ describe("configuration and routes", () => {
     expect(text).not.toContain(env.SEGMENT_WRITE_KEY as string);
   });
 });
+
+describe("hostile input", () => {
+  it("answers 400, not 500, for a payload nested too deeply to serialize, and quarantines it", async () => {
+    const webhook = JSON.stringify({ ...withUniqueId(PUBLISHED.guideDisplayed), properties: { x: 1 } });
+    const deep = webhook.replace('{"x":1}', `${'{"a":'.repeat(20_000)}1${"}".repeat(20_000)}`);
+    const before = await quarantineCount();
+    const { response, json } = await postWebhook(deep);
+    expect(response.status).toBe(400);
+    expect(json.issues).toEqual([
+      { path: "properties", message: "the payload is nested too deeply to be sent to Segment" },
+    ]);
+    expect(await quarantineCount()).toBe(before + 1);
+  });
+
+  it("keeps a __proto__ field as data, in the envelope and in metadata, polluting nothing", async () => {
+    const uniqueId = withUniqueId({}).uniqueId;
+    const body = `{"__proto__":{"polluted":true},"event":"visitorMetadataUpdated","visitorId":"v","uniqueId":"${uniqueId}",
+      "app":{"id":1,"__proto__":{"x":2}},"properties":{"metadata":{"agent":{"__proto__":{"y":3},"plan":"pro"}}}}`;
+    const { response, enqueued } = await postWebhook(body);
+    expect(response.status).toBe(202);
+    const [track, identify] = (enqueued[0]?.calls ?? []).map((call) => call);
+    expect(track).toContain('"extra":{"__proto__":{"polluted":true}}');
+    expect(track).toContain('"app":{"id":1,"__proto__":{"x":2}}');
+    expect(identify).toContain('"traits":{"__proto__":{"y":3},"plan":"pro"}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});

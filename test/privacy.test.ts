@@ -62,3 +62,31 @@ describe("do not process", () => {
     ]);
   });
 });
+
+describe("do-not-process flag set (per isolate)", () => {
+  it("honours a flag written elsewhere once its set is refreshed, never sooner than KV allows", async () => {
+    const { env } = await import("cloudflare:workers");
+    const { isDoNotProcess, REFRESH_MS } = await import("../src/privacy/doNotProcess");
+    const { doNotProcessKey } = await import("../src/kv/keys");
+    const source = `iso-${crypto.randomUUID().slice(0, 8)}`;
+    const pending: Promise<unknown>[] = [];
+    const waitUntil = (promise: Promise<unknown>) => void pending.push(promise);
+    const t0 = Date.now();
+
+    expect(await isDoNotProcess(env.DEDUP, source, "abc", t0, waitUntil)).toBe(false);
+    await env.DEDUP.put(doNotProcessKey(source, "abc"), "{}"); // as another isolate would
+    expect(await isDoNotProcess(env.DEDUP, source, "abc", t0 + 1_000, waitUntil)).toBe(false);
+    expect(pending).toHaveLength(0);
+
+    expect(await isDoNotProcess(env.DEDUP, source, "abc", t0 + REFRESH_MS + 1, waitUntil)).toBe(false);
+    expect(pending).toHaveLength(1);
+    await Promise.all(pending);
+    expect(await isDoNotProcess(env.DEDUP, source, "abc", t0 + REFRESH_MS + 2, waitUntil)).toBe(true);
+  });
+
+  it("refuses (throws) rather than guesses when the flags cannot be loaded", async () => {
+    const { isDoNotProcess } = await import("../src/privacy/doNotProcess");
+    const broken = { list: () => Promise.reject(new Error("kv down")) } as unknown as KVNamespace;
+    await expect(isDoNotProcess(broken, "default", "abc", Date.now(), () => {})).rejects.toThrow("kv down");
+  });
+});

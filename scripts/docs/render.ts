@@ -118,9 +118,13 @@ visitor's later events, answering \`200 {"status": "dropped"}\` and logging each
 \`do-not-process-drop\`. The same event with \`false\` is forwarded and lifts the block.
 \`HONOR_DO_NOT_PROCESS=false\` turns this off.
 
-Caveat: KV is eventually consistent. For up to about 60 seconds after the flag is set (longer
-across distant locations) an event handled elsewhere may not see it yet and be forwarded. If KV
-cannot be read, the relay answers 503 rather than risk forwarding a flagged visitor's event.
+Caveat: the flags live in KV, which is eventually consistent. Each Worker isolate keeps the set
+of flagged visitors in memory, loaded with one KV list and refreshed in the background every 30
+seconds, so that no webhook pays a KV read for it. A flag set through one isolate applies there
+at once; elsewhere it applies within KV's propagation delay (about 60 seconds, longer across
+distant locations) plus those 30 seconds. Events in that window may be forwarded. If the flags
+cannot be loaded at all, the relay answers 503 rather than risk forwarding a flagged visitor's
+event.
 `;
 }
 

@@ -3,9 +3,10 @@ import { loadSettings, type Settings } from "../config";
 import { digestHex, prepareEvent } from "../delivery/prepare";
 import { newDeadLetterId, putDeadLetter, putQuarantine } from "../delivery/records";
 import type { Env } from "../env";
-import { dedupKey, doNotProcessKey, recordId } from "../kv/keys";
+import { dedupKey, recordId } from "../kv/keys";
 import { log } from "../log";
 import type { PendoWebhook } from "../pendo/envelope";
+import { isDoNotProcess, setDoNotProcess } from "../privacy/doNotProcess";
 import { resolveSource, type Source } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
@@ -78,15 +79,18 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     log("warn", "unmapped-event", { source: source.name, event: webhook.event, uniqueId: eventId });
   }
 
-  let dnpKey: string | undefined;
+  let visitorHash: string | undefined;
   let seen: string | null;
-  let flagged: string | null;
+  let flagged: boolean;
   try {
-    dnpKey = await doNotProcessKeyFor(settings, source, webhook);
-    const checkFlag = dnpKey !== undefined && webhook.event !== DO_NOT_PROCESS_EVENT;
+    visitorHash = await visitorHashFor(settings, webhook);
+    const checkFlag = visitorHash !== undefined && webhook.event !== DO_NOT_PROCESS_EVENT;
+    const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
     [seen, flagged] = await Promise.all([
       c.env.DEDUP.get(dedupKey(source.name, eventId)),
-      checkFlag ? c.env.DEDUP.get(dnpKey as string) : null,
+      checkFlag
+        ? isDoNotProcess(c.env.DEDUP, source.name, visitorHash as string, receivedAt, waitUntil)
+        : false,
     ]);
   } catch (error) {
     // Without the do-not-process answer the relay cannot honour it: refuse, and Pendo retries.
@@ -94,7 +98,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     return fail({ kind: "unavailable", reason: "kv" });
   }
   if (seen !== null) return finish("duplicate", c.json({ status: "duplicate", eventId }, 200));
-  if (flagged !== null) {
+  if (flagged) {
     log("info", "do-not-process-drop", { source: source.name, event: webhook.event, uniqueId: eventId });
     return finish("dropped", c.json({ status: "dropped", reason: "do-not-process", eventId }, 200));
   }
@@ -142,7 +146,9 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   }
 
   // Marked only after the queue accepted the event, so a failed enqueue stays retryable.
-  c.executionCtx.waitUntil(afterEnqueue(c.env.DEDUP, settings, source, eventId, receivedAt, webhook, dnpKey));
+  c.executionCtx.waitUntil(
+    afterEnqueue(c.env.DEDUP, settings, source, eventId, receivedAt, webhook, visitorHash),
+  );
   const calls = prepared.calls.map((call) => ({ type: call.type, messageId: call.messageId }));
   const event = (prepared.calls[0] as { event: string }).event;
   return finish("accepted", c.json({ status: "accepted", eventId, event, calls }, 202));
@@ -155,17 +161,15 @@ async function afterEnqueue(
   eventId: string,
   at: number,
   webhook: PendoWebhook,
-  dnpKey: string | undefined,
+  visitorHash: string | undefined,
 ): Promise<void> {
   const writes: Promise<void>[] = [
     kv.put(dedupKey(source.name, eventId), JSON.stringify({ at }), {
       expirationTtl: settings.DEDUP_TTL_SECONDS,
     }),
   ];
-  if (dnpKey && webhook.event === DO_NOT_PROCESS_EVENT) {
-    writes.push(
-      webhook.properties?.doNotProcess === true ? kv.put(dnpKey, JSON.stringify({ at })) : kv.delete(dnpKey),
-    );
+  if (visitorHash && webhook.event === DO_NOT_PROCESS_EVENT) {
+    writes.push(setDoNotProcess(kv, source.name, visitorHash, webhook.properties?.doNotProcess === true, at));
   }
   const results = await Promise.allSettled(writes);
   for (const result of results) {
@@ -179,9 +183,9 @@ async function afterEnqueue(
   }
 }
 
-async function doNotProcessKeyFor(settings: Settings, source: Source, webhook: PendoWebhook) {
+async function visitorHashFor(settings: Settings, webhook: PendoWebhook) {
   const visitorId = webhook.visitorId?.trim();
   if (!settings.HONOR_DO_NOT_PROCESS || !visitorId) return undefined;
   // Hashed: keys stay under KV's 512 bytes and the namespace holds no visitor ids in the clear.
-  return doNotProcessKey(source.name, await digestHex("SHA-256", visitorId));
+  return digestHex("SHA-256", visitorId);
 }

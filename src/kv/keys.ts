@@ -20,7 +20,8 @@ export const KV_LAYOUT = [
     key: "dnp:<source>:<sha256(visitorId)>",
     value: '`{"at": <ms>}`, when the do-not-process flag was set',
     ttl: "none (deleted when the flag is cleared)",
-    purpose: "Visitors who asked not to be processed; their later events are dropped.",
+    purpose:
+      "Visitors who asked not to be processed; listed by each isolate every 30 s, never read per webhook.",
   },
   {
     prefix: "dead:",

@@ -8,6 +8,7 @@ import {
   type ValidationIssue,
 } from "./envelope";
 import { parseJsonLossless } from "./json";
+import { keepProtoKey } from "./own";
 
 export type IntakeResult =
   | { ok: true; webhook: PendoWebhook; entry: CatalogEntry | undefined }
@@ -28,6 +29,11 @@ export function readWebhook(text: string): IntakeResult {
   if (!envelope.success) return { ok: false, issues: toValidationIssues(envelope.issues) };
 
   const webhook = envelope.output;
+  // valibot copies objects by assignment, which drops an own "__proto__" key (see own.ts).
+  const raw = parsed.value as Record<string, unknown>;
+  keepProtoKey(raw, webhook);
+  keepProtoKey(raw.app, webhook.app);
+  keepProtoKey(raw.subscription, webhook.subscription);
   const entry = catalogEntry(webhook.event);
   if (entry?.properties) {
     const checked = v.safeParse(entry.properties, webhook.properties ?? {});

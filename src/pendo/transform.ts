@@ -12,6 +12,7 @@ import { type CatalogEntry, catalogEntry } from "./catalog";
 import { ENVELOPE_KEYS, type PendoWebhook } from "./envelope";
 import { segmentIdentity } from "./identity";
 import { segmentEventName } from "./names";
+import { assignOwn, setOwn } from "./own";
 import { eventTime } from "./time";
 import { TRIM_STEPS } from "./trim";
 
@@ -28,7 +29,9 @@ export interface TransformOptions {
 
 export type TransformResult =
   | { ok: true; entry: CatalogEntry | undefined; calls: SegmentCall[]; encoded: EncodedCall[] }
-  | { ok: false; reason: "event-too-large"; callType: SegmentCall["type"]; bytes: number };
+  | { ok: false; reason: "event-too-large"; callType: SegmentCall["type"]; bytes: number }
+  /** JSON.stringify ran out of stack: the payload nests deeper than any event can. */
+  | { ok: false; reason: "too-deep" };
 
 /** Segment dedups on messageId for ~24 h across workspaces, hence a relay-specific prefix. */
 export function messageIdFor(source: string, eventId: string, type: SegmentCall["type"]): string {
@@ -115,7 +118,7 @@ function metadataTraits(properties: PendoWebhook["properties"]): Record<string, 
   const { metadata, ...traits } = properties ?? {};
   if (!isObject(metadata)) return metadata === undefined ? traits : { ...traits, metadata };
   for (const group of Object.values(metadata)) {
-    if (isObject(group)) Object.assign(traits, group);
+    if (isObject(group)) assignOwn(traits, group);
   }
   return traits;
 }
@@ -132,7 +135,7 @@ function extraFields(webhook: PendoWebhook): Record<string, unknown> | undefined
   for (const key of Object.keys(webhook)) {
     if (ENVELOPE_KEYS.has(key)) continue;
     extra ??= {};
-    extra[key] = webhook[key];
+    setOwn(extra, key, webhook[key]);
   }
   return extra;
 }
@@ -143,7 +146,14 @@ function fitToSegment(
   entry: CatalogEntry | undefined,
   pendo: Record<string, unknown>,
 ): TransformResult {
-  const encoded = calls.map(encodeCall);
+  let encoded: EncodedCall[];
+  try {
+    encoded = calls.map(encodeCall);
+  } catch (error) {
+    // V8's JSON.stringify recurses; a payload nested thousands deep exhausts the stack.
+    if (error instanceof RangeError) return { ok: false, reason: "too-deep" };
+    throw error;
+  }
   const [track] = calls as [SegmentTrack];
   const trimmed: string[] = [];
   for (const step of TRIM_STEPS) {

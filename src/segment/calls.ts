@@ -49,8 +49,12 @@ export interface EncodedCall {
 // Segment rejects an event over 32 KB (segment.com/docs/connections/sources/catalog/libraries/server/http-api/#max-request-size).
 export const MAX_EVENT_BYTES = 32 * 1024;
 
+// Native and fast: most Segment calls are pure ASCII, whose UTF-8 length is their length.
+const NON_ASCII = /[\u0080-\uffff]/;
+
 /** UTF-8 length of a string without allocating an encoded copy. */
 export function utf8Length(text: string): number {
+  if (!NON_ASCII.test(text)) return text.length;
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i);

@@ -1,0 +1,64 @@
+/**
+ * Edge cost: autocannon against the running `wrangler dev`, the ingest route (auth, validation,
+ * dedup, enqueue; every request a new event) beside a trivial route of the same Worker (GET /),
+ * at several concurrencies, in the same run.
+ */
+import autocannon from "autocannon";
+import { LOCAL_TOKEN } from "../scripts/harness/local-relay";
+import { sampleWebhook } from "../scripts/samples";
+
+export interface EdgeFigures {
+  connections: number;
+  route: "ingest" | "trivial";
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  non2xx: number;
+}
+
+const DURATION_SECONDS = 5;
+
+function run(url: string, connections: number, route: "ingest" | "trivial"): Promise<autocannon.Result> {
+  const template = sampleWebhook("guideDisplayed");
+  let counter = 0;
+  const options: autocannon.Options =
+    route === "trivial"
+      ? { url: `${url}/`, connections, duration: DURATION_SECONDS }
+      : {
+          url: `${url}/pendo?token=${LOCAL_TOKEN}`,
+          connections,
+          duration: DURATION_SECONDS,
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          requests: [
+            {
+              setupRequest: (request) => {
+                counter++;
+                // A new event each time: a repeated uniqueId would take the cheaper duplicate path.
+                const uniqueId = `${counter.toString(16).padStart(8, "0")}${"b".repeat(32)}`;
+                return { ...request, body: JSON.stringify({ ...template, uniqueId }) };
+              },
+            },
+          ],
+        };
+  return autocannon(options);
+}
+
+export async function benchEdge(url: string, concurrencies = [1, 10, 50]): Promise<EdgeFigures[]> {
+  const figures: EdgeFigures[] = [];
+  await run(url, 4, "trivial"); // warm-up
+  for (const connections of concurrencies) {
+    for (const route of ["trivial", "ingest"] as const) {
+      const result = await run(url, connections, route);
+      figures.push({
+        connections,
+        route,
+        requestsPerSecond: Math.round(result.requests.average),
+        p50Ms: result.latency.p50,
+        p99Ms: result.latency.p99,
+        non2xx: result.non2xx,
+      });
+    }
+  }
+  return figures;
+}

@@ -1,0 +1,93 @@
+/**
+ * Starts what `npm start` starts, for tests, benchmarks and the chaos run: the Segment stand-in
+ * server and the real `wrangler dev` (local KV and queues, fresh state in a temp folder) pointed
+ * at it, on free loopback ports. `stop()` ends both and removes the state.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type RunningStandIn, startStandInServer } from "../../standin/server";
+
+export const LOCAL_TOKEN = "local-harness-token-0123456789";
+export const LOCAL_ADMIN_TOKEN = "local-harness-admin-0123456789";
+export const LOCAL_WRITE_KEY = "local-harness-write-key";
+
+export interface LocalRelay {
+  url: string;
+  standIn: RunningStandIn;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  everyMs = 250,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+export async function startLocalRelay(vars: Record<string, string> = {}): Promise<LocalRelay> {
+  const standIn = await startStandInServer({ writeKeys: [LOCAL_WRITE_KEY], print: false, keep: 20_000 });
+  const port = await freePort();
+  const state = mkdtempSync(join(tmpdir(), "relay-local-"));
+  const allVars = {
+    WEBHOOK_TOKEN: LOCAL_TOKEN,
+    ADMIN_TOKEN: LOCAL_ADMIN_TOKEN,
+    SEGMENT_WRITE_KEY: LOCAL_WRITE_KEY,
+    SEGMENT_ENDPOINT: standIn.url,
+    ENVIRONMENT: "local-harness",
+    ...vars,
+  };
+  const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state];
+  args.push("--show-interactive-dev-session=false");
+  for (const [key, value] of Object.entries(allVars)) args.push("--var", `${key}:${value}`);
+  const wrangler: ChildProcess = spawn("npx", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let output = "";
+  // Bounded: a long run logs a lot, and only the tail helps when something fails.
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-200_000);
+  };
+  wrangler.stdout?.on("data", keep);
+  wrangler.stderr?.on("data", keep);
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (wrangler.pid && wrangler.exitCode === null) {
+      try {
+        process.kill(-wrangler.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+    await standIn.close();
+    rmSync(state, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(
+      "wrangler dev to answer /health",
+      async () => ((await fetch(`${url}/health`)).ok ? true : undefined),
+      90_000,
+    );
+  } catch (error) {
+    await stop();
+    throw new Error(`${(error as Error).message}\n${output.slice(-3_000)}`);
+  }
+  return { url, standIn, output: () => output, stop };
+}
