@@ -275,16 +275,27 @@ describe("configuration and routes", () => {
 });
 
 describe("hostile input", () => {
-  it("answers 400, not 500, for a payload nested too deeply to serialize, and quarantines it", async () => {
+  it.each([40, 20_000])(
+    "answers 400, not 500, for properties nested %i deep, naming where, and quarantines it",
+    async (depth) => {
+      const webhook = JSON.stringify({ ...withUniqueId(PUBLISHED.guideDisplayed), properties: { x: 1 } });
+      const deep = webhook.replace('{"x":1}', `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`);
+      const before = await quarantineCount();
+      const { response, json } = await postWebhook(deep);
+      expect(response.status).toBe(400);
+      expect(json.issues).toEqual([
+        { path: `properties${".a".repeat(31)}`, message: "nested deeper than 32 levels" },
+      ]);
+      expect(await quarantineCount()).toBe(before + 1);
+    },
+  );
+
+  it("accepts nesting up to the limit", async () => {
     const webhook = JSON.stringify({ ...withUniqueId(PUBLISHED.guideDisplayed), properties: { x: 1 } });
-    const deep = webhook.replace('{"x":1}', `${'{"a":'.repeat(20_000)}1${"}".repeat(20_000)}`);
-    const before = await quarantineCount();
-    const { response, json } = await postWebhook(deep);
-    expect(response.status).toBe(400);
-    expect(json.issues).toEqual([
-      { path: "properties", message: "the payload is nested too deeply to be sent to Segment" },
-    ]);
-    expect(await quarantineCount()).toBe(before + 1);
+    const { response } = await postWebhook(
+      webhook.replace('{"x":1}', `${'{"a":'.repeat(31)}1${"}".repeat(31)}`),
+    );
+    expect(response.status).toBe(202);
   });
 
   it("keeps a __proto__ field as data, in the envelope and in metadata, polluting nothing", async () => {
