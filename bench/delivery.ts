@@ -10,6 +10,8 @@ import { sampleWebhook } from "../scripts/samples";
 export interface DeliveryFigures {
   webhooks: number;
   calls: number;
+  /** Calls still missing when the wait ended (0 unless something was lost or stuck). */
+  undelivered: number;
   segmentRequests: number;
   requestsPerWebhook: number;
   bytesPerWebhook: number;
@@ -60,12 +62,16 @@ export async function benchDelivery(
     500,
   );
   const drained = Date.now();
-  const latencies = [...accepted].map(([id, at]) => (arrivals.get(id) as number) - at).sort((a, b) => a - b);
+  const latencies = [...accepted]
+    .filter(([id]) => arrivals.has(id))
+    .map(([id, at]) => (arrivals.get(id) as number) - at)
+    .sort((a, b) => a - b);
   const requests = standIn.requests.slice(requestsBefore);
   const bytes = requests.reduce((sum, r) => sum + r.bytes, 0);
   return {
     webhooks,
     calls: accepted.size,
+    undelivered: [...accepted.keys()].filter((id) => !arrivals.has(id)).length,
     segmentRequests: requests.length,
     requestsPerWebhook: Number((requests.length / webhooks).toFixed(4)),
     bytesPerWebhook: Math.round(bytes / webhooks),

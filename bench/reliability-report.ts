@@ -45,7 +45,13 @@ const list = (counts: Record<string, number>) =>
 export function renderReliability(results: ChaosResults, file: string): string {
   const { machine, outage, fuzz } = results;
   const kinds = Object.entries(fuzz.byKindAndStatus).map(([kind, statuses]) =>
-    row([kind, Object.values(statuses).reduce((a, b) => a + b, 0), list(statuses)]),
+    row([
+      kind,
+      Object.values(statuses)
+        .reduce((a, b) => a + b, 0)
+        .toLocaleString("en-US"),
+      list(statuses),
+    ]),
   );
   return `# Reliability
 

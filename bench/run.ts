@@ -17,24 +17,25 @@ console.log("transform cost (workerd)…");
 const transform = await benchTransform();
 console.table(transform);
 
-console.log("starting wrangler dev with the Segment stand-in…");
-const local = await startLocalRelay();
-let results: BenchResults;
-let latencies: number[];
-try {
-  console.log("edge cost (autocannon)…");
-  const edge = await benchEdge(local.url);
-  console.table(edge);
-  // Let the edge run's events drain before measuring delivery on its own.
-  await new Promise((resolve) => setTimeout(resolve, 8_000));
-  console.log(`Segment efficiency (${webhooks} webhooks)…`);
-  const { latencies: measured, ...delivery } = await benchDelivery(local, webhooks);
-  latencies = measured;
-  console.table([delivery]);
-  results = { machine: machineInfo(), transform, edge, delivery, bundle: measureBundle() };
-} finally {
-  await local.stop();
+// Each measurement gets a fresh relay, so one's backlog does not colour the next.
+async function withRelay<T>(
+  work: (local: Awaited<ReturnType<typeof startLocalRelay>>) => Promise<T>,
+): Promise<T> {
+  const local = await startLocalRelay();
+  try {
+    return await work(local);
+  } finally {
+    await local.stop();
+  }
 }
+
+console.log("edge cost (autocannon against wrangler dev)…");
+const edge = await withRelay((local) => benchEdge(local.url));
+console.table(edge);
+console.log(`Segment efficiency (${webhooks} webhooks)…`);
+const { latencies, ...delivery } = await withRelay((local) => benchDelivery(local, webhooks));
+console.table([delivery]);
+const results: BenchResults = { machine: machineInfo(), transform, edge, delivery, bundle: measureBundle() };
 
 const day = results.machine.date.slice(0, 10);
 const resultFile = `bench/results/${day}.json`;

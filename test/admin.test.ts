@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { putDeadLetter, putQuarantine } from "../src/delivery/records";
 import { recordId } from "../src/kv/keys";
-import { ADMIN_TOKEN, PUBLISHED, postWebhook, withUniqueId } from "./helpers";
+import { ADMIN_TOKEN, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
 import { relayMessage } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
@@ -80,6 +80,9 @@ describe("dead letters", () => {
 
     const one = await admin(`/dead-letters/${refused.id}`);
     expect(one.status).toBe(200);
+    const shown = await one.clone().text();
+    for (const secret of [WRITE_KEY, TOKEN, ADMIN_TOKEN, btoa(`${WRITE_KEY}:`)])
+      expect(shown).not.toContain(secret);
     expect(await one.json()).toMatchObject({
       id: refused.id,
       reason: "segment-refused",

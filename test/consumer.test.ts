@@ -177,12 +177,17 @@ describe("consumer: permanent failures become dead letters", () => {
     });
   });
 
-  it("keeps messages queued, never acked, while no write key is configured", async () => {
+  it("keeps messages queued, never acked, while no write key is configured, logging it once", async () => {
     const spy = vi.spyOn(globalThis, "fetch");
-    const result = await consume([relayMessage()], { env: { SEGMENT_WRITE_KEY: undefined } });
+    const errors: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((line: string) => errors.push(line));
+    const result = await consume([relayMessage(), relayMessage(), relayMessage()], {
+      env: { SEGMENT_WRITE_KEY: undefined },
+    });
     expect(spy).not.toHaveBeenCalled();
     expect(result.explicitAcks).toEqual([]);
-    expect(result.retryMessages).toHaveLength(1);
+    expect(result.retryMessages).toHaveLength(3);
+    expect(errors.filter((line) => line.includes('"no-write-key"'))).toHaveLength(1);
   });
 
   it("retries instead of acking when the dead letter cannot be stored", async () => {

@@ -68,6 +68,7 @@ export async function startLocalRelay(vars: Record<string, string> = {}): Promis
   wrangler.stdout?.on("data", keep);
   wrangler.stderr?.on("data", keep);
   const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => wrangler.once("exit", () => resolve()));
   const stop = async () => {
     if (wrangler.pid && wrangler.exitCode === null) {
       try {
@@ -75,9 +76,11 @@ export async function startLocalRelay(vars: Record<string, string> = {}): Promis
       } catch {
         // already gone
       }
+      // workerd may still be flushing KV writes: let it exit before its state is removed.
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
     }
     await standIn.close();
-    rmSync(state, { recursive: true, force: true });
+    rmSync(state, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
   };
   try {
     await waitFor(

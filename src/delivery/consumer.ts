@@ -32,6 +32,7 @@ export async function consumeEvents(batch: MessageBatch<RelayMessage>, env: Env)
       string,
       { target: SegmentTarget; source: string; messages: RelayQueueMessage[] }
     >();
+    const unconfigured = new Set<string>();
     for (const message of batch.messages) {
       if (message.body.probe) {
         delivery.ack(message);
@@ -39,12 +40,16 @@ export async function consumeEvents(batch: MessageBatch<RelayMessage>, env: Env)
       }
       const source = resolveSource(config.settings, message.body.source);
       if (!source?.writeKey) {
-        log("error", "no-write-key", {
-          source: message.body.source,
-          message: source
-            ? "SEGMENT_WRITE_KEY is not set: the event stays queued and is retried"
-            : "unknown source",
-        });
+        // One line per source per batch, not per message.
+        if (!unconfigured.has(message.body.source)) {
+          unconfigured.add(message.body.source);
+          log("error", "no-write-key", {
+            source: message.body.source,
+            message: source
+              ? "no Segment write key is set for this source: its events stay queued and are retried"
+              : "this source is no longer configured: its events stay queued and are retried",
+          });
+        }
         await delivery.failTransient(message, null, "no-write-key", "no Segment write key is configured");
         continue;
       }
