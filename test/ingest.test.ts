@@ -218,6 +218,17 @@ describe("dedup and enqueue", () => {
     expect((await postWebhook(webhook)).response.status).toBe(202);
   });
 
+  it("keeps an event too large for Segment once, answering a redelivery as a duplicate", async () => {
+    const webhook = withUniqueId(PUBLISHED.visitorCreated);
+    (webhook.properties as Record<string, unknown>).bio = "b".repeat(40_000);
+    const first = await postWebhook(webhook);
+    const second = await postWebhook(webhook);
+    expect(first.json).toMatchObject({ status: "dead-lettered", reason: "event-too-large" });
+    expect(second.json).toMatchObject({ status: "duplicate" });
+    const { keys } = await env.DEDUP.list({ prefix: "dead:" });
+    expect(keys.filter((key) => key.name.endsWith(webhook.uniqueId))).toHaveLength(1);
+  });
+
   it("enqueues the serialized Segment calls with their byte count", async () => {
     const webhook = withUniqueId(PUBLISHED.visitorCreated);
     const { json, enqueued } = await postWebhook(webhook);

@@ -1,5 +1,6 @@
 import type { createMessageBatch } from "cloudflare:test";
 import type { RelayMessage } from "../src/delivery/message";
+import { relayMessageOf } from "../src/delivery/prepare";
 import { readWebhook } from "../src/pendo/intake";
 import { transformWebhook } from "../src/pendo/transform";
 import { freshUniqueId, PUBLISHED, withUniqueId } from "./helpers";
@@ -17,15 +18,7 @@ export function relayMessage(webhook: object = withUniqueId(PUBLISHED.guideDispl
     receivedAt: Date.now(),
   });
   if (!result.ok) throw new Error(result.reason);
-  return {
-    v: 1,
-    source: "default",
-    eventId,
-    event: intake.webhook.event,
-    receivedAt: Date.now(),
-    calls: result.encoded.map((call) => call.json),
-    bytes: result.encoded.reduce((sum, call) => sum + call.bytes, 0),
-  };
+  return relayMessageOf("default", intake.webhook.event, eventId, Date.now(), result.encoded);
 }
 
 /**

@@ -98,17 +98,26 @@ describe("delivery under failure", () => {
     expect(standIn.requests.some((r) => r.injected)).toBe(true);
 
     // Dead letters: exactly the poisoned events, each with its reason.
-    await vi.waitUntil(
-      async () => (await env.DEDUP.list({ prefix: "dead:" })).keys.length >= refused.size + oversize.size,
-      { timeout: 60_000, interval: 250 },
-    );
-    const { keys } = await env.DEDUP.list({ prefix: "dead:" });
-    const letters = await Promise.all(
-      keys.map(async (k) => (await env.DEDUP.get<DeadLetter>(k.name, "json")) as DeadLetter),
-    );
+    const poisoned = new Set([...refused, ...oversize]);
+    const deadLetters = async () => {
+      const { keys } = await env.DEDUP.list({ prefix: "dead:" });
+      return Promise.all(
+        keys.map(async (k) => (await env.DEDUP.get<DeadLetter>(k.name, "json")) as DeadLetter),
+      );
+    };
+    const stored = async () =>
+      new Set((await deadLetters()).map((l) => l.eventId).filter((id) => poisoned.has(id)));
+    await vi.waitUntil(async () => (await stored()).size >= poisoned.size, {
+      timeout: 60_000,
+      interval: 250,
+    });
+    const letters = await deadLetters();
+    // One dead letter per poisoned event, even for the one Pendo redelivered.
+    expect(letters.map((letter) => letter.eventId).sort()).toEqual([...poisoned].sort());
     const reasons = new Map(letters.map((letter) => [letter.eventId, letter.reason]));
-    expect(new Set(reasons.keys())).toEqual(new Set([...refused, ...oversize]));
-    for (const id of refused) expect(reasons.get(id)).toBe("segment-rejected");
+    // Isolating a refused event takes ~7 bisect requests in a row; with 30% of them failing and the
+    // tests' short retries, it can run out of retries first. It is still kept, with the last status.
+    for (const id of refused) expect(["segment-rejected", "retries-exhausted"]).toContain(reasons.get(id));
     for (const id of oversize) expect(reasons.get(id)).toBe("event-too-large");
   }, 240_000);
 });

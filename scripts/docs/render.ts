@@ -189,7 +189,8 @@ ${retries}
 After the last retry the consumer stores the event as a dead letter with the last Segment status
 (\`retries-exhausted\`). A \`400\` is never retried as a whole: the batch is split in halves until
 the rejected events stand alone; they become dead letters (\`segment-rejected\`) and the rest is
-delivered. Any other 4xx, 501 and 505 become dead letters at once (\`segment-refused\`). A message
+delivered. If transient failures keep interrupting that isolation until the event's retries run
+out, it is kept as \`retries-exhausted\` instead, with the last status seen. Any other 4xx, 501 and 505 become dead letters at once (\`segment-refused\`). A message
 the consumer never managed to settle is moved by the queue to \`pendo-events-dlq\`, whose consumer
 stores it (\`queue-exhausted\`).
 

@@ -2,6 +2,7 @@ import { type Context, Hono } from "hono";
 import { loadSettings } from "../config";
 import {
   type DeadLetter,
+  deleteRecord,
   getRecord,
   listRecords,
   type QuarantineEntry,
@@ -89,7 +90,7 @@ export function createAdminRoutes() {
     admin.delete(`/${kind}/:id`, async (c) => {
       const record = await getRecord(c.env.DEDUP, kind, c.req.param("id"));
       if (!record) return notFound(c, kind);
-      await c.env.DEDUP.delete(`${kind === "dead-letters" ? "dead:" : "quarantine:"}${c.req.param("id")}`);
+      await deleteRecord(c.env.DEDUP, kind, c.req.param("id"));
       return c.json({ status: "deleted", id: c.req.param("id") });
     });
   }

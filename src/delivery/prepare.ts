@@ -2,7 +2,7 @@ import type { CatalogEntry } from "../pendo/catalog";
 import type { PendoWebhook, ValidationIssue } from "../pendo/envelope";
 import { readWebhook } from "../pendo/intake";
 import { transformWebhook } from "../pendo/transform";
-import type { SegmentCall } from "../segment/calls";
+import type { EncodedCall, SegmentCall } from "../segment/calls";
 import type { Source } from "../sources";
 import type { RelayMessage } from "./message";
 
@@ -49,16 +49,27 @@ export async function prepareEvent(text: string, source: Source, receivedAt: num
     const detail = `${result.callType} call is ${result.bytes} bytes after trimming; Segment's limit is 32768`;
     return { ok: false, kind: "too-large", webhook, eventId, detail };
   }
-  const message: RelayMessage = {
-    v: 1,
-    source: source.name,
-    eventId,
-    event: webhook.event,
-    receivedAt,
-    calls: result.encoded.map((call) => call.json),
-    bytes: result.encoded.reduce((sum, call) => sum + call.bytes, 0),
-  };
+  const message = relayMessageOf(source.name, webhook.event, eventId, receivedAt, result.encoded);
   return { ok: true, webhook, entry, eventId, calls: result.calls, message };
+}
+
+/** The queue message for one webhook's encoded calls. */
+export function relayMessageOf(
+  source: string,
+  event: string,
+  eventId: string,
+  receivedAt: number,
+  encoded: readonly EncodedCall[],
+): RelayMessage {
+  return {
+    v: 1,
+    source,
+    eventId,
+    event,
+    receivedAt,
+    calls: encoded.map((call) => call.json),
+    bytes: encoded.reduce((sum, call) => sum + call.bytes, 0),
+  };
 }
 
 const encoder = new TextEncoder();

@@ -1,4 +1,4 @@
-import { deadLetterKey, quarantineKey, recordId } from "../kv/keys";
+import { deadLetterKey, KEY_PREFIX, quarantineKey, recordId } from "../kv/keys";
 import type { ValidationIssue } from "../pendo/envelope";
 import type { RelayMessage } from "./message";
 
@@ -90,7 +90,10 @@ function eventNameHint(rawBody: string): string {
 }
 
 export type RecordKind = "dead-letters" | "quarantine";
-const PREFIX: Record<RecordKind, string> = { "dead-letters": "dead:", quarantine: "quarantine:" };
+const PREFIX: Record<RecordKind, string> = {
+  "dead-letters": KEY_PREFIX.deadLetter,
+  quarantine: KEY_PREFIX.quarantine,
+};
 export const RECORD_ID = /^\d{13}-[A-Za-z0-9_-]{1,64}$/;
 
 export interface RecordFilter {

@@ -132,6 +132,10 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       return fail({ kind: "unavailable", reason: "kv" });
     }
     logged.deadLetterId = id;
+    // Accepted (kept), so marked like any accepted event: a redelivery must not store it twice.
+    c.executionCtx.waitUntil(
+      afterEnqueue(c.env.DEDUP, settings, source, eventId, receivedAt, webhook, undefined),
+    );
     return finish(
       "dead-lettered",
       c.json({ status: "dead-lettered", reason: "event-too-large", eventId, id }, 202),

@@ -7,16 +7,23 @@
  * `expirationTtl` at least 60 s, one write per second per key, eventually consistent reads.
  */
 
+export const KEY_PREFIX = {
+  dedup: "dedup:",
+  doNotProcess: "dnp:",
+  deadLetter: "dead:",
+  quarantine: "quarantine:",
+} as const;
+
 export const KV_LAYOUT = [
   {
-    prefix: "dedup:",
+    prefix: KEY_PREFIX.dedup,
     key: "dedup:<source>:<eventId>",
     value: '`{"at": <ms>}`, the time the event was accepted',
     ttl: "`DEDUP_TTL_SECONDS` (default 7 days)",
     purpose: "Edge dedup marker, written only after the queue accepted the event.",
   },
   {
-    prefix: "dnp:",
+    prefix: KEY_PREFIX.doNotProcess,
     key: "dnp:<source>:<sha256(visitorId)>",
     value: '`{"at": <ms>}`, when the do-not-process flag was set',
     ttl: "none (deleted when the flag is cleared)",
@@ -24,14 +31,14 @@ export const KV_LAYOUT = [
       "Visitors who asked not to be processed; listed by each isolate every 30 s, never read per webhook.",
   },
   {
-    prefix: "dead:",
+    prefix: KEY_PREFIX.deadLetter,
     key: "dead:<13-digit ms>-<eventId>",
     value: "DeadLetter JSON (reason, attempts, last status, the queued message or raw body)",
     ttl: "`DEAD_LETTER_TTL_SECONDS` (default 14 days)",
     purpose: "Events the relay accepted but could not deliver; replayable from the admin API.",
   },
   {
-    prefix: "quarantine:",
+    prefix: KEY_PREFIX.quarantine,
     key: "quarantine:<13-digit ms>-<random>",
     value: "QuarantineEntry JSON (raw body, validation issues, time)",
     ttl: "`DEAD_LETTER_TTL_SECONDS` (default 14 days)",
@@ -41,8 +48,9 @@ export const KV_LAYOUT = [
 
 export type KvPrefix = (typeof KV_LAYOUT)[number]["prefix"];
 
-export const dedupKey = (source: string, eventId: string) => `dedup:${source}:${eventId}`;
-export const doNotProcessKey = (source: string, visitorHash: string) => `dnp:${source}:${visitorHash}`;
+export const dedupKey = (source: string, eventId: string) => `${KEY_PREFIX.dedup}${source}:${eventId}`;
+export const doNotProcessKey = (source: string, visitorHash: string) =>
+  `${KEY_PREFIX.doNotProcess}${source}:${visitorHash}`;
 
 /** Time-ordered ids: KV lists keys in byte order, so a zero-padded ms prefix lists oldest first. */
 export function recordId(at: number, suffix: string): string {
@@ -51,5 +59,5 @@ export function recordId(at: number, suffix: string): string {
 export function recordTime(id: string): number {
   return Number(id.slice(0, 13));
 }
-export const deadLetterKey = (id: string) => `dead:${id}`;
-export const quarantineKey = (id: string) => `quarantine:${id}`;
+export const deadLetterKey = (id: string) => `${KEY_PREFIX.deadLetter}${id}`;
+export const quarantineKey = (id: string) => `${KEY_PREFIX.quarantine}${id}`;
