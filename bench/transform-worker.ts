@@ -18,6 +18,7 @@ function relay(text: string): number {
     trackEvents: "wrapped",
     eventId: intake.webhook.uniqueId ?? "bench",
     receivedAt: 1_700_000_000_000,
+    asciiOnly: intake.ascii,
   });
   if (!result.ok) throw new Error(result.reason);
   return result.encoded.reduce((sum, call) => sum + call.bytes, 0);

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseJsonLossless } from "../src/pendo/json";
 
 const parse = (text: string) => {
-  const result = parseJsonLossless(text);
+  const result = parseJsonLossless(text, 32);
   if (!result.ok) throw new Error(result.message);
   return result.value;
 };
@@ -39,6 +39,15 @@ describe("lossless JSON", () => {
   });
 
   it("reports invalid JSON as data, not as a throw", () => {
-    expect(parseJsonLossless("{").ok).toBe(false);
+    expect(parseJsonLossless("{", 32)).toMatchObject({ ok: false, path: "" });
+  });
+
+  it("names where a value nests past the limit, through objects and arrays", () => {
+    expect(parseJsonLossless('{"a":[{"b":{"c":1}}]}', 3)).toEqual({
+      ok: false,
+      path: "a.0.b",
+      message: "nested deeper than 3 levels",
+    });
+    expect(parseJsonLossless('{"a":[{"b":1}]}', 3)).toEqual({ ok: true, value: { a: [{ b: 1 }] } });
   });
 });

@@ -45,6 +45,32 @@ describe("size", () => {
     expect(result).toMatchObject({ ok: false, reason: "event-too-large", callType: "track" });
   });
 
+  it("counts exact UTF-8 bytes whether the body is ASCII, raw UTF-8 or \\u-escaped", async () => {
+    const { prepareEvent } = await import("../src/delivery/prepare");
+    const source = {
+      name: "default",
+      tokens: [],
+      writeKey: "k",
+      endpoint: "",
+      eventNames: "pendo",
+      trackEvents: "wrapped",
+    } as const;
+    const base = { ...PUBLISHED.guideDisplayed, uniqueId: "f9610795860d89fe29491846fe297bcc922e460b" };
+    for (const text of [
+      JSON.stringify(base),
+      JSON.stringify({ ...base, visitorId: "Zoë 😀" }),
+      JSON.stringify(base).replace('"Webhook Visitor"', '"Zo\\u00eb"'),
+    ]) {
+      const prepared = await prepareEvent(text, source, RECEIVED);
+      if (!prepared.ok) throw new Error("expected a valid event");
+      const measured = prepared.message.calls.reduce(
+        (sum, call) => sum + new TextEncoder().encode(call).length,
+        0,
+      );
+      expect(prepared.message.bytes).toBe(measured);
+    }
+  });
+
   it("measures UTF-8 bytes, not UTF-16 units", () => {
     for (const text of ["abc", "é", "€", "😀", "a\u{10FFFF}b", "\ud800", "\udc00x"]) {
       const wellFormed = JSON.stringify(text); // JSON escapes lone surrogates

@@ -40,6 +40,7 @@ export async function prepareEvent(text: string, source: Source, receivedAt: num
     trackEvents: source.trackEvents,
     eventId,
     receivedAt,
+    asciiOnly: intake.ascii,
   });
   if (!result.ok && result.reason === "too-deep") {
     const issue = { path: "properties", message: "the payload is nested too deeply to be sent to Segment" };

@@ -16,24 +16,11 @@ import { keepProtoKey } from "./own";
  */
 export const MAX_DEPTH = 32;
 
-/** The dotted path at which `value` first nests deeper than `limit`, or undefined. Never recurses past it. */
-function pathDeeperThan(value: unknown, limit: number, depth = 0, path = ""): string | undefined {
-  if (value === null || typeof value !== "object") return undefined;
-  if (depth >= limit) return path;
-  for (const key of Object.keys(value)) {
-    const found = pathDeeperThan(
-      (value as Record<string, unknown>)[key],
-      limit,
-      depth + 1,
-      path ? `${path}.${key}` : key,
-    );
-    if (found !== undefined) return found;
-  }
-  return undefined;
-}
+// Without non-ASCII characters or \u escapes in the body, every call built from it is ASCII.
+const MAYBE_NON_ASCII = /[\u0080-\uffff]|\\u/;
 
 export type IntakeResult =
-  | { ok: true; webhook: PendoWebhook; entry: CatalogEntry | undefined }
+  | { ok: true; webhook: PendoWebhook; entry: CatalogEntry | undefined; ascii: boolean }
   | { ok: false; issues: ValidationIssue[] };
 
 /**
@@ -41,16 +28,11 @@ export type IntakeResult =
  * catalog. Every issue is reported at once, each with the path a sender can fix.
  */
 export function readWebhook(text: string): IntakeResult {
-  const parsed = parseJsonLossless(text);
-  if (!parsed.ok)
-    return { ok: false, issues: [{ path: "", message: `body is not valid JSON: ${parsed.message}` }] };
+  const parsed = parseJsonLossless(text, MAX_DEPTH);
+  if (!parsed.ok) return { ok: false, issues: [{ path: parsed.path, message: parsed.message }] };
 
   if (!isJsonObject(parsed.value))
     return { ok: false, issues: [{ path: "", message: "the body must be a JSON object" }] };
-  const tooDeep = pathDeeperThan(parsed.value, MAX_DEPTH);
-  if (tooDeep !== undefined) {
-    return { ok: false, issues: [{ path: tooDeep, message: `nested deeper than ${MAX_DEPTH} levels` }] };
-  }
   const envelope = v.safeParse(PendoWebhookSchema, parsed.value);
   if (!envelope.success) return { ok: false, issues: toValidationIssues(envelope.issues) };
 
@@ -73,5 +55,5 @@ export function readWebhook(text: string): IntakeResult {
       };
     }
   }
-  return { ok: true, webhook, entry };
+  return { ok: true, webhook, entry, ascii: !MAYBE_NON_ASCII.test(text) };
 }

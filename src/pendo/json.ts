@@ -1,31 +1,15 @@
 /**
- * JSON.parse that never silently rounds. Pendo ids are integers and can exceed 2^53; a plain
- * JSON.parse would turn 12345678901234567891 into 12345678901234567000. Unsafe integers (and
- * literals that overflow to Infinity) are kept as their raw digits, as strings.
+ * JSON.parse that never silently rounds, and that refuses absurd nesting. Pendo ids are integers
+ * and can exceed 2^53; a plain JSON.parse turns 12345678901234567891 into 12345678901234567000.
+ * Unsafe integers (and literals that overflow to Infinity) are kept as their raw digits, as
+ * strings.
  *
- * Cost: the reviver path is several times slower than plain JSON.parse, so a cheap scan of the
- * text decides whether it is needed at all. Most webhooks hold only safe integers and take the
- * plain path. The scan can report false positives (digits inside a string); those only cost speed.
+ * Cost: the text is parsed plainly, then one walk of the result both bounds the nesting and looks
+ * for numbers that cannot be exact. Only then (rarely) is it parsed again with a reviver that
+ * reads each literal's source, which is several times slower than the plain parse.
  */
 
-// A number literal of 16+ digits, or one with a 3-digit exponent, after a JSON value separator.
-const SUSPECT_NUMBER = /[:,[]\s*-?(\d{16,}|\d[\d.]*[eE][+-]?\d{3,})/g;
 const INTEGER_LITERAL = /^-?\d+$/;
-const MAX_SAFE_DIGITS = String(Number.MAX_SAFE_INTEGER); // "9007199254740991", 16 digits
-
-function isUnsafeLiteral(literal: string): boolean {
-  if (/[eE.]/.test(literal)) return true; // exponent overflow checks are cheaper done by the reviver
-  if (literal.length !== MAX_SAFE_DIGITS.length) return literal.length > MAX_SAFE_DIGITS.length;
-  return literal > MAX_SAFE_DIGITS;
-}
-
-function needsReviver(text: string): boolean {
-  SUSPECT_NUMBER.lastIndex = 0;
-  for (let match = SUSPECT_NUMBER.exec(text); match; match = SUSPECT_NUMBER.exec(text)) {
-    if (isUnsafeLiteral(match[1] ?? "")) return true;
-  }
-  return false;
-}
 
 interface ReviverContext {
   source?: string;
@@ -42,15 +26,47 @@ function keepRawNumbers(this: unknown, _key: string, value: unknown, context?: R
   return value;
 }
 
-export type JsonParseResult = { ok: true; value: unknown } | { ok: false; message: string };
+interface Walk {
+  /** Some number may not be what its literal said: parse again with the reviver. */
+  inexact: boolean;
+}
 
-export function parseJsonLossless(text: string): JsonParseResult {
-  try {
-    const value = needsReviver(text)
-      ? JSON.parse(text, keepRawNumbers as (key: string, value: unknown) => unknown)
-      : JSON.parse(text);
-    return { ok: true, value };
-  } catch (error) {
-    return { ok: false, message: error instanceof Error ? error.message : "not valid JSON" };
+/** The path (outermost first) at which `value` nests deeper than `limit`, or undefined. */
+function walk(value: unknown, depth: number, limit: number, state: Walk): string[] | undefined {
+  if (typeof value === "number") {
+    if (!Number.isSafeInteger(value) && (Number.isInteger(value) || !Number.isFinite(value)))
+      state.inexact = true;
+    return undefined;
   }
+  if (value === null || typeof value !== "object") return undefined;
+  if (depth >= limit) return [];
+  for (const key of Object.keys(value)) {
+    const path = walk((value as Record<string, unknown>)[key], depth + 1, limit, state);
+    if (path) {
+      path.unshift(key);
+      return path;
+    }
+  }
+  return undefined;
+}
+
+export type JsonParseResult = { ok: true; value: unknown } | { ok: false; message: string; path: string };
+
+export function parseJsonLossless(text: string, maxDepth: number): JsonParseResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return {
+      ok: false,
+      path: "",
+      message: `body is not valid JSON: ${error instanceof Error ? error.message : "?"}`,
+    };
+  }
+  const state: Walk = { inexact: false };
+  const tooDeep = walk(value, 0, maxDepth, state);
+  if (tooDeep)
+    return { ok: false, path: tooDeep.join("."), message: `nested deeper than ${maxDepth} levels` };
+  if (state.inexact) value = JSON.parse(text, keepRawNumbers as (key: string, value: unknown) => unknown);
+  return { ok: true, value };
 }

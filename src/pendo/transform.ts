@@ -25,6 +25,11 @@ export interface TransformOptions {
   eventId: string;
   /** The clock: when the relay received the webhook, in ms. */
   receivedAt: number;
+  /**
+   * The raw body held no non-ASCII character and no \u escape (readWebhook tells), so every call
+   * is ASCII and its UTF-8 length is its length. Unset: lengths are measured.
+   */
+  asciiOnly?: boolean;
 }
 
 export type TransformResult =
@@ -97,7 +102,7 @@ export function transformWebhook(webhook: PendoWebhook, options: TransformOption
       });
     }
   }
-  return fitToSegment(calls, entry, pendo);
+  return fitToSegment(calls, entry, pendo, options.asciiOnly === true);
 }
 
 /** TRACK_EVENTS=unwrap: the Pendo track event itself becomes the Segment event. */
@@ -145,10 +150,12 @@ function fitToSegment(
   calls: SegmentCall[],
   entry: CatalogEntry | undefined,
   pendo: Record<string, unknown>,
+  asciiOnly: boolean,
 ): TransformResult {
+  const encode = (call: SegmentCall) => encodeCall(call, asciiOnly);
   let encoded: EncodedCall[];
   try {
-    encoded = calls.map(encodeCall);
+    encoded = calls.map(encode);
   } catch (error) {
     // V8's JSON.stringify recurses; a payload nested thousands deep exhausts the stack.
     if (error instanceof RangeError) return { ok: false, reason: "too-deep" };
@@ -162,7 +169,7 @@ function fitToSegment(
     trimmed.push(step.path);
     pendo.trimmed = trimmed;
     // context.pendo is shared: every call's encoding now records what was trimmed.
-    for (let i = 0; i < calls.length; i++) encoded[i] = encodeCall(calls[i] as SegmentCall);
+    for (let i = 0; i < calls.length; i++) encoded[i] = encode(calls[i] as SegmentCall);
   }
   const tooLarge = encoded.findIndex((call) => call.bytes > MAX_EVENT_BYTES);
   if (tooLarge >= 0) {

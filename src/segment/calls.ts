@@ -71,7 +71,8 @@ export function utf8Length(text: string): number {
   return bytes;
 }
 
-export function encodeCall(call: SegmentCall): EncodedCall {
+/** Serialized once. `ascii`: the caller knows the call holds no non-ASCII text, so no scan is needed. */
+export function encodeCall(call: SegmentCall, ascii = false): EncodedCall {
   const json = JSON.stringify(call);
-  return { json, bytes: utf8Length(json) };
+  return { json, bytes: ascii ? json.length : utf8Length(json) };
 }
