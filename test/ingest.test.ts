@@ -229,6 +229,15 @@ describe("dedup and enqueue", () => {
     expect(keys.filter((key) => key.name.endsWith(webhook.uniqueId))).toHaveLength(1);
   });
 
+  it("logs which store failed, which the terse 503 leaves out", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((line: string) => lines.push(line));
+    const failing = { send: () => Promise.reject(new Error("queue unavailable")) } as unknown as Queue;
+    await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), { env: { EVENTS: failing } });
+    const webhookLine = lines.map((line) => JSON.parse(line)).find((line) => line.msg === "webhook");
+    expect(webhookLine).toMatchObject({ outcome: "unavailable", reason: "queue", status: 503 });
+  });
+
   it("enqueues the serialized Segment calls with their byte count", async () => {
     const webhook = withUniqueId(PUBLISHED.visitorCreated);
     const { json, enqueued } = await postWebhook(webhook);

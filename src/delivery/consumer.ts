@@ -1,5 +1,6 @@
 import { loadSettings, type Settings } from "../config";
 import type { Env } from "../env";
+import { recordId } from "../kv/keys";
 import { log } from "../log";
 import { batchBody, countCalls, packBatches } from "../segment/batch";
 import { classifySegmentResponse } from "../segment/classify";
@@ -7,7 +8,7 @@ import { postBatch, type SegmentTarget } from "../segment/client";
 import { resolveSource } from "../sources";
 import { retryDelaySeconds } from "./backoff";
 import type { RelayMessage } from "./message";
-import { cutDetail, type DeadLetterReason, newDeadLetterId, putDeadLetter } from "./records";
+import { cutDetail, type DeadLetterReason, putDeadLetter } from "./records";
 
 type RelayQueueMessage = Message<RelayMessage>;
 
@@ -98,7 +99,7 @@ class Delivery {
       source,
       messages: messages.length,
       events: countCalls(messages),
-      bytes: body.length, // UTF-16 units: close enough for logs
+      bytes: messages.reduce((sum, message) => sum + message.body.bytes, 0),
       attempt: attempts,
     };
 
@@ -191,7 +192,7 @@ class Delivery {
       await putDeadLetter(
         this.env.DEDUP,
         {
-          id: newDeadLetterId(now, body.eventId),
+          id: recordId(now, body.eventId),
           reason,
           source: body.source,
           eventId: body.eventId,

@@ -1,8 +1,9 @@
 import { loadSettings } from "../config";
 import type { Env } from "../env";
+import { recordId } from "../kv/keys";
 import { log } from "../log";
 import type { RelayMessage } from "./message";
-import { newDeadLetterId, putDeadLetter } from "./records";
+import { putDeadLetter } from "./records";
 
 /**
  * The `pendo-events-dlq` consumer: messages the queue gave up on without the main consumer
@@ -21,7 +22,7 @@ export async function consumeDeadLetters(batch: MessageBatch<RelayMessage>, env:
         await putDeadLetter(
           env.DEDUP,
           {
-            id: newDeadLetterId(now, body.eventId),
+            id: recordId(now, body.eventId),
             reason: "queue-exhausted",
             source: body.source,
             eventId: body.eventId,

@@ -42,10 +42,6 @@ export async function prepareEvent(text: string, source: Source, receivedAt: num
     receivedAt,
     asciiOnly: intake.ascii,
   });
-  if (!result.ok && result.reason === "too-deep") {
-    const issue = { path: "properties", message: "the payload is nested too deeply to be sent to Segment" };
-    return { ok: false, kind: "invalid", issues: [issue] };
-  }
   if (!result.ok) {
     const detail = `${result.callType} call is ${result.bytes} bytes after trimming; Segment's limit is 32768`;
     return { ok: false, kind: "too-large", webhook, eventId, detail };

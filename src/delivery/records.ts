@@ -1,4 +1,4 @@
-import { deadLetterKey, KEY_PREFIX, quarantineKey, recordId } from "../kv/keys";
+import { deadLetterKey, KEY_PREFIX, quarantineKey } from "../kv/keys";
 import type { ValidationIssue } from "../pendo/envelope";
 import type { RelayMessage } from "./message";
 
@@ -58,10 +58,6 @@ export interface RecordMeta {
 export const DETAIL_LIMIT = 2_048;
 export const cutDetail = (text: string) =>
   text.length > DETAIL_LIMIT ? `${text.slice(0, DETAIL_LIMIT)}…` : text;
-
-export function newDeadLetterId(at: number, eventId: string): string {
-  return recordId(at, eventId);
-}
 
 export async function putDeadLetter(kv: KVNamespace, letter: DeadLetter, ttlSeconds: number): Promise<void> {
   const metadata: RecordMeta = {

@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { loadSettings, type Settings } from "../config";
 import { digestHex, prepareEvent } from "../delivery/prepare";
-import { newDeadLetterId, putDeadLetter, putQuarantine } from "../delivery/records";
+import { putDeadLetter, putQuarantine } from "../delivery/records";
 import type { Env } from "../env";
 import { dedupKey, recordId } from "../kv/keys";
 import { log } from "../log";
@@ -28,7 +28,12 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     log(level, "webhook", { ...logged, outcome, status: response.status, durationMs: Date.now() - started });
     return response;
   };
-  const fail = (failure: IngestFailure) => finish(failure.kind, failureResponse(c, failure));
+  const fail = (failure: IngestFailure) => {
+    // The log keeps what the terse answer leaves out: which store failed, which limit applied.
+    if (failure.kind === "unavailable") logged.reason = failure.reason;
+    if (failure.kind === "too-large") logged.limit = failure.limit;
+    return finish(failure.kind, failureResponse(c, failure));
+  };
 
   const config = loadSettings(c.env);
   if (!config.ok) return fail({ kind: "misconfigured", problems: config.problems });
@@ -104,7 +109,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   }
 
   if (!prepared.ok) {
-    const id = newDeadLetterId(receivedAt, eventId);
+    const id = recordId(receivedAt, eventId);
     try {
       await putDeadLetter(
         c.env.DEDUP,

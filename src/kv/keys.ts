@@ -46,8 +46,6 @@ export const KV_LAYOUT = [
   },
 ] as const;
 
-export type KvPrefix = (typeof KV_LAYOUT)[number]["prefix"];
-
 export const dedupKey = (source: string, eventId: string) => `${KEY_PREFIX.dedup}${source}:${eventId}`;
 export const doNotProcessKey = (source: string, visitorHash: string) =>
   `${KEY_PREFIX.doNotProcess}${source}:${visitorHash}`;
@@ -55,9 +53,6 @@ export const doNotProcessKey = (source: string, visitorHash: string) =>
 /** Time-ordered ids: KV lists keys in byte order, so a zero-padded ms prefix lists oldest first. */
 export function recordId(at: number, suffix: string): string {
   return `${String(Math.trunc(at)).padStart(13, "0")}-${suffix}`;
-}
-export function recordTime(id: string): number {
-  return Number(id.slice(0, 13));
 }
 export const deadLetterKey = (id: string) => `${KEY_PREFIX.deadLetter}${id}`;
 export const quarantineKey = (id: string) => `${KEY_PREFIX.quarantine}${id}`;

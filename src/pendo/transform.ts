@@ -34,9 +34,7 @@ export interface TransformOptions {
 
 export type TransformResult =
   | { ok: true; entry: CatalogEntry | undefined; calls: SegmentCall[]; encoded: EncodedCall[] }
-  | { ok: false; reason: "event-too-large"; callType: SegmentCall["type"]; bytes: number }
-  /** JSON.stringify ran out of stack: the payload nests deeper than any event can. */
-  | { ok: false; reason: "too-deep" };
+  | { ok: false; reason: "event-too-large"; callType: SegmentCall["type"]; bytes: number };
 
 /** Segment dedups on messageId for ~24 h across workspaces, hence a relay-specific prefix. */
 export function messageIdFor(source: string, eventId: string, type: SegmentCall["type"]): string {
@@ -153,14 +151,8 @@ function fitToSegment(
   asciiOnly: boolean,
 ): TransformResult {
   const encode = (call: SegmentCall) => encodeCall(call, asciiOnly);
-  let encoded: EncodedCall[];
-  try {
-    encoded = calls.map(encode);
-  } catch (error) {
-    // V8's JSON.stringify recurses; a payload nested thousands deep exhausts the stack.
-    if (error instanceof RangeError) return { ok: false, reason: "too-deep" };
-    throw error;
-  }
+  // Intake bounds nesting (MAX_DEPTH), so serializing cannot run out of stack here.
+  const encoded = calls.map(encode);
   const [track] = calls as [SegmentTrack];
   const trimmed: string[] = [];
   for (const step of TRIM_STEPS) {
