@@ -9,7 +9,7 @@
  *    wrong-typed and hostile bodies, with valid webhooks mixed in. Counts 5xx (must be 0), what
  *    was quarantined, and whether every valid webhook still reached Segment.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import fc from "fast-check";
 import {
   LOCAL_ADMIN_TOKEN,
@@ -21,7 +21,7 @@ import {
 import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
 import { CATALOG } from "../src/pendo/catalog";
 import { machineInfo } from "./environment";
-import { renderReliability } from "./reliability-report";
+import { renderReliability, withChaosSection } from "./reliability-report";
 
 const OUTAGE_WEBHOOKS = Number(process.env.CHAOS_WEBHOOKS ?? 3_000);
 const FUZZ_BODIES = Number(process.env.CHAOS_FUZZ ?? 10_000);
@@ -58,7 +58,7 @@ function expectedMessageIds(webhook: Record<string, unknown>): string[] {
 }
 
 async function deadLetters(local: LocalRelay) {
-  const entries: { id: string; reason: string }[] = [];
+  const entries: { id: string; reason: string; eventId?: string }[] = [];
   let cursor: string | null = null;
   do {
     const response = await fetch(
@@ -68,7 +68,7 @@ async function deadLetters(local: LocalRelay) {
       },
     );
     const page = (await response.json()) as {
-      entries: { id: string; reason: string }[];
+      entries: { id: string; reason: string; eventId?: string }[];
       cursor: string | null;
     };
     entries.push(...page.entries);
@@ -175,7 +175,7 @@ export async function outage(local: LocalRelay) {
   }
   const letters = await deadLetters(local);
   const poisoned = new Set([...refused, ...oversize]);
-  const letterIds = letters.map((letter) => letter.id.slice(14));
+  const letterIds = letters.map((letter) => letter.eventId ?? "");
   const byStatus: Record<string, number> = {};
   for (const request of standIn.requests) {
     const key = request.injected ? `${request.status || "hang"} (injected)` : String(request.status);
@@ -348,7 +348,8 @@ if (process.argv[1]?.endsWith("chaos.ts")) {
     const file = `bench/results/chaos-${results.machine.date.slice(0, 10)}.json`;
     mkdirSync("bench/results", { recursive: true });
     writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-    writeFileSync("docs/reliability.md", renderReliability(results, file));
+    const doc = readFileSync("docs/reliability.md", "utf8");
+    writeFileSync("docs/reliability.md", withChaosSection(doc, renderReliability(results, file)));
     console.log(`wrote ${file} and docs/reliability.md`);
     const failed =
       outageFigures.lost > 0 ||

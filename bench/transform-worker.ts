@@ -19,6 +19,8 @@ function relay(text: string): number {
     eventId: intake.webhook.uniqueId ?? "bench",
     receivedAt: 1_700_000_000_000,
     asciiOnly: intake.ascii,
+    warnings: intake.warnings,
+    invalid: intake.invalid,
   });
   if (!result.ok) throw new Error(result.reason);
   return result.encoded.reduce((sum, call) => sum + call.bytes, 0);

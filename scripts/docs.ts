@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { renderMapping, renderOperations, withConfigTable } from "./docs/render";
+import { GENERATED_FILES, withGeneratedSections } from "./docs/render";
 
-writeFileSync("docs/mapping.md", renderMapping());
-writeFileSync("docs/operations.md", renderOperations());
-writeFileSync("README.md", withConfigTable(readFileSync("README.md", "utf8")));
-console.log("wrote docs/mapping.md, docs/operations.md and the configuration table in README.md");
+for (const file of Object.keys(GENERATED_FILES)) {
+  writeFileSync(file, withGeneratedSections(file, readFileSync(file, "utf8")));
+}
+console.log(`rewrote the generated sections of ${Object.keys(GENERATED_FILES).join(", ")}`);

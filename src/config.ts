@@ -1,5 +1,7 @@
 import * as v from "valibot";
 import type { Env } from "./env";
+import { type Issue, issuesOf } from "./issues";
+import { log } from "./log";
 
 /**
  * Every setting the relay reads, with its default, in one schema. Docs and the README's
@@ -33,10 +35,21 @@ const tokenList = v.pipe(
   v.check((tokens) => tokens.every((t) => t.length >= 16), "each token must be at least 16 characters long"),
 );
 
+// Plain http only reaches this machine: a local Segment stand-in, never the internet.
+const LOCAL_HOSTS: ReadonlySet<string> = new Set(["localhost", "127.0.0.1", "[::1]"]);
+const isSegmentEndpoint = (url: string) => {
+  try {
+    const { protocol, hostname } = new URL(url);
+    return protocol === "https:" || (protocol === "http:" && LOCAL_HOSTS.has(hostname));
+  } catch {
+    return false; // not a URL at all: v.url already said so
+  }
+};
+
 const httpsUrl = v.pipe(
   v.string(),
   v.url("must be a URL such as https://api.segment.io"),
-  v.check((url) => /^https?:\/\//.test(url), "must start with https:// (or http:// for a local stand-in)"),
+  v.check(isSegmentEndpoint, "must start with https:// (http:// only for localhost or 127.0.0.1)"),
   v.transform((url) => url.replace(/\/+$/, "")),
 );
 
@@ -104,22 +117,24 @@ export const SettingsSchema = v.object({
   RETRY_MAX_SECONDS: integer(21_600, 1, 43_200),
   // Must equal `max_retries` of the pendo-events consumer in wrangler.toml (a test holds them together).
   MAX_RETRIES: integer(20, 0, 100),
+  // The Workers Free plan allows 50 subrequests per invocation
+  // (developers.cloudflare.com/workers/platform/limits); 40 leaves room for the rest.
+  SEGMENT_REQUEST_BUDGET: integer(40, 1, 1_000),
 });
 
 export type Settings = v.InferOutput<typeof SettingsSchema>;
+/** Every setting's name: the string-valued part of `Env` is derived from this. */
+export type SettingName = keyof typeof SettingsSchema.entries;
 
-export interface ConfigProblem {
-  setting: string;
-  message: string;
-}
-
-export type ConfigResult = { ok: true; settings: Settings } | { ok: false; problems: ConfigProblem[] };
+export type ConfigResult =
+  | { ok: true; settings: Settings }
+  | { ok: false; reason: "misconfigured"; issues: Issue[] };
 
 /** Only the string-valued keys of Env are settings; bindings are checked where they are used. */
 function settingInputs(env: Env): Record<string, unknown> {
   const input: Record<string, unknown> = {};
-  for (const key of Object.keys(SettingsSchema.entries)) {
-    const value = (env as unknown as Record<string, unknown>)[key];
+  for (const key of Object.keys(SettingsSchema.entries) as SettingName[]) {
+    const value = env[key];
     if (value !== undefined && value !== "") input[key] = value;
   }
   return input;
@@ -128,16 +143,17 @@ function settingInputs(env: Env): Record<string, unknown> {
 export function parseSettings(env: Env): ConfigResult {
   const result = v.safeParse(SettingsSchema, settingInputs(env));
   if (result.success) return { ok: true, settings: result.output };
-  // One problem per setting, all its messages joined. No message echoes a value: several of
+  // One issue per setting, all its messages joined. No message echoes a value: several of
   // these settings are secrets.
   const bySetting = new Map<string, string[]>();
-  for (const issue of result.issues) {
-    const setting = v.getDotPath(issue) ?? "(settings)";
-    bySetting.set(setting, [...(bySetting.get(setting) ?? []), issue.message]);
+  for (const issue of issuesOf(result.issues)) {
+    const path = issue.path || "(settings)";
+    bySetting.set(path, [...(bySetting.get(path) ?? []), issue.message]);
   }
   return {
     ok: false,
-    problems: [...bySetting].map(([setting, messages]) => ({ setting, message: messages.join("; ") })),
+    reason: "misconfigured",
+    issues: [...bySetting].map(([path, messages]) => ({ path, message: messages.join("; ") })),
   };
 }
 
@@ -150,9 +166,7 @@ export function loadSettings(env: Env): ConfigResult {
   if (!result) {
     result = parseSettings(env);
     cache.set(env, result);
-    if (!result.ok) {
-      console.error(JSON.stringify({ level: "error", msg: "config-invalid", problems: result.problems }));
-    }
+    if (!result.ok) log("error", "config-invalid", { issues: result.issues });
   }
   return result;
 }
@@ -182,13 +196,18 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   SEGMENT_ENDPOINT: {
     kind: "var",
     description:
-      "Segment API base. EU workspaces: `https://events.eu1.segmentapis.com` (an EU key sent to the US is lost).",
+      "Segment API base, `https://` (plain `http://` only for localhost). EU workspaces: `https://events.eu1.segmentapis.com` (an EU key sent to the US is lost).",
   },
   ADMIN_TOKEN: {
     kind: "secret",
-    description: "Bearer token for `/admin/*`. Unset: the admin routes answer 404.",
+    description:
+      "Bearer token for `/admin/*`, `/health` details and `/debug/transform`. Unset: the admin routes answer 404.",
   },
-  ENVIRONMENT: { kind: "var", description: "Free-form deployment name, reported in logs." },
+  ENVIRONMENT: {
+    kind: "var",
+    description:
+      "Deployment name, reported in logs. `development` (what `npm start` sets) opens `/debug/transform` without a token.",
+  },
   EVENT_NAMES: {
     kind: "var",
     description:
@@ -225,6 +244,11 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   MAX_RETRIES: {
     kind: "var",
     description: "Retries before an event becomes a dead letter. Must equal `max_retries` in wrangler.toml.",
+  },
+  SEGMENT_REQUEST_BUDGET: {
+    kind: "var",
+    description:
+      "Segment requests one consumer invocation may make (bisecting a 400 can need many); the rest wait for the next. Fits the Free plan's 50 subrequests.",
   },
 };
 

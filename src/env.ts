@@ -1,27 +1,12 @@
-import type { RelayMessage } from "./delivery/message";
+import type { SettingName } from "./config";
 
 /**
- * The Worker's bindings, as declared in wrangler.toml. Vars and secrets arrive as strings (or
- * not at all); `config.ts` is the one place that turns them into typed settings.
+ * The Worker's bindings, as declared in wrangler.toml. Every setting arrives as a string (or not
+ * at all), and its name comes from the settings schema, so a new setting cannot be forgotten
+ * here; `config.ts` is the one place that turns them into typed settings.
  */
-export interface Env {
+export type Env = {
   DEDUP: KVNamespace;
-  EVENTS: Queue<RelayMessage>;
-
-  WEBHOOK_TOKEN?: string;
-  SOURCES?: string;
-  SEGMENT_WRITE_KEY?: string;
-  SEGMENT_ENDPOINT?: string;
-  ADMIN_TOKEN?: string;
-  ENVIRONMENT?: string;
-  EVENT_NAMES?: string;
-  TRACK_EVENTS?: string;
-  HONOR_DO_NOT_PROCESS?: string;
-  DEDUP_TTL_SECONDS?: string;
-  DEAD_LETTER_TTL_SECONDS?: string;
-  MAX_BODY_BYTES?: string;
-  SEGMENT_TIMEOUT_MS?: string;
-  RETRY_BASE_SECONDS?: string;
-  RETRY_MAX_SECONDS?: string;
-  MAX_RETRIES?: string;
-}
+  /** Queue messages are text (see queue/message.ts). */
+  EVENTS: Queue<string>;
+} & Partial<Record<SettingName, string>>;

@@ -10,3 +10,9 @@ export function log(level: LogLevel, msg: string, fields: Record<string, unknown
   else if (level === "warn") console.warn(line);
   else console.log(line);
 }
+
+/** Longest detail (Segment's answer, an error message) kept in a log line or a stored record. */
+export const DETAIL_LIMIT = 2_048;
+
+export const cutDetail = (text: string): string =>
+  text.length > DETAIL_LIMIT ? `${text.slice(0, DETAIL_LIMIT)}…` : text;

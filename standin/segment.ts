@@ -6,8 +6,9 @@
  * identity or a track with no event name, which are dropped one by one; dedup on messageId.
  *
  * It never accepts something Segment would refuse, so a relay bug shows up as a lost or refused
- * event here. Failures can be injected to play an outage: a status, a 429 with Retry-After, or a
- * hang that only ends when the caller gives up.
+ * event here. Failures can be injected to play an outage: a status, a 429 with Retry-After, a
+ * redirect elsewhere (as a moved or mistyped endpoint answers), or a hang that only ends when the
+ * caller gives up.
  */
 
 export const SEGMENT_LIMITS = {
@@ -16,7 +17,7 @@ export const SEGMENT_LIMITS = {
   batchEvents: 2_500,
 } as const;
 
-export type InjectedAnswer = number | { status: number; retryAfter?: string } | "hang";
+export type InjectedAnswer = number | { status: number; retryAfter?: string; location?: string } | "hang";
 
 export interface ReceivedEvent {
   writeKey: string;
@@ -145,9 +146,11 @@ export class SegmentStandIn {
         request.signal.addEventListener("abort", abort);
       });
     }
-    const { status, retryAfter } =
-      typeof injected === "number" ? { status: injected, retryAfter: undefined } : injected;
-    const response = answer(status, "injected failure", retryAfter ? { "retry-after": retryAfter } : {});
+    const { status, retryAfter, location } = typeof injected === "number" ? { status: injected } : injected;
+    const headers: Record<string, string> = {};
+    if (retryAfter) headers["retry-after"] = retryAfter;
+    if (location) headers.location = location;
+    const response = answer(status, "injected failure", headers);
     return this.record(response, 0, bytes, true);
   }
 

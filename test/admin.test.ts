@@ -1,9 +1,13 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { putDeadLetter, putQuarantine } from "../src/delivery/records";
-import { recordId } from "../src/kv/keys";
+import { KEY_PREFIX } from "../src/kv/keys";
+import { deadLetterOf, newRecordId, putDeadLetter, putQuarantine } from "../src/kv/records";
 import { ADMIN_TOKEN, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
-import { relayMessage } from "./messages";
+import { seedDeadLetter } from "./messages";
+
+const seed = (reason: "segment-refused" | "segment-rejected", event = "guideDisplayed") =>
+  seedDeadLetter({ reason, event });
+
 import { useSegmentStandIn } from "./standin";
 
 afterEach(() => {
@@ -15,29 +19,6 @@ function admin(path: string, init: RequestInit & { token?: string | null } = {})
   const headers = new Headers(init.headers);
   if (token) headers.set("authorization", `Bearer ${token}`);
   return exports.default.fetch(new Request(`https://relay.test/admin${path}`, { ...init, headers }));
-}
-
-async function seedDeadLetter(reason: "segment-refused" | "segment-rejected", event = "guideDisplayed") {
-  const message = relayMessage({ ...withUniqueId(PUBLISHED.guideDisplayed), event });
-  const id = recordId(Date.now(), message.eventId);
-  await putDeadLetter(
-    env.DEDUP,
-    {
-      id,
-      reason,
-      source: "default",
-      eventId: message.eventId,
-      event,
-      attempts: 1,
-      lastStatus: reason === "segment-refused" ? 401 : 400,
-      detail: "seeded",
-      receivedAt: Date.now(),
-      lastFailureAt: Date.now(),
-      message,
-    },
-    3_600,
-  );
-  return { id, message };
 }
 
 describe("admin auth", () => {
@@ -58,8 +39,8 @@ describe("admin auth", () => {
 
 describe("dead letters", () => {
   it("lists with filters on reason, event and time, and shows one entry", async () => {
-    const refused = await seedDeadLetter("segment-refused", "pollDisplayed");
-    const rejected = await seedDeadLetter("segment-rejected", "npsDisplayed");
+    const refused = await seed("segment-refused", "pollDisplayed");
+    const rejected = await seed("segment-rejected", "npsDisplayed");
 
     const byReason = (await (await admin("/dead-letters?reason=segment-refused")).json()) as {
       entries: { id: string }[];
@@ -88,13 +69,13 @@ describe("dead letters", () => {
       reason: "segment-refused",
       message: refused.message,
     });
-    expect((await admin("/dead-letters/0000000000000-nope")).status).toBe(404);
+    expect((await admin("/dead-letters/0000000000000-default.nope.0000")).status).toBe(404);
     expect((await admin("/dead-letters/not-an-id")).status).toBe(404);
   });
 
   it("replays one through the real queue to Segment, past the dedup marker, and removes it", async () => {
     const { standIn } = useSegmentStandIn();
-    const { id, message } = await seedDeadLetter("segment-refused");
+    const { id, message } = await seed("segment-refused");
     const replay = await admin(`/dead-letters/${id}/replay`, { method: "POST" });
     expect(replay.status).toBe(202);
     // The queue is shared by this file's tests: wait for this event, not for any event.
@@ -105,9 +86,9 @@ describe("dead letters", () => {
 
   it("replays every entry matching a filter, and refuses a bulk replay with no filter", async () => {
     useSegmentStandIn();
-    const a = await seedDeadLetter("segment-rejected", "pollSubmitted");
-    const b = await seedDeadLetter("segment-rejected", "pollSubmitted");
-    const other = await seedDeadLetter("segment-refused", "pollSubmitted");
+    const a = await seed("segment-rejected", "pollSubmitted");
+    const b = await seed("segment-rejected", "pollSubmitted");
+    const other = await seed("segment-refused", "pollSubmitted");
     expect((await admin("/dead-letters/replay", { method: "POST" })).status).toBe(400);
     const result = (await (
       await admin("/dead-letters/replay?reason=segment-rejected&event=pollSubmitted", {
@@ -119,8 +100,79 @@ describe("dead letters", () => {
     expect((await admin(`/dead-letters/${other.id}`)).status).toBe(200);
   });
 
+  it("reports a result per record, never a 500, when some records cannot be replayed", async () => {
+    useSegmentStandIn();
+    const event = `bulk-${crypto.randomUUID().slice(0, 8)}`;
+    const good = await seed("segment-refused", event);
+    // A record this relay never wrote, listed under the same filter.
+    const broken = deadLetterOf(
+      {
+        reason: "segment-refused",
+        source: "default",
+        eventId: "x",
+        event,
+        attempts: 1,
+        lastStatus: 401,
+        detail: "",
+        receivedAt: Date.now(),
+      },
+      Date.now(),
+    );
+    await putDeadLetter(env.DEDUP, broken, 3_600);
+    await env.DEDUP.put(`${KEY_PREFIX.deadLetter}${broken.id}`, '{"not":"a dead letter"}', {
+      metadata: { at: Date.now(), source: "default", event, reason: "segment-refused" },
+    });
+    const response = await admin(`/dead-letters/replay?event=${event}`, { method: "POST" });
+    expect(response.status).toBe(200);
+    const body = (await response.json()) as {
+      replayed: number;
+      failed: number;
+      results: { id: string; ok: boolean; reason?: string }[];
+    };
+    expect(body).toMatchObject({ replayed: 1, failed: 1 });
+    expect(body.results).toContainEqual(
+      expect.objectContaining({ id: good.id, ok: true, status: "replayed" }),
+    );
+    expect(body.results).toContainEqual(
+      expect.objectContaining({ id: broken.id, ok: false, reason: "malformed-record" }),
+    );
+  });
+
+  it("scans past pages of records that do not match, up to its limit", async () => {
+    useSegmentStandIn();
+    const event = `paged-${crypto.randomUUID().slice(0, 8)}`;
+    const noise = Array.from({ length: 120 }, () => seed("segment-rejected", `noise-${event}`));
+    await Promise.all(noise);
+    const wanted = await seed("segment-rejected", event);
+    const body = (await (await admin(`/dead-letters/replay?event=${event}`, { method: "POST" })).json()) as {
+      replayed: number;
+      cursor: string | null;
+    };
+    expect(body.replayed).toBe(1);
+    expect((await admin(`/dead-letters/${wanted.id}`)).status).toBe(404);
+  });
+
+  it("does not send a stored event of a visitor flagged do-not-process since, and removes it", async () => {
+    const { spy } = useSegmentStandIn();
+    const visitor = `dnp-replay-${crypto.randomUUID()}`;
+    const letter = await seedDeadLetter({
+      webhook: { ...withUniqueId(PUBLISHED.guideDisplayed), visitorId: visitor },
+    });
+    const flag = {
+      ...withUniqueId(PUBLISHED.visitorCreated),
+      visitorId: visitor,
+      event: "visitorDoNotProcessUpdated",
+      properties: { doNotProcess: true },
+    };
+    expect((await postWebhook(flag)).response.status).toBe(202);
+    const replay = await admin(`/dead-letters/${letter.id}/replay`, { method: "POST" });
+    expect(await replay.json()).toMatchObject({ ok: true, status: "dropped", reason: "do-not-process" });
+    expect((await admin(`/dead-letters/${letter.id}`)).status).toBe(404);
+    expect(spy).not.toHaveBeenCalled();
+  });
+
   it("deletes one", async () => {
-    const { id } = await seedDeadLetter("segment-refused");
+    const { id } = await seed("segment-refused");
     expect((await admin(`/dead-letters/${id}`, { method: "DELETE" })).status).toBe(200);
     expect((await admin(`/dead-letters/${id}`)).status).toBe(404);
     expect((await admin(`/dead-letters/${id}`, { method: "DELETE" })).status).toBe(404);
@@ -149,7 +201,7 @@ describe("quarantine", () => {
   it("replay ingests a webhook an earlier relay refused, and removes it", async () => {
     const { standIn } = useSegmentStandIn();
     const webhook = withUniqueId(PUBLISHED.trackEventReceived);
-    const id = recordId(Date.now(), crypto.randomUUID());
+    const id = newRecordId(Date.now(), "default");
     // As an older relay would have stored it: authenticated, refused, kept.
     await putQuarantine(
       env.DEDUP,

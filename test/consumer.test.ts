@@ -1,24 +1,31 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { RelayMessage } from "../src/delivery/message";
-import type { DeadLetter } from "../src/delivery/records";
 import type { Env } from "../src/env";
 import worker from "../src/index";
+import type { RelayMessage } from "../src/queue/message";
 import { MAX_REQUEST_BYTES } from "../src/segment/batch";
+import { kvFailing } from "./faults";
 import { PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";
-import { poisonedMessage, queueMessages, relayMessage } from "./messages";
+import { deadLetterFor, poisonedMessage, queueMessages, relayMessage } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
+const MAX_RETRIES = Number(env.MAX_RETRIES);
+
 // The production retry schedule (wrangler.toml defaults), not the tests' short one.
 const PRODUCTION_RETRY = { RETRY_BASE_SECONDS: "30", RETRY_MAX_SECONDS: "21600" };
 
-async function consume(bodies = [relayMessage()], options: { attempts?: number; env?: Partial<Env> } = {}) {
-  const batch = createMessageBatch<RelayMessage>("pendo-events", queueMessages(bodies, options.attempts));
+type Body = RelayMessage | { raw: unknown };
+
+async function consume(
+  bodies: Body[] = [relayMessage()],
+  options: { attempts?: number; env?: Partial<Env> } = {},
+) {
+  const batch = createMessageBatch<unknown>("pendo-events", queueMessages(bodies, options.attempts));
   // getQueueResult reports which messages were retried but not their delay: spy on retry().
   const delays = batch.messages.map((message) => vi.spyOn(message, "retry"));
   const ctx = createExecutionContext();
@@ -29,12 +36,6 @@ async function consume(bodies = [relayMessage()], options: { attempts?: number; 
     return { msgId: retry.msgId, delaySeconds: spy?.mock.calls[0]?.[0]?.delaySeconds };
   });
   return { ...result, retryMessages };
-}
-
-async function deadLetterFor(eventId: string): Promise<DeadLetter | undefined> {
-  const { keys } = await env.DEDUP.list({ prefix: "dead:" });
-  const match = keys.find((key) => key.name.endsWith(`-${eventId}`));
-  return match ? JSON.parse((await env.DEDUP.get(match.name)) as string) : undefined;
 }
 
 describe("consumer: success", () => {
@@ -52,6 +53,8 @@ describe("consumer: success", () => {
     const headers = new Headers(init.headers);
     expect(headers.get("authorization")).toBe(`Basic ${btoa(`${WRITE_KEY}:`)}`);
     expect(headers.get("content-type")).toBe("application/json");
+    // A followed redirect would turn the POST into a GET whose 200 looks like a delivery.
+    expect(init.redirect).toBe("manual");
     const sent = JSON.parse(init.body as string);
     expect(sent.batch).toEqual(bodies.flatMap((body) => body.calls.map((call) => JSON.parse(call))));
     expect(Date.parse(sent.sentAt)).toBeGreaterThanOrEqual(before - 1);
@@ -168,12 +171,12 @@ describe("consumer: permanent failures become dead letters", () => {
     const { standIn } = useSegmentStandIn();
     standIn.failNext(503);
     const body = relayMessage();
-    const result = await consume([body], { attempts: 21 });
+    const result = await consume([body], { attempts: MAX_RETRIES + 1 });
     expect(result.explicitAcks).toHaveLength(1);
     expect(await deadLetterFor(body.eventId)).toMatchObject({
       reason: "retries-exhausted",
       lastStatus: 503,
-      attempts: 21,
+      attempts: MAX_RETRIES + 1,
     });
   });
 
@@ -193,10 +196,7 @@ describe("consumer: permanent failures become dead letters", () => {
   it("retries instead of acking when the dead letter cannot be stored", async () => {
     const { standIn } = useSegmentStandIn();
     standIn.failNext(401);
-    const brokenKv = {
-      ...env.DEDUP,
-      put: () => Promise.reject(new Error("kv down")),
-    } as unknown as KVNamespace;
+    const brokenKv = kvFailing(env.DEDUP, "put");
     const result = await consume([relayMessage()], { env: { DEDUP: brokenKv } });
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toHaveLength(1);
@@ -206,7 +206,7 @@ describe("consumer: permanent failures become dead letters", () => {
 describe("dead-letter queue consumer", () => {
   it("stores what the queue gave up on, with its reason", async () => {
     const body = relayMessage();
-    const batch = createMessageBatch<RelayMessage>("pendo-events-dlq", queueMessages([body]));
+    const batch = createMessageBatch<unknown>("pendo-events-dlq", queueMessages([body]));
     const ctx = createExecutionContext();
     await worker.queue(batch, env as Env, ctx);
     const result = await getQueueResult(batch, ctx);

@@ -1,12 +1,12 @@
 import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { vi } from "vitest";
-import type { RelayMessage } from "../src/delivery/message";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import guideDisplayed from "../src/pendo/examples/guideDisplayed.json";
 import trackEventReceived from "../src/pendo/examples/trackEventReceived.json";
 import visitorCreated from "../src/pendo/examples/visitorCreated.json";
+import { decodeRelayMessage, type RelayMessage } from "../src/queue/message";
 
 export const TOKEN = env.WEBHOOK_TOKEN as string;
 export const WRITE_KEY = env.SEGMENT_WRITE_KEY as string;
@@ -60,13 +60,18 @@ export async function postWebhook(body: unknown, options: CallOptions = {}) {
 }
 
 export async function callWorker(request: Request, overrides: Partial<Env> = {}) {
-  const send = vi.fn((message: RelayMessage, options?: QueueSendOptions) =>
-    env.EVENTS.send(message, options),
-  );
+  const send = vi.fn((body: string, options?: QueueSendOptions) => env.EVENTS.send(body, options));
   const testEnv = { ...env, EVENTS: { ...env.EVENTS, send }, ...overrides } as Env;
   const ctx = createExecutionContext();
   const response = await worker.fetch(request, testEnv, ctx);
   await waitOnExecutionContext(ctx);
   const json = (await response.clone().json()) as Record<string, unknown>;
-  return { response, json, enqueued: send.mock.calls.map(([message]) => message) };
+  return { response, json, enqueued: send.mock.calls.map(([body]) => decoded(body)), sent: send.mock.calls };
+}
+
+/** A queue body read back as the consumer reads it. */
+export function decoded(body: unknown): RelayMessage {
+  const result = decodeRelayMessage(body);
+  if (!result.ok) throw new Error(result.detail);
+  return result.message;
 }

@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { dedupKey } from "../src/kv/keys";
+import { dedupKey, KEY_PREFIX } from "../src/kv/keys";
 import { callWorker, PUBLISHED, postWebhook, TOKEN, withUniqueId } from "./helpers";
+import { deadLetters } from "./messages";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -9,7 +10,7 @@ afterEach(() => {
 
 // KV is shared by the tests of a file, so counts are compared before and after.
 async function quarantineCount(): Promise<number> {
-  return (await env.DEDUP.list({ prefix: "quarantine:" })).keys.length;
+  return (await env.DEDUP.list({ prefix: KEY_PREFIX.quarantine })).keys.length;
 }
 
 describe("authentication", () => {
@@ -79,26 +80,52 @@ describe("authentication", () => {
 });
 
 describe("validation", () => {
-  it("names every invalid field and why, in one 400", async () => {
+  it("refuses only what cannot be mapped, naming every such field in one 400", async () => {
     const webhook = {
       ...withUniqueId(PUBLISHED.guideDisplayed),
       event: "",
-      timestamp: "yesterday",
-      properties: [1, 2],
-      visitorId: 42,
+      visitorId: { id: 42 },
+      accountId: [1],
     };
     const { response, json, enqueued } = await postWebhook(webhook);
     expect(response.status).toBe(400);
     expect(enqueued).toHaveLength(0);
-    const issues = json.issues as { path: string; message: string }[];
-    expect(issues.map((issue) => issue.path).sort()).toEqual([
-      "event",
-      "properties",
-      "timestamp",
-      "visitorId",
+    expect(json.issues).toEqual([
+      { path: "event", message: "event must be a non-empty string" },
+      { path: "visitorId", message: "visitorId must be a string or a number" },
+      { path: "accountId", message: "accountId must be a string or a number" },
     ]);
-    expect(issues.find((issue) => issue.path === "event")?.message).toBe("event must be a non-empty string");
-    expect(issues.find((issue) => issue.path === "timestamp")?.message).toMatch(/timestamp must be a number/);
+  });
+
+  it("forwards fields of an unusable type, keeping them and saying so, instead of a 400", async () => {
+    const webhook = {
+      ...withUniqueId(PUBLISHED.guideDisplayed),
+      timestamp: "yesterday",
+      properties: [1, 2],
+      userAgent: 42,
+      visitorId: 12345,
+    };
+    const lines: string[] = [];
+    vi.spyOn(console, "warn").mockImplementation((line: string) => lines.push(line));
+    const { response, json, enqueued } = await postWebhook(webhook);
+    expect(response.status).toBe(202);
+    expect((json.warnings as { path: string }[]).map((w) => w.path)).toEqual(["properties", "userAgent"]);
+    const track = JSON.parse(enqueued[0]?.calls[0] as string);
+    expect(track.userId).toBe("12345");
+    expect(track.context.pendo.invalid).toEqual({ properties: [1, 2], userAgent: 42 });
+    expect(track.context.pendo.timestampFallback).toEqual({ reason: "unreadable", received: "yesterday" });
+    const line = lines.map((l) => JSON.parse(l)).find((l) => l.msg === "webhook");
+    expect(line).toMatchObject({ level: "warn", outcome: "accepted", warnings: json.warnings });
+  });
+
+  it("uses a body hash as the event id when uniqueId is not of Pendo's shape", async () => {
+    const webhook = { ...withUniqueId(PUBLISHED.guideDisplayed), uniqueId: "../../etc" };
+    const { response, json, enqueued } = await postWebhook(webhook);
+    expect(response.status).toBe(202);
+    expect(json.eventId).toMatch(/^[0-9a-f]{40}$/);
+    expect(JSON.parse(enqueued[0]?.calls[0] as string).context.pendo.invalid).toEqual({
+      uniqueId: "../../etc",
+    });
   });
 
   it.each([
@@ -114,12 +141,28 @@ describe("validation", () => {
     expect(issues[0]?.message.length).toBeGreaterThan(5);
   });
 
-  it("applies the catalog's property checks (trackEventReceived needs properties.name)", async () => {
+  it("tells a body without event that event is required", async () => {
+    const { json } = await postWebhook('{"visitorId":"v"}');
+    expect(json.issues).toEqual([{ path: "event", message: "event is required" }]);
+  });
+
+  it("forwards a trackEventReceived without properties.name, which wrapped mode never reads", async () => {
     const webhook = withUniqueId(PUBLISHED.trackEventReceived);
     webhook.properties = { ...webhook.properties, name: "" };
     const { response, json } = await postWebhook(webhook);
-    expect(response.status).toBe(400);
-    expect(json.issues).toEqual([{ path: "properties.name", message: "properties.name must not be empty" }]);
+    expect(response.status).toBe(202);
+    expect(json.warnings).toBeUndefined();
+  });
+
+  it.each([["9"], [11]])("forwards an NPS answer rated %j, which nothing reads", async (rating) => {
+    const webhook = {
+      ...withUniqueId(PUBLISHED.guideDisplayed),
+      event: "npsSubmitted",
+      properties: { nps: { rating } },
+    };
+    const { response, enqueued } = await postWebhook(webhook);
+    expect(response.status).toBe(202);
+    expect(JSON.parse(enqueued[0]?.calls[0] as string).properties.nps.rating).toBe(rating);
   });
 
   it("rejects a body that is not UTF-8", async () => {
@@ -144,7 +187,7 @@ describe("validation", () => {
     const { response } = await postWebhook(body);
     expect(response.status).toBe(400);
     expect(await quarantineCount()).toBe(before + 1);
-    const { keys } = await env.DEDUP.list({ prefix: "quarantine:" });
+    const { keys } = await env.DEDUP.list({ prefix: KEY_PREFIX.quarantine });
     const entries = await Promise.all(
       keys.map(async (key) => JSON.parse((await env.DEDUP.get(key.name)) as string)),
     );
@@ -225,8 +268,7 @@ describe("dedup and enqueue", () => {
     const second = await postWebhook(webhook);
     expect(first.json).toMatchObject({ status: "dead-lettered", reason: "event-too-large" });
     expect(second.json).toMatchObject({ status: "duplicate" });
-    const { keys } = await env.DEDUP.list({ prefix: "dead:" });
-    expect(keys.filter((key) => key.name.endsWith(webhook.uniqueId))).toHaveLength(1);
+    expect((await deadLetters()).filter((letter) => letter.eventId === webhook.uniqueId)).toHaveLength(1);
   });
 
   it("logs which store failed, which the terse 503 leaves out", async () => {
@@ -235,7 +277,7 @@ describe("dedup and enqueue", () => {
     const failing = { send: () => Promise.reject(new Error("queue unavailable")) } as unknown as Queue;
     await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), { env: { EVENTS: failing } });
     const webhookLine = lines.map((line) => JSON.parse(line)).find((line) => line.msg === "webhook");
-    expect(webhookLine).toMatchObject({ outcome: "unavailable", reason: "queue", status: 503 });
+    expect(webhookLine).toMatchObject({ outcome: "unavailable", store: "queue", status: 503 });
   });
 
   it("enqueues the serialized Segment calls with their byte count", async () => {
@@ -259,8 +301,8 @@ describe("configuration and routes", () => {
       env: { SEGMENT_ENDPOINT: "not a url", EVENT_NAMES: "shouting" },
     });
     expect(response.status).toBe(503);
-    const problems = json.problems as { setting: string }[];
-    expect(problems.map((p) => p.setting).sort()).toEqual(["EVENT_NAMES", "SEGMENT_ENDPOINT"]);
+    const issues = json.issues as { path: string }[];
+    expect(issues.map((issue) => issue.path).sort()).toEqual(["EVENT_NAMES", "SEGMENT_ENDPOINT"]);
     expect(JSON.stringify(json)).not.toContain("shouting");
   });
 
@@ -269,7 +311,7 @@ describe("configuration and routes", () => {
       env: { WEBHOOK_TOKEN: undefined },
     });
     expect(response.status).toBe(503);
-    expect(json.problems).toEqual([{ setting: "WEBHOOK_TOKEN", message: "is not set" }]);
+    expect(json.issues).toEqual([{ path: "WEBHOOK_TOKEN", message: "is not set" }]);
   });
 
   it("answers 404 for an unknown source and for unknown routes", async () => {

@@ -33,6 +33,8 @@ describe.each(families.map((file) => [file.family, file.cases] as const))(
         trackEvents: fixture.options?.trackEvents ?? "wrapped",
         eventId: intake.webhook.uniqueId as string,
         receivedAt: Date.parse(fixture.receivedAt),
+        warnings: intake.warnings,
+        invalid: intake.invalid,
       });
       if (!result.ok) throw new Error(`transform refused the fixture: ${result.reason}`);
       expect(result.calls).toEqual(fixture.expected);

@@ -1,10 +1,12 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { RelayMessage } from "../src/delivery/message";
 import type { Env } from "../src/env";
 import worker from "../src/index";
+import type { RelayMessage } from "../src/queue/message";
+import { RELAY_VERSION } from "../src/version";
 import { SegmentStandIn } from "../standin/segment";
+import { kvFailing } from "./faults";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
 import { queueMessages } from "./messages";
 import { useSegmentStandIn } from "./standin";
@@ -87,7 +89,7 @@ describe("multiple sources", () => {
       });
       bodies.push(...enqueued);
     }
-    const batch = createMessageBatch<RelayMessage>("pendo-events", queueMessages(bodies));
+    const batch = createMessageBatch<unknown>("pendo-events", queueMessages(bodies));
     const ctx = createExecutionContext();
     await worker.queue(batch, { ...env, SOURCES } as Env, ctx);
     expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(3);
@@ -122,17 +124,32 @@ describe("multiple sources", () => {
     const notJson = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
       env: { SOURCES: `{"prod": ${PROD.writeKey}` },
     });
-    expect(notJson.json.problems).toEqual([{ setting: "SOURCES", message: "SOURCES must be valid JSON" }]);
+    expect(notJson.json.issues).toEqual([{ path: "SOURCES", message: "SOURCES must be valid JSON" }]);
     expect(JSON.stringify(notJson.json)).not.toContain(PROD.writeKey);
   });
 });
 
 const get = (path: string, overrides: Partial<Env> = {}, headers: Record<string, string> = {}) =>
   callWorker(new Request(`https://relay.test${path}`, { headers }), overrides);
+const asAdmin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 
 describe("health", () => {
-  it("reports what is configured, never a value, and answers 200 when all is well", async () => {
-    const { response, json } = await get("/health?deep=1", withSources);
+  it("tells anyone the status and version only, and takes no deep probe from them", async () => {
+    const { response, json, sent } = await get("/health?deep=1", withSources);
+    expect(response.status).toBe(200);
+    expect(json).toEqual({ status: "ok", name: "pendo-segment-relay", version: RELAY_VERSION });
+    expect(sent).toEqual([]);
+    const missing = await get("/health", { SEGMENT_WRITE_KEY: undefined });
+    expect(missing.response.status).toBe(503);
+    expect(missing.json).toEqual({
+      status: "unhealthy",
+      name: "pendo-segment-relay",
+      version: RELAY_VERSION,
+    });
+  });
+
+  it("reports what is configured to the admin, never a value, and answers 200 when all is well", async () => {
+    const { response, json } = await get("/health?deep=1", withSources, asAdmin);
     expect(response.status).toBe(200);
     expect(json).toMatchObject({
       status: "ok",
@@ -147,11 +164,11 @@ describe("health", () => {
   });
 
   it("answers 503 naming what is missing or broken", async () => {
-    const missing = await get("/health", { SEGMENT_WRITE_KEY: undefined });
+    const missing = await get("/health", { SEGMENT_WRITE_KEY: undefined }, asAdmin);
     expect(missing.response.status).toBe(503);
     expect(missing.json.problems).toEqual(["source default: no Segment write key is set"]);
-    const broken = { ...env.DEDUP, get: () => Promise.reject(new Error("down")) } as unknown as KVNamespace;
-    const kv = await get("/health", { DEDUP: broken });
+    const broken = kvFailing(env.DEDUP, "get");
+    const kv = await get("/health", { DEDUP: broken }, asAdmin);
     expect(kv.response.status).toBe(503);
     expect(kv.json.checks).toMatchObject({ kv: "failed" });
   });
@@ -159,7 +176,6 @@ describe("health", () => {
   it("acks a queue probe without sending it to Segment", async () => {
     const spy = vi.spyOn(globalThis, "fetch");
     const probe: RelayMessage = {
-      v: 1,
       source: "health",
       eventId: "probe",
       event: "probe",
@@ -168,7 +184,7 @@ describe("health", () => {
       bytes: 0,
       probe: true,
     };
-    const batch = createMessageBatch<RelayMessage>("pendo-events", queueMessages([probe]));
+    const batch = createMessageBatch<unknown>("pendo-events", queueMessages([probe]));
     const ctx = createExecutionContext();
     await worker.queue(batch, env as Env, ctx);
     expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(1);
@@ -177,9 +193,10 @@ describe("health", () => {
 });
 
 describe("debug transform", () => {
+  const development = { ENVIRONMENT: "development" };
   const debug = (
     body: unknown,
-    overrides: Partial<Env> = {},
+    overrides: Partial<Env> = development,
     headers: Record<string, string> = {},
     query = "",
   ) =>
@@ -210,7 +227,12 @@ describe("debug transform", () => {
   });
 
   it("uses a named source's options", async () => {
-    const { json } = await debug(withUniqueId(PUBLISHED.guideDisplayed), withSources, {}, "?source=staging");
+    const { json } = await debug(
+      withUniqueId(PUBLISHED.guideDisplayed),
+      { ...withSources, ...development },
+      {},
+      "?source=staging",
+    );
     expect((json.calls as { event: string }[])[0]?.event).toBe("Guide Displayed");
   });
 
@@ -220,14 +242,17 @@ describe("debug transform", () => {
     expect(json.issues).toEqual([{ path: "event", message: "event must be a non-empty string" }]);
   });
 
-  it("does not exist in production without the admin token, and works with it", async () => {
-    const production = { ENVIRONMENT: "production" };
-    expect((await debug(PUBLISHED.guideDisplayed, production)).response.status).toBe(404);
-    const withAdmin = await debug(PUBLISHED.guideDisplayed, production, {
-      authorization: `Bearer ${ADMIN_TOKEN}`,
-    });
-    expect(withAdmin.response.status).toBe(200);
-  });
+  it.each(["production", "Production", "staging", "test"])(
+    "does not exist where ENVIRONMENT is %s without the admin token, and works with it",
+    async (environment) => {
+      const closed = { ENVIRONMENT: environment };
+      expect((await debug(PUBLISHED.guideDisplayed, closed)).response.status).toBe(404);
+      expect(
+        (await debug(PUBLISHED.guideDisplayed, closed, { authorization: `Bearer ${TOKEN}` })).response.status,
+      ).toBe(404);
+      expect((await debug(PUBLISHED.guideDisplayed, closed, asAdmin)).response.status).toBe(200);
+    },
+  );
 });
 
 describe("redaction", () => {
@@ -250,7 +275,7 @@ describe("redaction", () => {
     await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
       env: { SOURCES: JSON.stringify({ prod: { ...PROD, tokens: [1] } }) },
     });
-    const batch = createMessageBatch<RelayMessage>("pendo-events", queueMessages(accepted.enqueued));
+    const batch = createMessageBatch<unknown>("pendo-events", queueMessages(accepted.enqueued));
     await worker.queue(batch, { ...env, SOURCES } as Env, createExecutionContext());
     expect(lines.length).toBeGreaterThanOrEqual(4);
     const text = lines.join("\n");

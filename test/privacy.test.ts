@@ -1,4 +1,6 @@
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { faultyKv, kvFailing } from "./faults";
 import { PUBLISHED, postWebhook, withUniqueId } from "./helpers";
 
 afterEach(() => {
@@ -53,19 +55,42 @@ describe("do not process", () => {
     expect((await postWebhook(forVisitor(visitor), off)).response.status).toBe(202);
   });
 
-  it("requires the flag to be a boolean", async () => {
-    const webhook = { ...doNotProcess("v", true), properties: { doNotProcess: "yes" } };
+  it("reads the flag written as a string", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    await postWebhook({ ...doNotProcess(visitor, true), properties: { doNotProcess: "true" } });
+    expect((await postWebhook(forVisitor(visitor))).json).toMatchObject({ status: "dropped" });
+    await postWebhook({ ...doNotProcess(visitor, false), properties: { doNotProcess: "false" } });
+    expect((await postWebhook(forVisitor(visitor))).response.status).toBe(202);
+  });
+
+  it("forwards an unreadable flag, leaves the visitor as it was, and logs it", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const lines: string[] = [];
+    vi.spyOn(console, "warn").mockImplementation((line: string) => lines.push(line));
+    const webhook = { ...doNotProcess(visitor, true), properties: { doNotProcess: "yes" } };
     const { response, json } = await postWebhook(webhook);
-    expect(response.status).toBe(400);
-    expect(json.issues).toEqual([
-      { path: "properties.doNotProcess", message: "properties.doNotProcess must be true or false" },
+    expect(response.status).toBe(202);
+    expect(json.warnings).toEqual([
+      {
+        path: "properties.doNotProcess",
+        message: "not true or false: forwarded, and the visitor's flag was left as it was",
+      },
     ]);
+    expect(lines.some((line) => JSON.parse(line).msg === "do-not-process-unreadable")).toBe(true);
+    expect((await postWebhook(forVisitor(visitor))).response.status).toBe(202);
+  });
+
+  it("answers 503, and forwards nothing, when the flag cannot be stored", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const broken = kvFailing(env.DEDUP, "put");
+    const { response, enqueued } = await postWebhook(doNotProcess(visitor, true), { env: { DEDUP: broken } });
+    expect(response.status).toBe(503);
+    expect(enqueued).toEqual([]);
   });
 });
 
 describe("do-not-process flag set (per isolate)", () => {
   it("honours a flag written elsewhere once its set is refreshed, never sooner than KV allows", async () => {
-    const { env } = await import("cloudflare:workers");
     const { isDoNotProcess, REFRESH_MS } = await import("../src/privacy/doNotProcess");
     const { doNotProcessKey } = await import("../src/kv/keys");
     const source = `iso-${crypto.randomUUID().slice(0, 8)}`;
@@ -82,6 +107,27 @@ describe("do-not-process flag set (per isolate)", () => {
     expect(pending).toHaveLength(1);
     await Promise.all(pending);
     expect(await isDoNotProcess(env.DEDUP, source, "abc", t0 + REFRESH_MS + 2, waitUntil)).toBe(true);
+  });
+
+  it("keeps a flag this isolate set over a refresh whose list does not show it yet", async () => {
+    const { isDoNotProcess, setDoNotProcess, REFRESH_MS } = await import("../src/privacy/doNotProcess");
+    const source = `lag-${crypto.randomUUID().slice(0, 8)}`;
+    // KV's list lags behind its writes: this one never shows the new key.
+    const lagging = faultyKv(env.DEDUP, () => false);
+    const listLagging = new Proxy(lagging, {
+      get: (target, property) =>
+        property === "list"
+          ? async () => ({ keys: [], list_complete: true, cacheStatus: null })
+          : Reflect.get(target, property, target),
+    });
+    const pending: Promise<unknown>[] = [];
+    const waitUntil = (promise: Promise<unknown>) => void pending.push(promise);
+    const t0 = Date.now();
+    expect(await isDoNotProcess(listLagging, source, "h1", t0, waitUntil)).toBe(false);
+    await setDoNotProcess(listLagging, source, "h1", true, t0);
+    expect(await isDoNotProcess(listLagging, source, "h1", t0 + REFRESH_MS + 1, waitUntil)).toBe(true);
+    await Promise.all(pending);
+    expect(await isDoNotProcess(listLagging, source, "h1", t0 + REFRESH_MS + 2, waitUntil)).toBe(true);
   });
 
   it("refuses (throws) rather than guesses when the flags cannot be loaded", async () => {

@@ -1,8 +1,7 @@
-import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { DeadLetter } from "../src/delivery/records";
 import { SegmentStandIn } from "../standin/segment";
 import { freshUniqueId, PUBLISHED, postWebhook, WRITE_KEY } from "./helpers";
+import { deadLetters } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 afterEach(() => {
@@ -99,12 +98,6 @@ describe("delivery under failure", () => {
 
     // Dead letters: exactly the poisoned events, each with its reason.
     const poisoned = new Set([...refused, ...oversize]);
-    const deadLetters = async () => {
-      const { keys } = await env.DEDUP.list({ prefix: "dead:" });
-      return Promise.all(
-        keys.map(async (k) => (await env.DEDUP.get<DeadLetter>(k.name, "json")) as DeadLetter),
-      );
-    };
     const stored = async () =>
       new Set((await deadLetters()).map((l) => l.eventId).filter((id) => poisoned.has(id)));
     await vi.waitUntil(async () => (await stored()).size >= poisoned.size, {

@@ -38,6 +38,20 @@ describe("size", () => {
     expect(result.encoded[0]?.bytes).toBeLessThanOrEqual(MAX_EVENT_BYTES);
   });
 
+  it.each(["wrapped", "unwrap"] as const)(
+    "trims an oversized track event alike in %s mode",
+    (trackEvents) => {
+      const webhook = withUniqueId(PUBLISHED.trackEventReceived);
+      (webhook.properties as Record<string, unknown>).eventProperties = { notes: "n".repeat(40_000) };
+      const result = transform(webhook, { trackEvents });
+      if (!result.ok) throw new Error("expected the trimmed event to fit");
+      const track = JSON.parse(result.encoded[0]?.json as string);
+      expect(track.context.pendo.trimmed).toEqual(["properties.eventProperties"]);
+      expect(JSON.stringify(track.properties)).not.toContain("nnnn");
+      expect(track.event).toBe(trackEvents === "unwrap" ? "Account Upgraded" : "trackEventReceived");
+    },
+  );
+
   it("refuses an event still over 32 KB after trimming, naming the call", () => {
     const webhook = withUniqueId(PUBLISHED.visitorCreated);
     (webhook.properties as Record<string, unknown>).bio = "b".repeat(40_000);
@@ -46,7 +60,7 @@ describe("size", () => {
   });
 
   it("counts exact UTF-8 bytes whether the body is ASCII, raw UTF-8 or \\u-escaped", async () => {
-    const { prepareEvent } = await import("../src/delivery/prepare");
+    const { prepareEvent } = await import("../src/intake/prepare");
     const source = {
       name: "default",
       tokens: [],
@@ -92,7 +106,6 @@ describe("names", () => {
     const names = new Map<string, string[]>();
     for (const entry of CATALOG) {
       const webhook = { ...withUniqueId(PUBLISHED.guideDisplayed), event: entry.name };
-      if (entry.properties) continue; // needs event-specific properties; covered by fixtures
       const result = transform(webhook, { eventNames: "segment" });
       if (!result.ok) throw new Error(entry.name);
       const name = (result.calls[0] as { event: string }).event;

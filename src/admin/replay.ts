@@ -1,58 +1,131 @@
 import type { Settings } from "../config";
-import { prepareEvent } from "../delivery/prepare";
-import { type DeadLetter, deleteRecord, type QuarantineEntry, type RecordKind } from "../delivery/records";
 import type { Env } from "../env";
+import { prepareEvent } from "../intake/prepare";
+import type { Issue } from "../issues";
+import { deleteRecord, getRecord, putRecord, type RecordKind, type StoredRecords } from "../kv/records";
 import { log } from "../log";
-import type { ValidationIssue } from "../pendo/envelope";
+import { isDoNotProcess, visitorHash } from "../privacy/doNotProcess";
+import { encodeRelayMessage, type RelayMessage } from "../queue/message";
 import { resolveSource } from "../sources";
 
 export type ReplayResult =
-  | { ok: true; id: string; eventId: string }
-  | { ok: false; id: string; reason: "invalid"; issues: ValidationIssue[] }
+  | { ok: true; id: string; status: "replayed"; eventId: string; removed: boolean }
+  | { ok: true; id: string; status: "dropped"; reason: "do-not-process"; eventId: string }
+  | { ok: false; id: string; reason: "invalid" | "malformed-record"; issues: Issue[] }
   | {
       ok: false;
       id: string;
-      reason: "event-too-large" | "unknown-source" | "queue-unavailable";
+      reason:
+        | "not-found"
+        | "already-replayed"
+        | "not-replayable"
+        | "event-too-large"
+        | "unknown-source"
+        | "store-unavailable"
+        | "queue-unavailable";
       detail: string;
     };
 
 /**
  * Re-enqueue one stored entry. The dedup marker is not consulted: replay exists to send again
- * what the edge once accepted. Segment still keeps one copy per messageId. A raw body (quarantine,
- * too-large dead letters) goes through validation and the transform again, so a fixed relay can
- * ingest what it once refused. The entry is deleted only once the queue has the event.
+ * what the edge once accepted. A raw body (quarantine, too-large dead letters) goes through
+ * intake and the transform again, so a fixed relay can ingest what it once refused. A visitor
+ * flagged do-not-process since is not sent, and the record is removed.
+ *
+ * Never twice: the record is claimed (`replayedAt`) before it is sent, and a claimed record is
+ * refused. If the send fails the claim is lifted; if the delete after a send fails, the claim
+ * stays, so the record is kept but can never be replayed again.
  */
 export async function replayRecord(
   env: Env,
   settings: Settings,
   kind: RecordKind,
-  record: DeadLetter | QuarantineEntry,
+  id: string,
   now: number,
+  waitUntil: (promise: Promise<unknown>) => void,
 ): Promise<ReplayResult> {
-  let message = "message" in record ? record.message : undefined;
-  if (!message) {
+  const read = await getRecord(env.DEDUP, kind, id);
+  if (!read.ok) {
+    return read.reason === "not-found"
+      ? { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` }
+      : { ok: false, id, reason: "malformed-record", issues: read.issues };
+  }
+  const record: StoredRecords[RecordKind] = read.record;
+  if (record.replayedAt !== undefined) {
+    const at = new Date(record.replayedAt).toISOString();
+    return {
+      ok: false,
+      id,
+      reason: "already-replayed",
+      detail: `replayed at ${at}; delete it if it is done`,
+    };
+  }
+  if ("rawMessage" in record && record.rawMessage !== undefined) {
+    return {
+      ok: false,
+      id,
+      reason: "not-replayable",
+      detail: "a malformed queue message has no event to send",
+    };
+  }
+
+  let message: RelayMessage | undefined = "message" in record ? record.message : undefined;
+  let visitor: string | undefined;
+  if (message) visitor = visitorOfCalls(message);
+  else {
     const source = resolveSource(settings, record.source);
-    if (!source) return { ok: false, id: record.id, reason: "unknown-source", detail: record.source };
+    if (!source) return { ok: false, id, reason: "unknown-source", detail: record.source };
     const prepared = await prepareEvent(record.rawBody ?? "", source, now);
     if (!prepared.ok) {
-      return prepared.kind === "invalid"
-        ? { ok: false, id: record.id, reason: "invalid", issues: prepared.issues }
-        : { ok: false, id: record.id, reason: "event-too-large", detail: prepared.detail };
+      return prepared.reason === "invalid"
+        ? { ok: false, id, reason: "invalid", issues: prepared.issues }
+        : { ok: false, id, reason: "event-too-large", detail: prepared.detail };
     }
     message = prepared.message;
+    visitor = prepared.webhook.visitorId?.trim() || undefined;
+  }
+
+  const kv = env.DEDUP;
+  const ttl = settings.DEAD_LETTER_TTL_SECONDS;
+  const hash = settings.HONOR_DO_NOT_PROCESS ? await visitorHash(visitor) : undefined;
+  if (hash && (await isDoNotProcess(kv, message.source, hash, now, waitUntil))) {
+    await deleteRecord(kv, kind, id);
+    log("info", "do-not-process-drop", { kind, id, source: message.source, uniqueId: message.eventId });
+    return { ok: true, id, status: "dropped", reason: "do-not-process", eventId: message.eventId };
+  }
+
+  try {
+    await putRecord(kv, kind, { ...record, replayedAt: now }, ttl);
+  } catch (error) {
+    return { ok: false, id, reason: "store-unavailable", detail: String(error) };
   }
   try {
-    await env.EVENTS.send({ ...message, replayedAt: now });
+    await env.EVENTS.send(encodeRelayMessage({ ...message, replayedAt: now }), { contentType: "text" });
   } catch (error) {
-    return { ok: false, id: record.id, reason: "queue-unavailable", detail: String(error) };
+    await putRecord(kv, kind, record, ttl).catch((unclaim) =>
+      log("error", "replay-unclaim-failed", { kind, id, error: String(unclaim) }),
+    );
+    return { ok: false, id, reason: "queue-unavailable", detail: String(error) };
   }
-  await deleteRecord(env.DEDUP, kind, record.id);
+  let removed = true;
+  await deleteRecord(kv, kind, id).catch((error) => {
+    removed = false;
+    log("error", "replay-not-removed", { kind, id, error: String(error) });
+  });
   log("info", "replayed", {
     kind,
-    id: record.id,
+    id,
     source: message.source,
     event: message.event,
     uniqueId: message.eventId,
   });
-  return { ok: true, id: record.id, eventId: message.eventId };
+  return { ok: true, id, status: "replayed", eventId: message.eventId, removed };
+}
+
+/** The visitor of a stored message, read from its first call (admin path only: parsing is fine here). */
+function visitorOfCalls(message: RelayMessage): string | undefined {
+  const first = message.calls[0];
+  if (!first) return undefined;
+  const call = JSON.parse(first) as { userId?: string; anonymousId?: string };
+  return call.userId ?? call.anonymousId;
 }

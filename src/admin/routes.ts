@@ -1,27 +1,22 @@
 import { type Context, Hono } from "hono";
 import { loadSettings } from "../config";
-import {
-  type DeadLetter,
-  deleteRecord,
-  getRecord,
-  listRecords,
-  type QuarantineEntry,
-  type RecordFilter,
-  type RecordKind,
-} from "../delivery/records";
 import type { Env } from "../env";
-import { presentedToken, tokenMatches } from "../http/auth";
-import { replayRecord } from "./replay";
+import { isAdmin } from "../http/auth";
+import { failureResponse, notFound } from "../http/failures";
+import { deleteRecord, getRecord, listRecords, type RecordFilter, type RecordKind } from "../kv/records";
+import { log } from "../log";
+import { type ReplayResult, replayRecord } from "./replay";
 
 type AdminContext = Context<{ Bindings: Env }>;
 
 const MAX_LIMIT = 500;
-// One bulk replay call re-enqueues at most this many; the answer's cursor continues.
+// One bulk replay call re-enqueues at most this many; the answer's cursor continues. About four
+// KV operations each keeps a call well inside the 1,000 per invocation.
 const BULK_REPLAY_MAX = 100;
 
 /**
- * /admin: dead letters and quarantine, behind ADMIN_TOKEN (Bearer only: unlike Pendo, an operator
- * can set a header, and a token in a URL ends up in shell history). Unset token: every route 404s.
+ * /admin: dead letters and quarantine, behind ADMIN_TOKEN (Bearer only). Unset token: every
+ * route answers 404, like an unknown route.
  */
 export function createAdminRoutes() {
   const admin = new Hono<{ Bindings: Env }>();
@@ -29,11 +24,8 @@ export function createAdminRoutes() {
   admin.use("*", async (c, next) => {
     const config = loadSettings(c.env);
     const token = config.ok ? config.settings.ADMIN_TOKEN : undefined;
-    if (!token)
-      return c.json({ error: "not-found", message: `no route for ${c.req.method} ${c.req.path}` }, 404);
-    const header = c.req.header("authorization");
-    const presented = header?.startsWith("Bearer ") ? presentedToken(c.req.raw) : undefined;
-    if (!(await tokenMatches(presented, [token]))) {
+    if (!token) return notFound(c);
+    if (!(await isAdmin(c.req.raw, token))) {
       return c.json(
         { error: "unauthorized", message: "Authorization: Bearer <ADMIN_TOKEN> is required" },
         401,
@@ -51,10 +43,17 @@ export function createAdminRoutes() {
     });
 
     admin.get(`/${kind}/:id`, async (c) => {
-      const record = await getRecord(c.env.DEDUP, kind, c.req.param("id"));
-      return record ? c.json(record) : notFound(c, kind);
+      const read = await getRecord(c.env.DEDUP, kind, c.req.param("id"));
+      if (read.ok) return c.json(read.record);
+      if (read.reason === "not-found") return recordNotFound(c, kind);
+      return c.json(
+        { error: read.reason, message: "the stored record does not match its schema", issues: read.issues },
+        422,
+      );
     });
 
+    // Every record matching the filter, oldest first, up to BULK_REPLAY_MAX per call; each gets
+    // its own result, and `cursor` continues where this call stopped.
     admin.post(`/${kind}/replay`, async (c) => {
       const filter = readFilter(c);
       if ("error" in filter) return c.json(filter, 400);
@@ -64,40 +63,70 @@ export function createAdminRoutes() {
           400,
         );
       }
-      const settings = loadSettings(c.env);
-      if (!settings.ok) return c.json({ error: "misconfigured", problems: settings.problems }, 503);
-      const page = await listRecords(c.env.DEDUP, kind, filter, BULK_REPLAY_MAX, c.req.query("cursor"));
-      const results = [];
-      for (const summary of page.entries) {
-        const record = await getRecord<DeadLetter | QuarantineEntry>(c.env.DEDUP, kind, summary.id);
-        if (record) results.push(await replayRecord(c.env, settings.settings, kind, record, Date.now()));
-      }
+      const config = loadSettings(c.env);
+      if (!config.ok) return failureResponse(c, config);
+      const results: ReplayResult[] = [];
+      let cursor: string | null = c.req.query("cursor") ?? null;
+      do {
+        const page = await listRecords(
+          c.env.DEDUP,
+          kind,
+          filter,
+          BULK_REPLAY_MAX - results.length,
+          cursor ?? undefined,
+        );
+        for (const entry of page.entries) results.push(await replayOne(c, config.settings, kind, entry.id));
+        cursor = page.cursor;
+      } while (cursor && results.length < BULK_REPLAY_MAX);
       const replayed = results.filter((result) => result.ok).length;
-      return c.json({ replayed, failed: results.filter((result) => !result.ok), cursor: page.cursor });
+      log("info", "admin", { action: "replay", kind, ids: results.map((r) => r.id), count: replayed });
+      return c.json({ replayed, failed: results.length - replayed, results, cursor });
     });
 
     admin.post(`/${kind}/:id/replay`, async (c) => {
-      const record = await getRecord<DeadLetter | QuarantineEntry>(c.env.DEDUP, kind, c.req.param("id"));
-      if (!record) return notFound(c, kind);
-      const settings = loadSettings(c.env);
-      if (!settings.ok) return c.json({ error: "misconfigured", problems: settings.problems }, 503);
-      const result = await replayRecord(c.env, settings.settings, kind, record, Date.now());
-      if (result.ok) return c.json({ status: "replayed", ...result }, 202);
-      const status = result.reason === "queue-unavailable" ? 503 : 422;
+      const config = loadSettings(c.env);
+      if (!config.ok) return failureResponse(c, config);
+      const result = await replayOne(c, config.settings, kind, c.req.param("id"));
+      log("info", "admin", { action: "replay", kind, ids: [result.id], count: result.ok ? 1 : 0 });
+      if (result.ok) return c.json(result, 202);
+      const status =
+        result.reason === "not-found"
+          ? 404
+          : result.reason === "queue-unavailable" || result.reason === "store-unavailable"
+            ? 503
+            : result.reason === "already-replayed"
+              ? 409
+              : 422;
       return c.json({ error: result.reason, ...result }, status);
     });
 
     admin.delete(`/${kind}/:id`, async (c) => {
-      const record = await getRecord(c.env.DEDUP, kind, c.req.param("id"));
-      if (!record) return notFound(c, kind);
-      await deleteRecord(c.env.DEDUP, kind, c.req.param("id"));
-      return c.json({ status: "deleted", id: c.req.param("id") });
+      const id = c.req.param("id");
+      const read = await getRecord(c.env.DEDUP, kind, id);
+      if (!read.ok && read.reason === "not-found") return recordNotFound(c, kind);
+      await deleteRecord(c.env.DEDUP, kind, id);
+      log("info", "admin", { action: "delete", kind, ids: [id], count: 1 });
+      return c.json({ status: "deleted", id });
     });
   }
   return admin;
 }
 
-function notFound(c: AdminContext, kind: RecordKind) {
+/** Replay never throws: whatever goes wrong is this record's result, not a 500 for the batch. */
+async function replayOne(
+  c: AdminContext,
+  settings: Parameters<typeof replayRecord>[1],
+  kind: RecordKind,
+  id: string,
+): Promise<ReplayResult> {
+  try {
+    return await replayRecord(c.env, settings, kind, id, Date.now(), (p) => c.executionCtx.waitUntil(p));
+  } catch (error) {
+    return { ok: false, id, reason: "store-unavailable", detail: String(error) };
+  }
+}
+
+function recordNotFound(c: AdminContext, kind: RecordKind) {
   return c.json({ error: "not-found", message: `no ${kind} entry ${c.req.param("id")}` }, 404);
 }
 

@@ -1,16 +1,22 @@
 import { loadSettings, type Settings } from "../config";
 import type { Env } from "../env";
-import { recordId } from "../kv/keys";
-import { log } from "../log";
-import { batchBody, countCalls, packBatches } from "../segment/batch";
+import { type DeadLetterReason, deadLetterOf, putDeadLetter } from "../kv/records";
+import { cutDetail, log } from "../log";
+import { decodeRelayMessage, type RelayMessage } from "../queue/message";
+import { batchBody, batchBytes, countCalls, type Packable, packBatches } from "../segment/batch";
 import { classifySegmentResponse } from "../segment/classify";
 import { postBatch, type SegmentTarget } from "../segment/client";
 import { resolveSource } from "../sources";
 import { retryDelaySeconds } from "./backoff";
-import type { RelayMessage } from "./message";
-import { cutDetail, type DeadLetterReason, putDeadLetter } from "./records";
+import { malformedLetter } from "./letters";
 
-type RelayQueueMessage = Message<RelayMessage>;
+type QueueMessage = Message<unknown>;
+
+/** One queue message, decoded, as batch packing sees it. */
+interface Unit extends Packable {
+  queued: QueueMessage;
+  message: RelayMessage;
+}
 
 // Used only when the settings themselves are unreadable, so there is no configured base.
 const MISCONFIGURED_RETRY_SECONDS = 300;
@@ -20,38 +26,44 @@ const MISCONFIGURED_RETRY_SECONDS = 300;
  * stored as a dead letter then acked); the handler never throws, because a throwing queue handler
  * retries the whole batch, acked messages included in the local simulator.
  */
-export async function consumeEvents(batch: MessageBatch<RelayMessage>, env: Env): Promise<void> {
+export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const config = loadSettings(env);
   if (!config.ok) {
-    log("error", "consumer-misconfigured", { messages: batch.messages.length, problems: config.problems });
-    for (const message of batch.messages) message.retry({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
+    log("error", "consumer-misconfigured", { messages: batch.messages.length, issues: config.issues });
+    for (const queued of batch.messages) queued.retry({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
     return;
   }
   const delivery = new Delivery(env, config.settings, batch.messages);
   try {
-    const groups = new Map<
-      string,
-      { target: SegmentTarget; source: string; messages: RelayQueueMessage[] }
-    >();
+    const groups = new Map<string, { target: SegmentTarget; source: string; units: Unit[] }>();
     const unconfigured = new Set<string>();
-    for (const message of batch.messages) {
-      if (message.body.probe) {
-        delivery.ack(message);
+    const stores: Promise<unknown>[] = [];
+    for (const queued of batch.messages) {
+      const decoded = decodeRelayMessage(queued.body);
+      if (!decoded.ok) {
+        // Checked on read: one bad message is stored at once and never holds up its neighbours.
+        stores.push(delivery.storeMalformed(queued, decoded.detail));
         continue;
       }
-      const source = resolveSource(config.settings, message.body.source);
+      const message = decoded.message;
+      if (message.probe) {
+        delivery.ack(queued);
+        continue;
+      }
+      const unit: Unit = { queued, message, calls: message.calls, bytes: message.bytes };
+      const source = resolveSource(config.settings, message.source);
       if (!source?.writeKey) {
         // One line per source per batch, not per message.
-        if (!unconfigured.has(message.body.source)) {
-          unconfigured.add(message.body.source);
+        if (!unconfigured.has(message.source)) {
+          unconfigured.add(message.source);
           log("error", "no-write-key", {
-            source: message.body.source,
+            source: message.source,
             message: source
               ? "no Segment write key is set for this source: its events stay queued and are retried"
               : "this source is no longer configured: its events stay queued and are retried",
           });
         }
-        await delivery.failTransient(message, null, "no-write-key", "no Segment write key is configured");
+        stores.push(delivery.failTransient(unit, null, "no-write-key", "no Segment write key is configured"));
         continue;
       }
       // Sources sharing a write key and endpoint share requests.
@@ -61,18 +73,18 @@ export async function consumeEvents(batch: MessageBatch<RelayMessage>, env: Env)
         group = {
           target: { endpoint: source.endpoint, writeKey: source.writeKey },
           source: source.name,
-          messages: [],
+          units: [],
         };
         groups.set(key, group);
       }
-      group.messages.push(message);
+      group.units.push(unit);
     }
-    const sends: Promise<void>[] = [];
     for (const group of groups.values()) {
-      for (const request of packBatches(group.messages))
-        sends.push(delivery.send(group.target, group.source, request));
+      for (const request of packBatches(group.units))
+        stores.push(delivery.send(group.target, group.source, request));
     }
-    await Promise.all(sends);
+    await Promise.all(stores);
+    delivery.reportDeferred();
   } catch (error) {
     log("error", "consumer-failed", { error: String(error) });
   } finally {
@@ -81,73 +93,78 @@ export async function consumeEvents(batch: MessageBatch<RelayMessage>, env: Env)
 }
 
 class Delivery {
-  private readonly settled = new Set<RelayQueueMessage>();
+  private readonly settled = new Set<QueueMessage>();
+  /** Segment requests this invocation may still make (SEGMENT_REQUEST_BUDGET). */
+  private budget: number;
+  private deferred = 0;
 
   constructor(
     private readonly env: Env,
     private readonly settings: Settings,
-    private readonly messages: readonly RelayQueueMessage[],
-  ) {}
+    private readonly messages: readonly QueueMessage[],
+  ) {
+    this.budget = settings.SEGMENT_REQUEST_BUDGET;
+  }
 
   /** Sends one packed request; a 400 is bisected until the events Segment rejects stand alone. */
-  async send(target: SegmentTarget, source: string, messages: RelayQueueMessage[]): Promise<void> {
-    const body = batchBody(messages, new Date().toISOString());
+  async send(target: SegmentTarget, source: string, units: Unit[]): Promise<void> {
+    if (this.budget <= 0) {
+      // Past the plan's subrequest limit every fetch would throw: these wait for a fresh invocation.
+      this.deferred += units.length;
+      await Promise.all(units.map((unit) => this.defer(unit)));
+      return;
+    }
+    this.budget--;
+    const body = batchBody(units, new Date().toISOString());
     const attempt = await postBatch(target, body, this.settings.SEGMENT_TIMEOUT_MS);
     const outcome = classifySegmentResponse(attempt, Date.now());
-    const attempts = Math.max(...messages.map((message) => message.attempts));
     const fields = {
       source,
-      messages: messages.length,
-      events: countCalls(messages),
-      bytes: messages.reduce((sum, message) => sum + message.body.bytes, 0),
-      attempt: attempts,
+      messages: units.length,
+      events: countCalls(units),
+      bytes: batchBytes(units),
+      attempt: Math.max(...units.map((unit) => unit.queued.attempts)),
+      status: outcome.status,
+      outcome: outcome.kind,
     };
 
     switch (outcome.kind) {
       case "delivered":
-        log("info", "segment-request", { ...fields, status: outcome.status, outcome: outcome.kind });
-        for (const message of messages) this.ack(message);
+        log("info", "segment-request", fields);
+        for (const unit of units) this.ack(unit.queued);
         return;
       case "rejected": {
-        log("warn", "segment-request", {
-          ...fields,
-          status: 400,
-          outcome: outcome.kind,
-          detail: outcome.detail,
-        });
-        if (messages.length === 1) {
-          await this.deadLetter(messages[0] as RelayQueueMessage, "segment-rejected", 400, outcome.detail);
+        log("warn", "segment-request", { ...fields, detail: outcome.detail });
+        if (units.length === 1) {
+          await this.deadLetter(units[0] as Unit, "segment-rejected", 400, outcome.detail);
           return;
         }
-        const half = Math.ceil(messages.length / 2);
+        const half = Math.ceil(units.length / 2);
         await Promise.all([
-          this.send(target, source, messages.slice(0, half)),
-          this.send(target, source, messages.slice(half)),
+          this.send(target, source, units.slice(0, half)),
+          this.send(target, source, units.slice(half)),
         ]);
         return;
       }
       case "refused":
-        log("error", "segment-request", {
-          ...fields,
-          status: outcome.status,
-          outcome: outcome.kind,
-          detail: outcome.detail,
-        });
+        log("error", "segment-request", { ...fields, detail: outcome.detail });
         await Promise.all(
-          messages.map((m) => this.deadLetter(m, "segment-refused", outcome.status, outcome.detail)),
+          units.map((u) => this.deadLetter(u, "segment-refused", outcome.status, outcome.detail)),
         );
         return;
       case "rate-limited":
+      case "redirected":
       case "transient": {
-        const delay = outcome.kind === "rate-limited" ? outcome.retryAfterSeconds : undefined;
-        const detail = outcome.kind === "transient" ? outcome.detail : "rate limited";
+        const detail = outcome.kind === "rate-limited" ? "rate limited" : outcome.detail;
+        // A 429 waits its Retry-After, but never less than the backoff: a short Retry-After on
+        // every attempt would otherwise spend all retries in minutes.
+        const atLeast = outcome.kind === "rate-limited" ? outcome.retryAfterSeconds : undefined;
         const next = await Promise.all(
-          messages.map((m) => this.failTransient(m, outcome.status, "retries-exhausted", detail, delay)),
+          units.map((u) => this.failTransient(u, outcome.status, "retries-exhausted", detail, atLeast)),
         );
-        log("warn", "segment-request", {
+        // A redirect is a configuration fault, not Segment's weather: said at error level.
+        log(outcome.kind === "redirected" ? "error" : "warn", "segment-request", {
           ...fields,
-          status: outcome.status,
-          outcome: outcome.kind,
           detail: cutDetail(detail),
           nextRetrySeconds: Math.min(...next.filter((n): n is number => n !== undefined)),
         });
@@ -163,78 +180,106 @@ class Delivery {
    * a dead letter with what is known of its failure. Returns the delay, or undefined once stored.
    */
   async failTransient(
-    message: RelayQueueMessage,
+    unit: Unit,
     status: number | null,
     finalReason: DeadLetterReason,
     detail: string,
-    delaySeconds?: number,
+    atLeastSeconds = 0,
   ): Promise<number | undefined> {
-    if (message.attempts > this.settings.MAX_RETRIES) {
-      await this.deadLetter(message, finalReason, status, detail);
+    const { attempts } = unit.queued;
+    if (attempts > this.settings.MAX_RETRIES) {
+      await this.deadLetter(unit, finalReason, status, detail);
       return undefined;
     }
-    const delay =
-      delaySeconds ??
-      retryDelaySeconds(message.attempts, this.settings.RETRY_BASE_SECONDS, this.settings.RETRY_MAX_SECONDS);
-    this.retry(message, delay);
+    const backoff = retryDelaySeconds(
+      attempts,
+      this.settings.RETRY_BASE_SECONDS,
+      this.settings.RETRY_MAX_SECONDS,
+    );
+    const delay = Math.max(backoff, atLeastSeconds);
+    this.retry(unit.queued, delay);
     return delay;
   }
 
-  async deadLetter(
-    message: RelayQueueMessage,
-    reason: DeadLetterReason,
-    status: number | null,
-    detail: string,
-  ) {
-    const now = Date.now();
-    const body = message.body;
-    try {
-      await putDeadLetter(
-        this.env.DEDUP,
-        {
-          id: recordId(now, body.eventId),
-          reason,
-          source: body.source,
-          eventId: body.eventId,
-          event: body.event,
-          attempts: message.attempts,
-          lastStatus: status,
-          detail: cutDetail(detail),
-          receivedAt: body.receivedAt,
-          lastFailureAt: now,
-          message: body,
-        },
-        this.settings.DEAD_LETTER_TTL_SECONDS,
+  /** Not sent for want of budget: retried after the first backoff step, not counted as a failure. */
+  private async defer(unit: Unit): Promise<void> {
+    if (unit.queued.attempts > this.settings.MAX_RETRIES) {
+      await this.deadLetter(
+        unit,
+        "retries-exhausted",
+        null,
+        "not sent: the invocation's Segment request budget ran out",
       );
-      log("warn", "dead-letter", {
-        source: body.source,
-        event: body.event,
-        uniqueId: body.eventId,
-        reason,
-        status,
+      return;
+    }
+    this.retry(
+      unit.queued,
+      retryDelaySeconds(1, this.settings.RETRY_BASE_SECONDS, this.settings.RETRY_MAX_SECONDS),
+    );
+  }
+
+  reportDeferred() {
+    if (this.deferred > 0) {
+      log("warn", "segment-budget-exhausted", {
+        budget: this.settings.SEGMENT_REQUEST_BUDGET,
+        deferredMessages: this.deferred,
       });
-      this.ack(message);
-    } catch (error) {
-      // Not stored, so not acked: the queue keeps it and tries again.
-      log("error", "dead-letter-write-failed", { uniqueId: body.eventId, error: String(error) });
-      this.retry(message, MISCONFIGURED_RETRY_SECONDS);
     }
   }
 
-  ack(message: RelayQueueMessage) {
-    this.settled.add(message);
-    message.ack();
+  async deadLetter(unit: Unit, reason: DeadLetterReason, status: number | null, detail: string) {
+    const { message } = unit;
+    await this.store(unit.queued, {
+      reason,
+      source: message.source,
+      eventId: message.eventId,
+      event: message.event,
+      attempts: unit.queued.attempts,
+      lastStatus: status,
+      detail: cutDetail(detail),
+      receivedAt: message.receivedAt,
+      message,
+    });
   }
 
-  private retry(message: RelayQueueMessage, delaySeconds: number) {
-    this.settled.add(message);
-    message.retry({ delaySeconds });
+  storeMalformed(queued: QueueMessage, detail: string) {
+    return this.store(queued, malformedLetter(queued, detail));
+  }
+
+  private async store(queued: QueueMessage, input: Parameters<typeof deadLetterOf>[0]) {
+    const letter = deadLetterOf(input, Date.now());
+    try {
+      await putDeadLetter(this.env.DEDUP, letter, this.settings.DEAD_LETTER_TTL_SECONDS);
+      log("warn", "dead-letter", {
+        source: letter.source,
+        event: letter.event,
+        uniqueId: letter.eventId,
+        reason: letter.reason,
+        status: letter.lastStatus,
+      });
+      this.ack(queued);
+    } catch (error) {
+      // Not stored, so not acked: the queue keeps it and tries again (and past max_retries hands
+      // it to pendo-events-dlq, whose consumer stores it).
+      log("error", "dead-letter-write-failed", { uniqueId: letter.eventId, error: String(error) });
+      this.retry(queued, MISCONFIGURED_RETRY_SECONDS);
+    }
+  }
+
+  ack(queued: QueueMessage) {
+    this.settled.add(queued);
+    queued.ack();
+  }
+
+  private retry(queued: QueueMessage, delaySeconds: number) {
+    this.settled.add(queued);
+    queued.retry({ delaySeconds });
   }
 
   /** Anything an unexpected error left unsettled is retried, never dropped. */
   retryUnsettled() {
-    for (const message of this.messages) {
-      if (!this.settled.has(message)) this.retry(message, this.settings.RETRY_BASE_SECONDS);
+    for (const queued of this.messages) {
+      if (!this.settled.has(queued)) this.retry(queued, this.settings.RETRY_BASE_SECONDS);
     }
   }
 }

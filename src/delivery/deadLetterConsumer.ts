@@ -1,52 +1,80 @@
 import { loadSettings } from "../config";
 import type { Env } from "../env";
-import { recordId } from "../kv/keys";
+import { type DeadLetterInput, deadLetterOf, putDeadLetter } from "../kv/records";
 import { log } from "../log";
-import type { RelayMessage } from "./message";
-import { putDeadLetter } from "./records";
+import { decodeRelayMessage } from "../queue/message";
+import { retryDelaySeconds, retrySchedule } from "./backoff";
+import { malformedLetter } from "./letters";
+
+/**
+ * The dead-letter queue has no queue behind it, so its consumer must not give up early. Its
+ * `max_retries` in wrangler.toml (held equal to this by a test) with delays growing from a minute
+ * to an hour spans about 42 to 85 hours, inside the queue's default 4-day retention, so even the
+ * last attempt runs before the queue could expire the message.
+ */
+export const DLQ_MAX_RETRIES = 90;
+export const DLQ_RETRY_BASE_SECONDS = 60;
+export const DLQ_RETRY_MAX_SECONDS = 3_600;
+// Cloudflare Queues keeps a message 4 days unless configured otherwise (queues/platform/limits).
+export const QUEUE_RETENTION_SECONDS = 4 * 86_400;
+
+/** When the last DLQ retry can run at the latest, for docs and the retention test. */
+export const dlqSchedule = () =>
+  retrySchedule(DLQ_MAX_RETRIES, DLQ_RETRY_BASE_SECONDS, DLQ_RETRY_MAX_SECONDS);
+
+const DEFAULT_TTL_SECONDS = 1_209_600;
 
 /**
  * The `pendo-events-dlq` consumer: messages the queue gave up on without the main consumer
- * settling them (it crashed or ran out of time on every try). Each is stored like any dead letter;
- * a message whose write fails is retried, never acked unstored.
+ * settling them (it crashed or ran out of time on every try). Each is stored like any dead
+ * letter. A message whose write fails is retried with growing delays, never acked unstored; on
+ * the very last attempt it is written whole to the error log, so it can be recovered from
+ * Workers Logs.
  */
-export async function consumeDeadLetters(batch: MessageBatch<RelayMessage>, env: Env): Promise<void> {
+export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const config = loadSettings(env);
-  const ttl = config.ok ? config.settings.DEAD_LETTER_TTL_SECONDS : 1_209_600;
+  const ttl = config.ok ? config.settings.DEAD_LETTER_TTL_SECONDS : DEFAULT_TTL_SECONDS;
   const maxRetries = config.ok ? config.settings.MAX_RETRIES : null;
   const now = Date.now();
   await Promise.all(
-    batch.messages.map(async (message) => {
-      const body = message.body;
-      try {
-        await putDeadLetter(
-          env.DEDUP,
-          {
-            id: recordId(now, body.eventId),
+    batch.messages.map(async (queued) => {
+      const decoded = decodeRelayMessage(queued.body);
+      const input: DeadLetterInput = decoded.ok
+        ? {
             reason: "queue-exhausted",
-            source: body.source,
-            eventId: body.eventId,
-            event: body.event,
+            source: decoded.message.source,
+            eventId: decoded.message.eventId,
+            event: decoded.message.event,
             // The main queue's count is not carried over; it moved the message after max_retries.
             attempts: maxRetries === null ? 0 : maxRetries + 1,
             lastStatus: null,
             detail: "the pendo-events queue exhausted its retries without the consumer settling the message",
-            receivedAt: body.receivedAt,
-            lastFailureAt: now,
-            message: body,
-          },
-          ttl,
-        );
+            receivedAt: decoded.message.receivedAt,
+            message: decoded.message,
+          }
+        : malformedLetter(queued, decoded.detail);
+      const letter = deadLetterOf(input, now);
+      try {
+        await putDeadLetter(env.DEDUP, letter, ttl);
         log("warn", "dead-letter", {
-          source: body.source,
-          event: body.event,
-          uniqueId: body.eventId,
-          reason: "queue-exhausted",
+          source: letter.source,
+          event: letter.event,
+          uniqueId: letter.eventId,
+          reason: letter.reason,
         });
-        message.ack();
+        queued.ack();
       } catch (error) {
-        log("error", "dead-letter-write-failed", { uniqueId: body.eventId, error: String(error) });
-        message.retry({ delaySeconds: 60 });
+        const last = queued.attempts > DLQ_MAX_RETRIES;
+        // The queue deletes the message after this try: the log line is the only copy left.
+        log("error", last ? "dead-letter-lost" : "dead-letter-write-failed", {
+          uniqueId: letter.eventId,
+          attempt: queued.attempts,
+          error: String(error),
+          ...(last ? { message: queued.body } : {}),
+        });
+        queued.retry({
+          delaySeconds: retryDelaySeconds(queued.attempts, DLQ_RETRY_BASE_SECONDS, DLQ_RETRY_MAX_SECONDS),
+        });
       }
     }),
   );

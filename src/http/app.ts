@@ -5,6 +5,7 @@ import { log } from "../log";
 import { DEFAULT_SOURCE } from "../sources";
 import { RELAY_NAME, RELAY_VERSION } from "../version";
 import { debugTransform } from "./debug";
+import { notFound } from "./failures";
 import { health } from "./health";
 import { ingestWebhook } from "./ingest";
 
@@ -18,9 +19,7 @@ export function createApp() {
   app.post("/debug/transform", debugTransform);
   app.route("/admin", createAdminRoutes());
 
-  app.notFound((c) =>
-    c.json({ error: "not-found", message: `no route for ${c.req.method} ${c.req.path}` }, 404),
-  );
+  app.notFound(notFound);
   // Reached only by a bug: the request's own faults are answered as data before this. The URL is
   // not logged: it may carry the token.
   app.onError((error, c) => {

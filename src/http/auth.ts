@@ -1,15 +1,25 @@
+/** The token of an `Authorization: Bearer` header, if there is one. */
+export function bearerToken(request: Request): string | undefined {
+  const header = request.headers.get("authorization");
+  const match = header ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
+  return match?.[1]?.trim() || undefined;
+}
+
 /**
  * Pendo URL webhooks only let the user paste a URL, so the token may come in the query string
  * (`?token=`); other senders can use `Authorization: Bearer`. Either is compared in constant time.
  */
 export function presentedToken(request: Request): string | undefined {
-  const header = request.headers.get("authorization");
-  if (header) {
-    const match = /^Bearer\s+(.+)$/i.exec(header.trim());
-    if (match?.[1]) return match[1].trim();
-  }
-  const query = new URL(request.url).searchParams.get("token");
-  return query || undefined;
+  return bearerToken(request) ?? (new URL(request.url).searchParams.get("token") || undefined);
+}
+
+/**
+ * The admin check shared by /admin, /health details and /debug: Bearer only, never the query
+ * string (an operator can set a header, and a token in a URL ends up in shell history and logs).
+ */
+export function isAdmin(request: Request, adminToken: string | undefined): Promise<boolean> {
+  if (!adminToken) return Promise.resolve(false);
+  return tokenMatches(bearerToken(request), [adminToken]);
 }
 
 const encoder = new TextEncoder();

@@ -1,43 +1,40 @@
 import type { Context } from "hono";
 import { loadSettings } from "../config";
-import { prepareEvent } from "../delivery/prepare";
 import type { Env } from "../env";
-import { resolveSource } from "../sources";
-import { presentedToken, tokenMatches } from "./auth";
+import { prepareEvent } from "../intake/prepare";
+import { DEFAULT_SOURCE, resolveSource } from "../sources";
+import { isAdmin } from "./auth";
 import { readBodyLimited } from "./body";
-import { failureResponse } from "./failures";
+import { failureResponse, notFound } from "./failures";
+
+/** The only ENVIRONMENT in which /debug/transform needs no token: what `npm start` sets. */
+export const OPEN_DEBUG_ENVIRONMENT = "development";
 
 /**
  * POST /debug/transform[?source=name]: the Segment calls a Pendo payload would become, without
- * enqueueing, storing or marking anything. Open where ENVIRONMENT is not `production`; in
- * production only with the admin token. Elsewhere it does not exist (404).
+ * enqueueing, storing or marking anything. Open only where ENVIRONMENT is `development`;
+ * anywhere else only with the admin token, and without it the route does not exist (404).
  */
 export async function debugTransform(c: Context<{ Bindings: Env }>): Promise<Response> {
   const config = loadSettings(c.env);
-  if (!config.ok) return failureResponse(c, { kind: "misconfigured", problems: config.problems });
+  if (!config.ok) return failureResponse(c, config);
   const settings = config.settings;
-  const header = c.req.header("authorization");
-  const admin =
-    settings.ADMIN_TOKEN !== undefined &&
-    header?.startsWith("Bearer ") === true &&
-    (await tokenMatches(presentedToken(c.req.raw), [settings.ADMIN_TOKEN]));
-  if (settings.ENVIRONMENT === "production" && !admin) {
-    return c.json({ error: "not-found", message: `no route for ${c.req.method} ${c.req.path}` }, 404);
-  }
+  const open = settings.ENVIRONMENT === OPEN_DEBUG_ENVIRONMENT;
+  if (!open && !(await isAdmin(c.req.raw, settings.ADMIN_TOKEN))) return notFound(c);
 
-  const sourceName = c.req.query("source") ?? "default";
+  const sourceName = c.req.query("source") ?? DEFAULT_SOURCE;
   const source = resolveSource(settings, sourceName);
-  if (!source) return failureResponse(c, { kind: "unknown-source", source: sourceName });
+  if (!source) return failureResponse(c, { reason: "unknown-source", source: sourceName });
   const body = await readBodyLimited(c.req.raw, settings.MAX_BODY_BYTES);
   if (!body.ok) {
     return body.reason === "too-large"
-      ? failureResponse(c, { kind: "too-large", limit: settings.MAX_BODY_BYTES })
-      : failureResponse(c, { kind: "invalid", issues: [{ path: "", message: "body is not valid UTF-8" }] });
+      ? failureResponse(c, { reason: "too-large", limit: settings.MAX_BODY_BYTES })
+      : failureResponse(c, { reason: "invalid", issues: [{ path: "", message: "body is not valid UTF-8" }] });
   }
   const prepared = await prepareEvent(body.text, source, Date.now());
   if (!prepared.ok) {
-    return prepared.kind === "invalid"
-      ? failureResponse(c, { kind: "invalid", issues: prepared.issues })
+    return prepared.reason === "invalid"
+      ? failureResponse(c, prepared)
       : c.json({ error: "event-too-large", message: prepared.detail, eventId: prepared.eventId }, 422);
   }
   return c.json({
@@ -46,7 +43,9 @@ export async function debugTransform(c: Context<{ Bindings: Env }>): Promise<Res
     mapped: prepared.entry !== undefined,
     family: prepared.entry?.family ?? null,
     calls: prepared.calls,
+    warnings: prepared.warnings,
     bytes: prepared.message.bytes,
+    queuedBytes: prepared.queuedBytes,
     enqueued: false,
   });
 }

@@ -1,31 +1,29 @@
 import type { Context } from "hono";
-import type { ConfigProblem } from "../config";
-import type { ValidationIssue } from "../pendo/envelope";
+import type { Issue } from "../issues";
 
 /**
- * Why the edge refused a webhook. Inside, failures are data; `failureResponse` is the one place
+ * Why the edge refused a request. Inside, failures are data; `failureResponse` is the one place
  * they become HTTP answers. Logs keep the rich reason, responses stay terse and never carry a
  * secret or a stack trace.
  */
-export type IngestFailure =
-  | { kind: "unknown-source"; source: string }
-  | { kind: "misconfigured"; problems: ConfigProblem[] }
-  | { kind: "unauthorized" }
-  | { kind: "too-large"; limit: number }
-  | { kind: "invalid"; issues: ValidationIssue[] }
-  | { kind: "unavailable"; reason: string };
+export type EdgeFailure =
+  | { reason: "not-found" }
+  | { reason: "unknown-source"; source: string }
+  | { reason: "misconfigured"; issues: Issue[] }
+  | { reason: "unauthorized" }
+  | { reason: "too-large"; limit: number }
+  | { reason: "invalid"; issues: Issue[] }
+  | { reason: "unavailable"; store: "kv" | "queue" };
 
-export function failureResponse(c: Context, failure: IngestFailure): Response {
-  switch (failure.kind) {
+export function failureResponse(c: Context, failure: EdgeFailure): Response {
+  switch (failure.reason) {
+    case "not-found":
+      return c.json({ error: "not-found", message: `no route for ${c.req.method} ${c.req.path}` }, 404);
     case "unknown-source":
       return c.json({ error: "unknown-source", message: `no source named "${failure.source}"` }, 404);
     case "misconfigured":
       return c.json(
-        {
-          error: "misconfigured",
-          message: "the relay is not configured correctly",
-          problems: failure.problems,
-        },
+        { error: "misconfigured", message: "the relay is not configured correctly", issues: failure.issues },
         503,
       );
     case "unauthorized":
@@ -50,3 +48,6 @@ export function failureResponse(c: Context, failure: IngestFailure): Response {
       });
   }
 }
+
+/** The one not-found answer: unknown routes, and admin routes while ADMIN_TOKEN is unset. */
+export const notFound = (c: Context) => failureResponse(c, { reason: "not-found" });

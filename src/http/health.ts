@@ -2,23 +2,25 @@ import type { Context } from "hono";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
 import { log } from "../log";
+import { encodeRelayMessage } from "../queue/message";
 import { resolveSource, sourceNames } from "../sources";
 import { RELAY_NAME, RELAY_VERSION } from "../version";
+import { isAdmin } from "./auth";
 
 type Check = "ok" | "failed" | "skipped";
 
 const HEALTH_KEY = "health:probe";
 
 /**
- * GET /health: what is configured (present or not, never a value), and whether KV answers.
- * `?deep=1` also enqueues a probe message (the consumer acks it unsent), proving the queue takes
- * writes; it costs a queue operation, so monitors that poll often should leave it off.
- * 200 when everything needed to relay is there and answers, 503 otherwise.
+ * GET /health: 200 when everything needed to relay is there and answers, 503 otherwise. Anyone
+ * gets the status and version; with the admin token, what is configured (present or not, never a
+ * value) and what failed. `?deep=1` (admin only) also enqueues a probe message, which the
+ * consumer acks unsent, proving the queue takes writes; it costs a queue operation.
  */
 export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
   const env = c.env;
   const config = loadSettings(env);
-  const problems: string[] = config.ok ? [] : config.problems.map((p) => `${p.setting} ${p.message}`);
+  const problems: string[] = config.ok ? [] : config.issues.map((issue) => `${issue.path} ${issue.message}`);
   const sources = config.ok
     ? sourceNames(config.settings).map((name) => {
         const source = resolveSource(config.settings, name);
@@ -27,11 +29,14 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
         return {
           name,
           endpoint: source?.endpoint,
+          eventNames: source?.eventNames,
+          trackEvents: source?.trackEvents,
           writeKey: Boolean(source?.writeKey),
           tokens: source?.tokens.length ?? 0,
         };
       })
     : [];
+  const admin = await isAdmin(c.req.raw, config.ok ? config.settings.ADMIN_TOKEN : undefined);
 
   const checks: { kv: Check; queue: Check } = { kv: "skipped", queue: "skipped" };
   try {
@@ -42,18 +47,17 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     problems.push("KV namespace DEDUP did not answer");
     log("error", "health-kv-failed", { error: String(error) });
   }
-  if (c.req.query("deep") === "1") {
+  if (admin && c.req.query("deep") === "1") {
+    const probe = {
+      source: "health",
+      eventId: "probe",
+      event: "probe",
+      receivedAt: Date.now(),
+      calls: [],
+      bytes: 0,
+    };
     try {
-      await env.EVENTS.send({
-        v: 1,
-        source: "health",
-        eventId: "probe",
-        event: "probe",
-        receivedAt: Date.now(),
-        calls: [],
-        bytes: 0,
-        probe: true,
-      });
+      await env.EVENTS.send(encodeRelayMessage({ ...probe, probe: true }), { contentType: "text" });
       checks.queue = "ok";
     } catch (error) {
       checks.queue = "failed";
@@ -62,21 +66,24 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     }
   }
 
-  const body = {
-    status: problems.length === 0 ? "ok" : "unhealthy",
-    name: RELAY_NAME,
-    version: RELAY_VERSION,
-    environment: config.ok ? config.settings.ENVIRONMENT : undefined,
-    bindings: { DEDUP: Boolean(env.DEDUP), EVENTS: Boolean(env.EVENTS) },
-    secrets: {
-      WEBHOOK_TOKEN: Boolean(env.WEBHOOK_TOKEN),
-      SEGMENT_WRITE_KEY: Boolean(env.SEGMENT_WRITE_KEY),
-      ADMIN_TOKEN: Boolean(env.ADMIN_TOKEN),
-      SOURCES: Boolean(env.SOURCES),
+  const status = problems.length === 0 ? 200 : 503;
+  const summary = { status: status === 200 ? "ok" : "unhealthy", name: RELAY_NAME, version: RELAY_VERSION };
+  if (!admin) return c.json(summary, status);
+  return c.json(
+    {
+      ...summary,
+      environment: config.ok ? config.settings.ENVIRONMENT : undefined,
+      bindings: { DEDUP: Boolean(env.DEDUP), EVENTS: Boolean(env.EVENTS) },
+      secrets: {
+        WEBHOOK_TOKEN: Boolean(env.WEBHOOK_TOKEN),
+        SEGMENT_WRITE_KEY: Boolean(env.SEGMENT_WRITE_KEY),
+        ADMIN_TOKEN: Boolean(env.ADMIN_TOKEN),
+        SOURCES: Boolean(env.SOURCES),
+      },
+      sources,
+      checks,
+      problems,
     },
-    sources,
-    checks,
-    problems,
-  };
-  return c.json(body, problems.length === 0 ? 200 : 503);
+    status,
+  );
 }

@@ -1,200 +1,198 @@
 import type { Context } from "hono";
 import { loadSettings, type Settings } from "../config";
-import { digestHex, prepareEvent } from "../delivery/prepare";
-import { putDeadLetter, putQuarantine } from "../delivery/records";
 import type { Env } from "../env";
-import { dedupKey, recordId } from "../kv/keys";
+import { type PreparedEvent, prepareEvent } from "../intake/prepare";
+import { dedupKey } from "../kv/keys";
+import { deadLetterOf, newRecordId, putDeadLetter, putQuarantine } from "../kv/records";
 import { log } from "../log";
-import type { PendoWebhook } from "../pendo/envelope";
-import { isDoNotProcess, setDoNotProcess } from "../privacy/doNotProcess";
-import { resolveSource, type Source } from "../sources";
+import { DO_NOT_PROCESS_EVENT } from "../pendo/catalog";
+import { visitorOf } from "../pendo/identity";
+import { visitorHash as hashVisitor, isDoNotProcess, setDoNotProcess } from "../privacy/doNotProcess";
+import { resolveSource } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
-import { failureResponse, type IngestFailure } from "./failures";
+import { type EdgeFailure, failureResponse } from "./failures";
 
-type Outcome = "accepted" | "duplicate" | "dropped" | "dead-lettered" | IngestFailure["kind"];
+type Outcome = "accepted" | "duplicate" | "dropped" | "dead-lettered" | EdgeFailure["reason"];
 
-const DO_NOT_PROCESS_EVENT = "visitorDoNotProcessUpdated";
+const NOT_UTF8: PreparedEvent = {
+  ok: false,
+  reason: "invalid",
+  issues: [{ path: "", message: "body is not valid UTF-8" }],
+};
 
 /**
- * POST /pendo[/:source]: authenticate, read at most MAX_BODY_BYTES, validate, dedup, transform,
- * enqueue, and only then mark the event as seen. Every path ends in exactly one log line.
+ * POST /pendo[/:source]: authenticate, read at most MAX_BODY_BYTES, check, dedup, transform,
+ * enqueue, and only then mark the event as seen. Every path ends in exactly one log line, and in
+ * one of: on the queue (202), stored in KV before the answer (400 quarantined, 202 dead-lettered),
+ * deliberately not forwarded (200 duplicate or do-not-process), or a 5xx so the sender retries.
  */
 export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: string): Promise<Response> {
   const started = Date.now();
   const logged: Record<string, unknown> = { source: sourceName };
   const finish = (outcome: Outcome, response: Response) => {
-    const level = outcome === "unavailable" || outcome === "misconfigured" ? "error" : "info";
+    const failed = outcome === "unavailable" || outcome === "misconfigured";
+    const level = failed ? "error" : logged.warnings ? "warn" : "info";
     log(level, "webhook", { ...logged, outcome, status: response.status, durationMs: Date.now() - started });
     return response;
   };
-  const fail = (failure: IngestFailure) => {
+  const fail = (failure: EdgeFailure) => {
     // The log keeps what the terse answer leaves out: which store failed, which limit applied.
-    if (failure.kind === "unavailable") logged.reason = failure.reason;
-    if (failure.kind === "too-large") logged.limit = failure.limit;
-    return finish(failure.kind, failureResponse(c, failure));
+    if (failure.reason === "unavailable") logged.store = failure.store;
+    if (failure.reason === "too-large") logged.limit = failure.limit;
+    return finish(failure.reason, failureResponse(c, failure));
   };
 
   const config = loadSettings(c.env);
-  if (!config.ok) return fail({ kind: "misconfigured", problems: config.problems });
+  if (!config.ok) return fail(config);
   const settings = config.settings;
   const source = resolveSource(settings, sourceName);
-  if (!source) return fail({ kind: "unknown-source", source: sourceName });
+  if (!source) return fail({ reason: "unknown-source", source: sourceName });
   if (source.tokens.length === 0) {
-    return fail({ kind: "misconfigured", problems: [{ setting: "WEBHOOK_TOKEN", message: "is not set" }] });
+    return fail({ reason: "misconfigured", issues: [{ path: "WEBHOOK_TOKEN", message: "is not set" }] });
   }
 
   // Nothing past the headers is read for an unauthenticated request.
-  if (!(await tokenMatches(presentedToken(c.req.raw), source.tokens))) return fail({ kind: "unauthorized" });
+  if (!(await tokenMatches(presentedToken(c.req.raw), source.tokens)))
+    return fail({ reason: "unauthorized" });
 
   const body = await readBodyLimited(c.req.raw, settings.MAX_BODY_BYTES);
   if (!body.ok && body.reason === "too-large")
-    return fail({ kind: "too-large", limit: settings.MAX_BODY_BYTES });
+    return fail({ reason: "too-large", limit: settings.MAX_BODY_BYTES });
   const receivedAt = Date.now();
   const text = body.ok ? body.text : "";
-  const prepared = body.ok
-    ? await prepareEvent(text, source, receivedAt)
-    : {
-        ok: false as const,
-        kind: "invalid" as const,
-        issues: [{ path: "", message: "body is not valid UTF-8" }],
-      };
+  const prepared = body.ok ? await prepareEvent(text, source, receivedAt) : NOT_UTF8;
 
-  if (!prepared.ok && prepared.kind === "invalid") {
-    // Authenticated but invalid: kept, so a fixed relay can replay it (docs/operations.md).
+  if (!prepared.ok && prepared.reason === "invalid") {
+    // Authenticated but unmappable: stored before the 400, since a sender does not retry a 400.
     const entry = {
-      id: recordId(receivedAt, crypto.randomUUID()),
+      id: newRecordId(receivedAt, source.name),
       source: source.name,
       receivedAt,
       issues: prepared.issues,
       rawBody: text,
     };
-    c.executionCtx.waitUntil(
-      putQuarantine(c.env.DEDUP, entry, settings.DEAD_LETTER_TTL_SECONDS).catch((error) =>
-        log("error", "quarantine-write-failed", { source: source.name, error: String(error) }),
-      ),
-    );
     Object.assign(logged, { quarantineId: entry.id, issues: prepared.issues.length });
-    return fail({ kind: "invalid", issues: prepared.issues });
+    try {
+      await putQuarantine(c.env.DEDUP, entry, settings.DEAD_LETTER_TTL_SECONDS);
+    } catch (error) {
+      log("error", "quarantine-write-failed", { source: source.name, error: String(error) });
+      return fail({ reason: "unavailable", store: "kv" });
+    }
+    return fail({ reason: "invalid", issues: prepared.issues });
   }
 
   const { webhook, eventId } = prepared;
   Object.assign(logged, { event: webhook.event, uniqueId: eventId });
-  if (prepared.ok && !prepared.entry) {
-    log("warn", "unmapped-event", { source: source.name, event: webhook.event, uniqueId: eventId });
+  if (prepared.ok) {
+    if (!prepared.entry)
+      log("warn", "unmapped-event", { source: source.name, event: webhook.event, uniqueId: eventId });
+    if (prepared.warnings.length > 0) logged.warnings = prepared.warnings;
   }
 
+  const kv = c.env.DEDUP;
   let visitorHash: string | undefined;
   let seen: string | null;
   let flagged: boolean;
   try {
-    visitorHash = await visitorHashFor(settings, webhook);
+    visitorHash = settings.HONOR_DO_NOT_PROCESS ? await hashVisitor(visitorOf(webhook)) : undefined;
     const checkFlag = visitorHash !== undefined && webhook.event !== DO_NOT_PROCESS_EVENT;
     const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
     [seen, flagged] = await Promise.all([
-      c.env.DEDUP.get(dedupKey(source.name, eventId)),
-      checkFlag
-        ? isDoNotProcess(c.env.DEDUP, source.name, visitorHash as string, receivedAt, waitUntil)
-        : false,
+      kv.get(dedupKey(source.name, eventId)),
+      checkFlag ? isDoNotProcess(kv, source.name, visitorHash as string, receivedAt, waitUntil) : false,
     ]);
   } catch (error) {
     // Without the do-not-process answer the relay cannot honour it: refuse, and Pendo retries.
     log("error", "kv-read-failed", { source: source.name, error: String(error) });
-    return fail({ kind: "unavailable", reason: "kv" });
+    return fail({ reason: "unavailable", store: "kv" });
   }
   if (seen !== null) return finish("duplicate", c.json({ status: "duplicate", eventId }, 200));
   if (flagged) {
     log("info", "do-not-process-drop", { source: source.name, event: webhook.event, uniqueId: eventId });
     return finish("dropped", c.json({ status: "dropped", reason: "do-not-process", eventId }, 200));
   }
+  const remember = () =>
+    c.executionCtx.waitUntil(rememberEvent(kv, settings, source.name, eventId, receivedAt));
 
   if (!prepared.ok) {
-    const id = recordId(receivedAt, eventId);
+    const letter = deadLetterOf(
+      {
+        reason: "event-too-large",
+        source: source.name,
+        eventId,
+        event: webhook.event,
+        attempts: 0,
+        lastStatus: null,
+        detail: prepared.detail,
+        receivedAt,
+        rawBody: text,
+      },
+      receivedAt,
+    );
     try {
-      await putDeadLetter(
-        c.env.DEDUP,
-        {
-          id,
-          reason: "event-too-large",
-          source: source.name,
-          eventId,
-          event: webhook.event,
-          attempts: 0,
-          lastStatus: null,
-          detail: prepared.detail,
-          receivedAt,
-          lastFailureAt: receivedAt,
-          rawBody: text,
-        },
-        settings.DEAD_LETTER_TTL_SECONDS,
-      );
+      await putDeadLetter(kv, letter, settings.DEAD_LETTER_TTL_SECONDS);
     } catch (error) {
       log("error", "dead-letter-write-failed", {
         source: source.name,
         uniqueId: eventId,
         error: String(error),
       });
-      return fail({ kind: "unavailable", reason: "kv" });
+      return fail({ reason: "unavailable", store: "kv" });
     }
-    logged.deadLetterId = id;
-    // Accepted (kept), so marked like any accepted event: a redelivery must not store it twice.
-    c.executionCtx.waitUntil(
-      afterEnqueue(c.env.DEDUP, settings, source, eventId, receivedAt, webhook, undefined),
-    );
-    return finish(
-      "dead-lettered",
-      c.json({ status: "dead-lettered", reason: "event-too-large", eventId, id }, 202),
-    );
+    logged.deadLetterId = letter.id;
+    // Kept, so marked like any accepted event: a redelivery must not store it twice.
+    remember();
+    const answer = { status: "dead-lettered", reason: "event-too-large", eventId, id: letter.id };
+    return finish("dead-lettered", c.json(answer, 202));
+  }
+
+  if (visitorHash && webhook.event === DO_NOT_PROCESS_EVENT) {
+    if (prepared.doNotProcess === undefined) {
+      log("warn", "do-not-process-unreadable", { source: source.name, uniqueId: eventId });
+    } else {
+      try {
+        // Before the answer: a flag the relay said it took must be in force.
+        await setDoNotProcess(kv, source.name, visitorHash, prepared.doNotProcess, receivedAt);
+      } catch (error) {
+        log("error", "kv-write-failed", { source: source.name, uniqueId: eventId, error: String(error) });
+        return fail({ reason: "unavailable", store: "kv" });
+      }
+    }
   }
 
   try {
-    await c.env.EVENTS.send(prepared.message);
+    await c.env.EVENTS.send(prepared.encoded, { contentType: "text" });
   } catch (error) {
     log("error", "enqueue-failed", { source: source.name, uniqueId: eventId, error: String(error) });
-    return fail({ kind: "unavailable", reason: "queue" });
+    return fail({ reason: "unavailable", store: "queue" });
   }
 
   // Marked only after the queue accepted the event, so a failed enqueue stays retryable.
-  c.executionCtx.waitUntil(
-    afterEnqueue(c.env.DEDUP, settings, source, eventId, receivedAt, webhook, visitorHash),
-  );
+  remember();
   const calls = prepared.calls.map((call) => ({ type: call.type, messageId: call.messageId }));
   const event = (prepared.calls[0] as { event: string }).event;
-  return finish("accepted", c.json({ status: "accepted", eventId, event, calls }, 202));
+  const answer: Record<string, unknown> = { status: "accepted", eventId, event, calls };
+  if (prepared.warnings.length > 0) answer.warnings = prepared.warnings;
+  return finish("accepted", c.json(answer, 202));
 }
 
-async function afterEnqueue(
+/**
+ * The dedup marker, after the event is on the queue or stored. Best effort: if it is lost, a
+ * redelivery is enqueued again under the same messageIds, and Segment keeps one.
+ */
+async function rememberEvent(
   kv: KVNamespace,
   settings: Settings,
-  source: Source,
+  source: string,
   eventId: string,
   at: number,
-  webhook: PendoWebhook,
-  visitorHash: string | undefined,
-): Promise<void> {
-  const writes: Promise<void>[] = [
-    kv.put(dedupKey(source.name, eventId), JSON.stringify({ at }), {
+) {
+  try {
+    await kv.put(dedupKey(source, eventId), JSON.stringify({ at }), {
       expirationTtl: settings.DEDUP_TTL_SECONDS,
-    }),
-  ];
-  if (visitorHash && webhook.event === DO_NOT_PROCESS_EVENT) {
-    writes.push(setDoNotProcess(kv, source.name, visitorHash, webhook.properties?.doNotProcess === true, at));
+    });
+  } catch (error) {
+    log("warn", "kv-write-failed", { source, uniqueId: eventId, error: String(error) });
   }
-  const results = await Promise.allSettled(writes);
-  for (const result of results) {
-    if (result.status === "rejected") {
-      log("warn", "kv-write-failed", {
-        source: source.name,
-        uniqueId: eventId,
-        error: String(result.reason),
-      });
-    }
-  }
-}
-
-async function visitorHashFor(settings: Settings, webhook: PendoWebhook) {
-  const visitorId = webhook.visitorId?.trim();
-  if (!settings.HONOR_DO_NOT_PROCESS || !visitorId) return undefined;
-  // Hashed: keys stay under KV's 512 bytes and the namespace holds no visitor ids in the clear.
-  return digestHex("SHA-256", visitorId);
 }

@@ -32,17 +32,19 @@ export const KV_LAYOUT = [
   },
   {
     prefix: KEY_PREFIX.deadLetter,
-    key: "dead:<13-digit ms>-<eventId>",
-    value: "DeadLetter JSON (reason, attempts, last status, the queued message or raw body)",
+    key: "dead:<13-digit ms>-<source>.<eventId>.<random>",
+    value:
+      "DeadLetter JSON (reason, attempts, last status, the queued message or raw body); metadata: time, source, event, reason, eventId, status, attempts (at most 1,024 bytes)",
     ttl: "`DEAD_LETTER_TTL_SECONDS` (default 14 days)",
     purpose: "Events the relay accepted but could not deliver; replayable from the admin API.",
   },
   {
     prefix: KEY_PREFIX.quarantine,
-    key: "quarantine:<13-digit ms>-<random>",
-    value: "QuarantineEntry JSON (raw body, validation issues, time)",
+    key: "quarantine:<13-digit ms>-<source>.<random>",
+    value: "QuarantineEntry JSON (raw body, validation issues, time); metadata: time, source, event",
     ttl: "`DEAD_LETTER_TTL_SECONDS` (default 14 days)",
-    purpose: "Authenticated webhooks rejected as invalid (400); replay re-runs validation.",
+    purpose:
+      "Authenticated webhooks rejected as invalid (400), stored before the answer; replay re-runs validation.",
   },
 ] as const;
 

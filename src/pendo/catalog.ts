@@ -1,6 +1,3 @@
-import * as v from "valibot";
-import { isJsonObject } from "./envelope";
-
 /**
  * The event catalog: the one list of Pendo events the relay knows. Validation, the transform,
  * `docs/mapping.md` and the fixture test all read it; nothing else lists event names.
@@ -40,37 +37,24 @@ export interface CatalogEntry {
   origin: Origin;
   /** For today's webhook names: the Segment-catalog name of the same event. */
   legacyName?: string;
-  /** Extra checks on `properties` for events whose mapping depends on them. */
-  properties?: v.GenericSchema<Record<string, unknown>, Record<string, unknown>>;
   note?: string;
 }
 
-const doNotProcessProperties = v.looseObject({
-  doNotProcess: v.boolean("properties.doNotProcess must be true or false"),
-});
-const trackEventProperties = v.looseObject({
-  name: v.pipe(
-    v.string("properties.name must be a string"),
-    v.minLength(1, "properties.name must not be empty"),
-  ),
-  eventProperties: v.nullish(v.custom(isJsonObject, "properties.eventProperties must be an object")),
-});
-const npsProperties = v.looseObject({
-  nps: v.nullish(
-    v.looseObject(
-      {
-        rating: v.nullish(
-          v.pipe(
-            v.number("properties.nps.rating must be a number"),
-            v.minValue(0, "properties.nps.rating must be 0-10"),
-            v.maxValue(10, "properties.nps.rating must be 0-10"),
-          ),
-        ),
-      },
-      "properties.nps must be an object",
-    ),
-  ),
-});
+/** The event that sets or clears a visitor's do-not-process flag. */
+export const DO_NOT_PROCESS_EVENT = "visitorDoNotProcessUpdated";
+
+/**
+ * The flag of a do-not-process event when it is recognisable (`true`/`false`, or those words as
+ * strings); undefined otherwise, and the event is forwarded with the flag left as it was.
+ */
+export function doNotProcessFlag(
+  properties: Record<string, unknown> | null | undefined,
+): boolean | undefined {
+  const value = properties?.doNotProcess;
+  if (value === true || value === "true") return true;
+  if (value === false || value === "false") return false;
+  return undefined;
+}
 
 const visitor = (name: string, family: EventFamily, origin: Origin, extra: Partial<CatalogEntry> = {}) =>
   ({ name, family, subject: "visitor", fanOut: [], origin, ...extra }) as CatalogEntry;
@@ -82,15 +66,13 @@ const crud = (object: string, family: EventFamily, verbs: readonly string[]) =>
 export const CATALOG: readonly CatalogEntry[] = [
   visitor("visitorCreated", "visitor", "both", { fanOut: ["identify"] }),
   visitor("visitorMetadataUpdated", "visitor", "segment-catalog", { fanOut: ["identify"] }),
-  visitor("visitorDoNotProcessUpdated", "visitor", "segment-catalog", {
+  visitor(DO_NOT_PROCESS_EVENT, "visitor", "segment-catalog", {
     fanOut: ["identify"],
-    properties: doNotProcessProperties,
     note: "Sets or clears do-not-process; see Privacy in docs/mapping.md.",
   }),
   visitor("accountCreated", "account", "both", { fanOut: ["group"] }),
   visitor("accountMetadataUpdated", "account", "segment-catalog", { fanOut: ["group"] }),
   visitor("trackEventReceived", "track", "both", {
-    properties: trackEventProperties,
     note: "TRACK_EVENTS=unwrap emits properties.name as the event.",
   }),
   visitor("pageLoaded", "page", "url-webhook", { note: "Name not published by Pendo; assumed." }),
@@ -101,9 +83,9 @@ export const CATALOG: readonly CatalogEntry[] = [
   visitor("pollDisplayed", "poll", "url-webhook", { legacyName: "pollSeen" }),
   visitor("pollSubmitted", "poll", "both"),
   visitor("NPSSeen", "nps", "segment-catalog"),
-  visitor("NPSSubmitted", "nps", "segment-catalog", { properties: npsProperties }),
+  visitor("NPSSubmitted", "nps", "segment-catalog"),
   visitor("npsDisplayed", "nps", "url-webhook", { legacyName: "NPSSeen" }),
-  visitor("npsSubmitted", "nps", "url-webhook", { legacyName: "NPSSubmitted", properties: npsProperties }),
+  visitor("npsSubmitted", "nps", "url-webhook", { legacyName: "NPSSubmitted" }),
   visitor("emailUnsubscribed", "email", "url-webhook", {
     note: "Orchestrate email unsubscribe. Name not published by Pendo; assumed.",
   }),

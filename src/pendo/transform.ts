@@ -1,4 +1,6 @@
 import type { EventNaming, TrackEventMode } from "../config";
+import type { Issue } from "../issues";
+import { isJsonObject } from "../json";
 import {
   type EncodedCall,
   encodeCall,
@@ -8,11 +10,11 @@ import {
   type SegmentTrack,
 } from "../segment/calls";
 import { RELAY_NAME, RELAY_VERSION } from "../version";
-import { type CatalogEntry, catalogEntry } from "./catalog";
+import { type CatalogEntry, catalogEntry, DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "./catalog";
 import { ENVELOPE_KEYS, type PendoWebhook } from "./envelope";
-import { segmentIdentity } from "./identity";
+import { segmentIdentity, visitorOf } from "./identity";
 import { segmentEventName } from "./names";
-import { assignOwn, setOwn } from "./own";
+import { setOwn } from "./own";
 import { eventTime } from "./time";
 import { TRIM_STEPS } from "./trim";
 
@@ -30,10 +32,20 @@ export interface TransformOptions {
    * is ASCII and its UTF-8 length is its length. Unset: lengths are measured.
    */
   asciiOnly?: boolean;
+  /** Doubts intake already found; the transform adds its own. */
+  warnings?: readonly Issue[];
+  /** Values intake moved out of the webhook because their type was unusable. */
+  invalid?: Record<string, unknown> | undefined;
 }
 
 export type TransformResult =
-  | { ok: true; entry: CatalogEntry | undefined; calls: SegmentCall[]; encoded: EncodedCall[] }
+  | {
+      ok: true;
+      entry: CatalogEntry | undefined;
+      calls: SegmentCall[];
+      encoded: EncodedCall[];
+      warnings: Issue[];
+    }
   | { ok: false; reason: "event-too-large"; callType: SegmentCall["type"]; bytes: number };
 
 /** Segment dedups on messageId for ~24 h across workspaces, hence a relay-specific prefix. */
@@ -41,12 +53,17 @@ export function messageIdFor(source: string, eventId: string, type: SegmentCall[
   return `pendo:${source}:${eventId}:${type}`;
 }
 
-/** Pure: the Segment calls for one validated Pendo webhook. No I/O, no clock of its own. */
+/**
+ * Pure: the Segment calls for one checked Pendo webhook. No I/O, no clock of its own. Whatever it
+ * cannot map as Pendo documents it is still forwarded, and listed in `context.pendo.warnings`.
+ */
 export function transformWebhook(webhook: PendoWebhook, options: TransformOptions): TransformResult {
   const entry = catalogEntry(webhook.event);
-  const properties = { ...(webhook.properties ?? {}) };
+  const warnings: Issue[] = [...(options.warnings ?? [])];
+  // A shallow copy: trimming replaces fields of it, and the webhook stays as received.
+  const properties: Record<string, unknown> = { ...(webhook.properties ?? {}) };
   const time = eventTime(webhook.timestamp, options.receivedAt);
-  const identity = segmentIdentity(webhook, options.source);
+  const visitorId = visitorOf(webhook);
   const accountId = webhook.accountId?.trim() || undefined;
 
   const pendo: Record<string, unknown> = {
@@ -58,11 +75,12 @@ export function transformWebhook(webhook: PendoWebhook, options: TransformOption
   else pendo.eventIdFrom = "body-hash";
   if (webhook.app) pendo.app = webhook.app;
   if (webhook.subscription) pendo.subscription = webhook.subscription;
-  if (webhook.visitorId && !webhook.visitorId.trim()) pendo.visitorId = webhook.visitorId;
+  if (webhook.visitorId && !visitorId) pendo.visitorId = webhook.visitorId;
   if (time.fallback) pendo.timestampFallback = time.fallback;
   if (!entry) pendo.unmapped = true;
   const extra = extraFields(webhook);
   if (extra) pendo.extra = extra;
+  if (options.invalid) pendo.invalid = options.invalid;
   // The acting Pendo user of an admin event: top-level `user`, kept with the event.
   if (webhook.user !== undefined) properties.pendoUser = webhook.user;
 
@@ -70,6 +88,7 @@ export function transformWebhook(webhook: PendoWebhook, options: TransformOption
   if (webhook.userAgent) context.userAgent = webhook.userAgent;
   if (accountId) context.groupId = accountId;
 
+  const identity = segmentIdentity(webhook, options.source);
   const base = (type: SegmentCall["type"]) => ({
     messageId: messageIdFor(options.source, options.eventId, type),
     timestamp: time.iso,
@@ -83,53 +102,131 @@ export function transformWebhook(webhook: PendoWebhook, options: TransformOption
     properties,
     ...base("track"),
   };
-  if (webhook.event === "trackEventReceived" && options.trackEvents === "unwrap")
-    unwrapTrackEvent(track, pendo);
+  const unwrap = webhook.event === "trackEventReceived" && options.trackEvents === "unwrap";
+  warnings.push(...shapeTrack(track, properties, unwrap, pendo));
 
   const calls: SegmentCall[] = [track];
   for (const fanOut of entry?.fanOut ?? []) {
     if (fanOut === "identify") {
-      calls.push({ type: "identify", traits: visitorTraits(webhook), ...base("identify") });
-    } else if (accountId) {
-      // An account event without an accountId cannot be a group call; its track still goes.
-      calls.push({
-        type: "group",
-        groupId: accountId,
-        traits: metadataTraits(webhook.properties),
-        ...base("group"),
-      });
+      // Without the visitor it describes, an identify would merge traits into a shared profile.
+      if (!visitorId) warnings.push({ path: "visitorId", message: "missing: no identify was sent" });
+      else calls.push({ type: "identify", traits: visitorTraits(webhook, warnings), ...base("identify") });
+    } else if (!accountId) {
+      warnings.push({ path: "accountId", message: "missing: no group was sent" });
+    } else {
+      const traits = metadataTraits(webhook.properties, warnings);
+      calls.push({ type: "group", groupId: accountId, traits, ...base("group") });
     }
   }
-  return fitToSegment(calls, entry, pendo, options.asciiOnly === true);
+  if (warnings.length > 0) pendo.warnings = warnings;
+  return fitToSegment(calls, properties, unwrap, entry, pendo, warnings, options.asciiOnly === true);
 }
 
-/** TRACK_EVENTS=unwrap: the Pendo track event itself becomes the Segment event. */
-function unwrapTrackEvent(track: SegmentTrack, pendo: Record<string, unknown>): void {
-  const { name, eventProperties, source, ...rest } = track.properties;
-  if (typeof name !== "string" || name === "") return;
+/**
+ * The track's properties from Pendo's: as received, or with TRACK_EVENTS=unwrap the Pendo track
+ * event itself (its name, its own properties). A customer property wins over Pendo's of the same
+ * name; Pendo's other properties go to `context.pendo.properties`. Returns its doubts.
+ */
+function shapeTrack(
+  track: SegmentTrack,
+  properties: Record<string, unknown>,
+  unwrap: boolean,
+  pendo: Record<string, unknown>,
+): Issue[] {
+  track.properties = properties;
+  if (!unwrap) return [];
+  const { name, eventProperties, source, ...rest } = properties;
+  if (typeof name !== "string" || name.trim() === "") {
+    return [
+      { path: "properties.name", message: "missing or not a string: sent wrapped, as trackEventReceived" },
+    ];
+  }
+  const warnings: Issue[] = [];
+  let own: Record<string, unknown> = {};
+  if (isJsonObject(eventProperties)) own = eventProperties;
+  else if (eventProperties !== undefined && eventProperties !== null) {
+    rest.eventProperties = eventProperties;
+    warnings.push({
+      path: "properties.eventProperties",
+      message: "not a JSON object: kept in context.pendo.properties",
+    });
+  }
+  const unwrapped: Record<string, unknown> = {};
+  if (source !== undefined) {
+    if (Object.hasOwn(own, "source")) rest.source = source;
+    else unwrapped.source = source;
+  }
+  for (const key of Object.keys(own)) setOwn(unwrapped, key, own[key]);
   track.event = name;
-  track.properties = { ...(isObject(eventProperties) ? eventProperties : {}), source };
+  track.properties = unwrapped;
   if (Object.keys(rest).length > 0) pendo.properties = rest;
+  else delete pendo.properties;
+  return warnings;
 }
 
 /**
  * Pendo groups visitor and account metadata by origin (agent, custom, salesforce, ...). Traits
- * are flat for destinations, so a `metadata` object of groups is flattened in that order; every
- * other property is a trait as sent.
+ * are flat for destinations, so a `metadata` object of groups is flattened in order. Nothing is
+ * lost: a key an earlier trait already holds with another value is sent as `<group>_<key>`, and a
+ * group that is not an object as the trait `<group>`; each such case is a warning.
  */
-function metadataTraits(properties: PendoWebhook["properties"]): Record<string, unknown> {
+function metadataTraits(properties: PendoWebhook["properties"], warnings: Issue[]): Record<string, unknown> {
   const { metadata, ...traits } = properties ?? {};
-  if (!isObject(metadata)) return metadata === undefined ? traits : { ...traits, metadata };
-  for (const group of Object.values(metadata)) {
-    if (isObject(group)) assignOwn(traits, group);
+  if (metadata === undefined) return traits;
+  if (!isJsonObject(metadata)) {
+    traits.metadata = metadata;
+    return traits;
+  }
+  for (const group of Object.keys(metadata)) {
+    const values = metadata[group];
+    if (!isJsonObject(values)) {
+      const name = place(traits, group, values, `metadata_${group}`);
+      warnings.push({
+        path: `properties.metadata.${group}`,
+        message: `not an object: sent as the trait "${name}"`,
+      });
+      continue;
+    }
+    for (const key of Object.keys(values)) {
+      const name = place(traits, key, values[key], `${group}_${key}`);
+      if (name !== key) {
+        warnings.push({
+          path: `properties.metadata.${group}.${key}`,
+          message: `an earlier trait "${key}" holds another value: sent as "${name}"`,
+        });
+      }
+    }
   }
   return traits;
 }
 
-function visitorTraits(webhook: PendoWebhook): Record<string, unknown> {
-  const traits = metadataTraits(webhook.properties);
-  if (webhook.event === "visitorDoNotProcessUpdated")
-    traits.doNotProcess = webhook.properties?.doNotProcess === true;
+/** Sets `key`, or `alias` (then `alias_2`, ...) when `key` already holds a different value. */
+function place(traits: Record<string, unknown>, key: string, value: unknown, alias: string): string {
+  let name = key;
+  for (let n = 1; Object.hasOwn(traits, name) && !sameValue(traits[name], value); n++) {
+    name = n === 1 ? alias : `${alias}_${n}`;
+  }
+  setOwn(traits, name, value);
+  return name;
+}
+
+function sameValue(a: unknown, b: unknown): boolean {
+  return (
+    a === b || (typeof a === "object" && typeof b === "object" && JSON.stringify(a) === JSON.stringify(b))
+  );
+}
+
+function visitorTraits(webhook: PendoWebhook, warnings: Issue[]): Record<string, unknown> {
+  const traits = metadataTraits(webhook.properties, warnings);
+  if (webhook.event === DO_NOT_PROCESS_EVENT) {
+    const flag = doNotProcessFlag(webhook.properties);
+    if (flag === undefined) {
+      warnings.push({
+        path: "properties.doNotProcess",
+        message: "not true or false: forwarded, and the visitor's flag was left as it was",
+      });
+    } else traits.doNotProcess = flag;
+  }
   return traits;
 }
 
@@ -146,8 +243,11 @@ function extraFields(webhook: PendoWebhook): Record<string, unknown> | undefined
 /** Serialize each call once; shrink documented bulky fields of the track if it is over 32 KB. */
 function fitToSegment(
   calls: SegmentCall[],
+  properties: Record<string, unknown>,
+  unwrap: boolean,
   entry: CatalogEntry | undefined,
   pendo: Record<string, unknown>,
+  warnings: Issue[],
   asciiOnly: boolean,
 ): TransformResult {
   const encode = (call: SegmentCall) => encodeCall(call, asciiOnly);
@@ -157,9 +257,10 @@ function fitToSegment(
   const trimmed: string[] = [];
   for (const step of TRIM_STEPS) {
     if ((encoded[0] as EncodedCall).bytes <= MAX_EVENT_BYTES) break;
-    if (!step.apply(track)) continue;
+    if (!step.apply(properties)) continue;
     trimmed.push(step.path);
     pendo.trimmed = trimmed;
+    shapeTrack(track, properties, unwrap, pendo);
     // context.pendo is shared: every call's encoding now records what was trimmed.
     for (let i = 0; i < calls.length; i++) encoded[i] = encode(calls[i] as SegmentCall);
   }
@@ -172,9 +273,5 @@ function fitToSegment(
       bytes: (encoded[tooLarge] as EncodedCall).bytes,
     };
   }
-  return { ok: true, entry, calls, encoded };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
+  return { ok: true, entry, calls, encoded, warnings };
 }

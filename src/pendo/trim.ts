@@ -1,49 +1,44 @@
-import type { SegmentTrack } from "../segment/calls";
+import { isJsonObject } from "../json";
 
 /**
  * Bulky fields the relay may shrink, in order, when a track call exceeds Segment's 32 KB event
- * limit. Listed in docs/mapping.md from this table; what was trimmed is recorded in
- * `context.pendo.trimmed`, so a warehouse row says it is incomplete.
+ * limit. Each step works on Pendo's `properties` as received, before `TRACK_EVENTS=unwrap`
+ * reshapes them, so both modes trim alike. Listed in docs/mapping.md from this table; what was
+ * trimmed is recorded in `context.pendo.trimmed`, so a warehouse row says it is incomplete.
  */
 export const TRIM_STEPS: readonly {
   path: string;
   effect: string;
-  apply: (track: SegmentTrack) => boolean;
+  apply: (properties: Record<string, unknown>) => boolean;
 }[] = [
   {
     path: "properties.guideProperties.steps",
     effect: "replaced by properties.guideProperties.stepCount",
-    apply: (track) => {
-      const guide = asObject(track.properties.guideProperties);
-      if (!guide || !Array.isArray(guide.steps)) return false;
+    apply: (properties) => {
+      const guide = properties.guideProperties;
+      if (!isJsonObject(guide) || !Array.isArray(guide.steps)) return false;
       const { steps, ...rest } = guide;
-      track.properties.guideProperties = { ...rest, stepCount: steps.length };
+      properties.guideProperties = { ...rest, stepCount: steps.length };
       return true;
     },
   },
   {
     path: "properties.guideProperties",
     effect: "reduced to its id and name",
-    apply: (track) => {
-      const guide = asObject(track.properties.guideProperties);
-      if (!guide) return false;
-      track.properties.guideProperties = { id: guide.id, name: guide.name };
+    apply: (properties) => {
+      const guide = properties.guideProperties;
+      if (!isJsonObject(guide)) return false;
+      properties.guideProperties = { id: guide.id, name: guide.name };
       return true;
     },
   },
   {
     path: "properties.eventProperties",
-    effect: "dropped (trackEventReceived with TRACK_EVENTS=wrapped)",
-    apply: (track) => {
-      if (!("eventProperties" in track.properties)) return false;
-      delete track.properties.eventProperties;
+    effect: "dropped (trackEventReceived; with TRACK_EVENTS=unwrap the event is sent with no properties)",
+    apply: (properties) => {
+      if (!("eventProperties" in properties)) return false;
+      delete properties.eventProperties;
       return true;
     },
   },
 ];
-
-function asObject(value: unknown): Record<string, unknown> | undefined {
-  return value !== null && typeof value === "object" && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
-}

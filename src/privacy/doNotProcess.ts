@@ -1,3 +1,4 @@
+import { digestHex } from "../hash";
 import { doNotProcessKey } from "../kv/keys";
 import { log } from "../log";
 
@@ -5,10 +6,12 @@ import { log } from "../log";
  * Which visitors asked not to be processed, per source. The flags are rare and change rarely,
  * so instead of a KV read per webhook each isolate keeps the set of flagged visitor hashes,
  * loaded with KV list and refreshed in the background once it is older than REFRESH_MS.
- * A flag set elsewhere is honoured here within KV's propagation delay plus REFRESH_MS; a flag
- * this isolate writes is honoured at once.
+ * A flag set elsewhere is honoured here within KV's propagation delay plus REFRESH_MS. A flag
+ * this isolate writes is honoured at once, and is kept over refreshes for OVERRIDE_MS, since a
+ * KV list can lag behind a write by about a minute.
  */
 export const REFRESH_MS = 30_000;
+export const OVERRIDE_MS = 600_000;
 
 interface FlagSet {
   loadedAt: number;
@@ -16,10 +19,30 @@ interface FlagSet {
   refreshing?: Promise<void>;
 }
 
-// Per KV namespace (tests bind several environments to one isolate), then per source.
-const flagSets = new WeakMap<KVNamespace, Map<string, FlagSet>>();
+interface SourceFlags {
+  current?: FlagSet;
+  /** Flags this isolate set or cleared, with when: they win over a list that may lag behind. */
+  overrides: Map<string, { flagged: boolean; at: number }>;
+}
 
-async function loadFlags(kv: KVNamespace, source: string, now: number): Promise<FlagSet> {
+// Per KV namespace (tests bind several environments to one isolate), then per source.
+const bySpace = new WeakMap<KVNamespace, Map<string, SourceFlags>>();
+
+function flagsOf(kv: KVNamespace, source: string): SourceFlags {
+  let sources = bySpace.get(kv);
+  if (!sources) {
+    sources = new Map();
+    bySpace.set(kv, sources);
+  }
+  let flags = sources.get(source);
+  if (!flags) {
+    flags = { overrides: new Map() };
+    sources.set(source, flags);
+  }
+  return flags;
+}
+
+async function loadFlags(kv: KVNamespace, source: string, flags: SourceFlags, now: number): Promise<FlagSet> {
   const prefix = doNotProcessKey(source, "");
   const hashes = new Set<string>();
   let cursor: string | undefined;
@@ -28,6 +51,11 @@ async function loadFlags(kv: KVNamespace, source: string, now: number): Promise<
     for (const key of page.keys) hashes.add(key.name.slice(prefix.length));
     cursor = page.list_complete ? undefined : page.cursor;
   } while (cursor);
+  for (const [hash, override] of flags.overrides) {
+    if (now - override.at > OVERRIDE_MS) flags.overrides.delete(hash);
+    else if (override.flagged) hashes.add(hash);
+    else hashes.delete(hash);
+  }
   return { loadedAt: now, hashes };
 }
 
@@ -43,44 +71,48 @@ export async function isDoNotProcess(
   now: number,
   waitUntil: (promise: Promise<unknown>) => void,
 ): Promise<boolean> {
-  let bySource = flagSets.get(kv);
-  if (!bySource) {
-    bySource = new Map();
-    flagSets.set(kv, bySource);
+  const flags = flagsOf(kv, source);
+  const current = flags.current;
+  if (!current) {
+    flags.current = await loadFlags(kv, source, flags, now);
+    return flags.current.hashes.has(visitorHash);
   }
-  let flags = bySource.get(source);
-  if (!flags) {
-    flags = await loadFlags(kv, source, now);
-    bySource.set(source, flags);
-  } else if (now - flags.loadedAt > REFRESH_MS && !flags.refreshing) {
-    const stale = flags;
-    stale.refreshing = loadFlags(kv, source, now)
-      .then((fresh) => void bySource.set(source, fresh))
+  if (now - current.loadedAt > REFRESH_MS && !current.refreshing) {
+    current.refreshing = loadFlags(kv, source, flags, now)
+      .then((fresh) => {
+        flags.current = fresh;
+      })
       .catch((error) => {
         // Keep answering from the last good set; try again on a later request.
-        stale.refreshing = undefined;
+        current.refreshing = undefined;
         log("error", "do-not-process-refresh-failed", { source, error: String(error) });
       });
-    waitUntil(stale.refreshing);
+    waitUntil(current.refreshing);
   }
-  return flags.hashes.has(visitorHash);
+  return current.hashes.has(visitorHash);
 }
 
-/** Records a flag change in KV and in this isolate's set, so it applies here at once. */
+/**
+ * Records a flag change in KV, then in this isolate's set, so it applies here at once. Throws if
+ * KV refuses: the caller answers 503 and the sender retries, rather than forget the request.
+ */
 export async function setDoNotProcess(
   kv: KVNamespace,
   source: string,
   visitorHash: string,
   flagged: boolean,
   at: number,
-) {
+): Promise<void> {
   const key = doNotProcessKey(source, visitorHash);
-  const flags = flagSets.get(kv)?.get(source);
-  if (flagged) {
-    flags?.hashes.add(visitorHash);
-    await kv.put(key, JSON.stringify({ at }));
-  } else {
-    flags?.hashes.delete(visitorHash);
-    await kv.delete(key);
-  }
+  if (flagged) await kv.put(key, JSON.stringify({ at }));
+  else await kv.delete(key);
+  const flags = flagsOf(kv, source);
+  flags.overrides.set(visitorHash, { flagged, at });
+  if (flagged) flags.current?.hashes.add(visitorHash);
+  else flags.current?.hashes.delete(visitorHash);
+}
+
+/** Flags are keyed by a hash: keys stay under KV's 512 bytes and hold no visitor id in the clear. */
+export async function visitorHash(visitorId: string | undefined): Promise<string | undefined> {
+  return visitorId ? digestHex("SHA-256", visitorId) : undefined;
 }

@@ -1,14 +1,16 @@
 import type { SegmentAttempt } from "./client";
 
 /**
- * How to treat Segment's answer, following analytics-node 3.x: 2xx/3xx delivered; 400 rejected
- * (never retried whole: bisect); 429 rate-limited (Retry-After); 5xx except 501/505, and 408,
- * 410, 460, timeouts and network errors are transient; any other answer is refused for good.
+ * How to treat Segment's answer, following analytics-node 3.x: only a 2xx is a delivery; 400
+ * rejected (never retried whole: bisect); 429 rate-limited (Retry-After); 5xx except 501/505, and
+ * 408, 410, 460, timeouts and network errors are transient; a 3xx is a misconfigured endpoint,
+ * retried like a transient failure but reported as an error; any other answer is refused for good.
  */
 export type SegmentOutcome =
   | { kind: "delivered"; status: number }
   | { kind: "rejected"; status: 400; detail: string }
   | { kind: "rate-limited"; status: 429; retryAfterSeconds: number | undefined }
+  | { kind: "redirected"; status: number; detail: string }
   | { kind: "transient"; status: number | null; detail: string }
   | { kind: "refused"; status: number; detail: string };
 
@@ -19,10 +21,19 @@ const RETRY_AFTER_MIN = 1;
 const RETRY_AFTER_MAX = 300;
 
 export function classifySegmentResponse(attempt: SegmentAttempt, now: number): SegmentOutcome {
-  if (attempt.kind === "timeout") return { kind: "transient", status: null, detail: "timed out" };
-  if (attempt.kind === "network") return { kind: "transient", status: null, detail: attempt.detail };
+  if (!attempt.ok) {
+    return {
+      kind: "transient",
+      status: null,
+      detail: attempt.reason === "timeout" ? "timed out" : attempt.detail,
+    };
+  }
   const { status, body } = attempt;
-  if (status < 400) return { kind: "delivered", status };
+  if (status >= 200 && status < 300) return { kind: "delivered", status };
+  if (status >= 300 && status < 400) {
+    const detail = `the endpoint redirects (${status}) to ${attempt.location ?? "nowhere"}: fix SEGMENT_ENDPOINT`;
+    return { kind: "redirected", status, detail };
+  }
   if (status === 400) return { kind: "rejected", status, detail: body };
   if (status === 429)
     return { kind: "rate-limited", status, retryAfterSeconds: retryAfterSeconds(attempt.retryAfter, now) };

@@ -1,19 +1,21 @@
-import { cutDetail } from "../delivery/records";
+import { cutDetail } from "../log";
 
 export interface SegmentTarget {
   endpoint: string;
   writeKey: string;
 }
 
+/** One request's result: Segment answered (any status), or no answer came. */
 export type SegmentAttempt =
-  | { kind: "response"; status: number; body: string; retryAfter: string | null }
-  | { kind: "timeout" }
-  | { kind: "network"; detail: string };
+  | { ok: true; status: number; body: string; retryAfter: string | null; location: string | null }
+  | { ok: false; reason: "timeout" }
+  | { ok: false; reason: "network"; detail: string };
 
 /**
  * POST {endpoint}/v1/batch with Basic auth (base64 of the write key and a colon, as Segment's
- * HTTP API requires). A hung Segment is cut off after `timeoutMs`. The write key goes into the
- * header only: never into a log, an error or a returned value.
+ * HTTP API requires). A hung Segment is cut off after `timeoutMs`. Redirects are not followed: a
+ * followed 301 turns the POST into a GET whose 200 would look like a delivery. The write key goes
+ * into the header only: never into a log, an error or a returned value.
  */
 export async function postBatch(
   target: SegmentTarget,
@@ -29,21 +31,27 @@ export async function postBatch(
         "user-agent": "pendo-segment-relay",
       },
       body,
+      redirect: "manual",
       signal: AbortSignal.timeout(timeoutMs),
     });
-    const ok = response.status < 400;
+    const delivered = response.status >= 200 && response.status < 300;
     // Success bodies are not needed; reading them only costs time.
-    const text = ok ? "" : cutDetail(await response.text());
-    if (ok) await response.body?.cancel();
+    const text = delivered ? "" : cutDetail(await response.text());
+    if (delivered) await response.body?.cancel();
     return {
-      kind: "response",
+      ok: true,
       status: response.status,
       body: text,
       retryAfter: response.headers.get("retry-after"),
+      location: response.headers.get("location"),
     };
   } catch (error) {
     if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError"))
-      return { kind: "timeout" };
-    return { kind: "network", detail: cutDetail(error instanceof Error ? error.message : String(error)) };
+      return { ok: false, reason: "timeout" };
+    return {
+      ok: false,
+      reason: "network",
+      detail: cutDetail(error instanceof Error ? error.message : String(error)),
+    };
   }
 }
