@@ -20,12 +20,16 @@ import {
 } from "../scripts/harness/local-relay";
 import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
 import { CATALOG } from "../src/pendo/catalog";
+import type { InjectedAnswer } from "../standin/segment";
 import { machineInfo } from "./environment";
 import { renderReliability, withChaosSection } from "./reliability-report";
 
 const OUTAGE_WEBHOOKS = Number(process.env.CHAOS_WEBHOOKS ?? 3_000);
 const FUZZ_BODIES = Number(process.env.CHAOS_FUZZ ?? 10_000);
 const FAILURE_SHARE = 0.25;
+const STORM_WEBHOOKS = Number(process.env.CHAOS_STORM ?? 500);
+// Longer than MAX_RETRIES (20) Retry-After waits of 1 s would last: the old behaviour lost events here.
+const STORM_SECONDS = 30;
 const POISON_MARK = "chaosPoison";
 
 type Body = string | Uint8Array;
@@ -94,9 +98,16 @@ async function countRecords(local: LocalRelay, kind: "quarantine" | "dead-letter
 export async function outage(local: LocalRelay) {
   const standIn = local.standIn.standIn;
   standIn.setFailureShare(FAILURE_SHARE);
-  const failures = [500, { status: 429, retryAfter: "1" }, "hang"] as const;
+  // A 301 to the stand-in's landing page plays a moved endpoint: followed, the POST would become a
+  // GET answered 200, and the batch would look delivered.
+  const failures: InjectedAnswer[] = [
+    500,
+    { status: 429, retryAfter: "1" },
+    "hang",
+    { status: 301, location: `${local.standIn.url}/` },
+  ];
   let draw = 0;
-  standIn.randomFailure = () => failures[draw++ % failures.length] as (typeof failures)[number];
+  standIn.randomFailure = () => failures[draw++ % failures.length] as InjectedAnswer;
   standIn.rejectEvent = (call) =>
     (call.properties as Record<string, unknown> | undefined)?.[POISON_MARK] === true;
 
@@ -206,6 +217,49 @@ export async function outage(local: LocalRelay) {
     sendSeconds: Number(sendSeconds.toFixed(1)),
     drainSeconds: Number(drainSeconds.toFixed(1)),
     timedOut,
+  };
+}
+
+/**
+ * A 429 storm: for STORM_SECONDS every Segment request is answered 429 with `Retry-After: 1`,
+ * then Segment recovers. Retries must wait at least their backoff, so none runs out during the
+ * storm: nothing lost, nothing dead-lettered.
+ */
+export async function storm(local: LocalRelay) {
+  const standIn = local.standIn.standIn;
+  standIn.rejectEvent = () => false;
+  standIn.randomFailure = () => ({ status: 429, retryAfter: "1" });
+  standIn.setFailureShare(1);
+  const lettersBefore = (await deadLetters(local)).length;
+  const requestsBefore = standIn.requests.length;
+  const webhooks = Array.from({ length: STORM_WEBHOOKS }, (_, i) =>
+    sampleWebhook(SAMPLE_EVENTS[i % SAMPLE_EVENTS.length] as string),
+  );
+  const statuses: Record<string, number> = {};
+  await pool(webhooks, 8, async (webhook) => {
+    const { status } = await post(local, JSON.stringify(webhook));
+    statuses[status] = (statuses[status] ?? 0) + 1;
+  });
+  await new Promise((resolve) => setTimeout(resolve, STORM_SECONDS * 1000));
+  const limitedDuringStorm = standIn.requests.slice(requestsBefore).filter((r) => r.status === 429).length;
+  standIn.setFailureShare(0);
+  const expected = new Set(webhooks.flatMap((webhook) => expectedMessageIds(webhook)));
+  const received = () => new Set(standIn.received.map((event) => String(event.call.messageId)));
+  await waitFor(
+    "the storm's backlog",
+    async () => ([...expected].every((id) => received().has(id)) ? true : undefined),
+    300_000,
+    500,
+  ).catch(() => undefined);
+  const arrived = received();
+  return {
+    webhooks: STORM_WEBHOOKS,
+    stormSeconds: STORM_SECONDS,
+    statuses,
+    rateLimitedRequests: limitedDuringStorm,
+    expectedCalls: expected.size,
+    lost: [...expected].filter((id) => !arrived.has(id)).length,
+    deadLettered: (await deadLetters(local)).length - lettersBefore,
   };
 }
 
@@ -342,9 +396,12 @@ if (process.argv[1]?.endsWith("chaos.ts")) {
     const outageFigures = await outage(local);
     console.log(JSON.stringify(outageFigures, null, 2));
     console.log(`fuzz: ${FUZZ_BODIES} hostile bodies…`);
+    console.log(`429 storm: ${STORM_WEBHOOKS} webhooks, every request limited for ${STORM_SECONDS} s…`);
+    const stormFigures = await storm(local);
+    console.log(JSON.stringify(stormFigures, null, 2));
     const fuzzFigures = await fuzz(local);
     console.log(JSON.stringify(fuzzFigures, null, 2));
-    const results = { machine: machineInfo(), outage: outageFigures, fuzz: fuzzFigures };
+    const results = { machine: machineInfo(), outage: outageFigures, storm: stormFigures, fuzz: fuzzFigures };
     const file = `bench/results/chaos-${results.machine.date.slice(0, 10)}.json`;
     mkdirSync("bench/results", { recursive: true });
     writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
@@ -354,6 +411,8 @@ if (process.argv[1]?.endsWith("chaos.ts")) {
     const failed =
       outageFigures.lost > 0 ||
       outageFigures.deliveredUnderTwoIds > 0 ||
+      stormFigures.lost > 0 ||
+      stormFigures.deadLettered > 0 ||
       fuzzFigures.serverErrors > 0 ||
       fuzzFigures.validLost > 0;
     process.exitCode = failed ? 1 : 0;

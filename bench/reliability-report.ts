@@ -27,6 +27,15 @@ interface ChaosResults {
     drainSeconds: number;
     timedOut: boolean;
   };
+  storm: {
+    webhooks: number;
+    stormSeconds: number;
+    statuses: Record<string, number>;
+    rateLimitedRequests: number;
+    expectedCalls: number;
+    lost: number;
+    deadLettered: number;
+  };
   fuzz: {
     bodies: number;
     validMixedIn: number;
@@ -46,7 +55,7 @@ const list = (counts: Record<string, number>) =>
     .join(", ");
 
 export function renderReliability(results: ChaosResults, file: string): string {
-  const { machine, outage, fuzz } = results;
+  const { machine, outage, storm, fuzz } = results;
   const kinds = Object.entries(fuzz.byKindAndStatus).map(([kind, statuses]) =>
     row([
       kind,
@@ -69,7 +78,7 @@ minutes; the production schedule is in [operations](operations.md).
 ${outage.webhooks.toLocaleString("en-US")} webhooks of every catalog event; a third sent twice (half of those at the same
 moment); ${outage.poisoned} poisoned on purpose (half that Segment refuses with a 400, half over 32 KB even after
 trimming). The stand-in failed ${outage.failureShare * 100}% of requests, in turn with a 500, a 429 with \`Retry-After: 1\`,
-and a hang past the relay's timeout.
+a hang past the relay's timeout, and a 301 to a page that answers a GET with 200 (a moved endpoint).
 
 | Figure | Count |
 | --- | --- |
@@ -88,6 +97,22 @@ ${row(["Dead letters that were not poisoned (must be 0)", outage.deadLettersNotP
 ${row(["Time to send / to drain after the last send", `${outage.sendSeconds} s / ${outage.drainSeconds} s${outage.timedOut ? " (timed out)" : ""}`])}
 
 Every check holds: ${check(outage.lost === 0 && outage.deliveredUnderTwoIds === 0 && outage.deadLettersNotPoisoned === 0 && outage.deadLettered === outage.poisoned && !outage.timedOut)}.
+
+### A 429 storm
+
+${storm.webhooks.toLocaleString("en-US")} webhooks, while for ${storm.stormSeconds} s every Segment request was answered 429 with \`Retry-After: 1\`;
+then Segment recovered. Each retry waits the larger of Retry-After and its backoff, so the storm
+cannot spend an event's retries.
+
+| Figure | Count |
+| --- | --- |
+${row(["Relay answers", list(storm.statuses)])}
+${row(["Segment requests answered 429 during the storm", storm.rateLimitedRequests.toLocaleString("en-US")])}
+${row(["Segment calls expected", storm.expectedCalls.toLocaleString("en-US")])}
+${row(["**Lost** (must be 0)", storm.lost])}
+${row(["**Dead-lettered** (must be 0)", storm.deadLettered])}
+
+Every check holds: ${check(storm.lost === 0 && storm.deadLettered === 0)}.
 
 ### Bad input
 

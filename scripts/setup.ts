@@ -16,6 +16,7 @@ import {
   listedQueues,
   listedSecrets,
   missingSecrets,
+  OPTIONAL_SECRETS,
   PLACEHOLDER_KV_ID,
   QUEUES,
   withKvNamespaceId,
@@ -74,7 +75,7 @@ for (const name of missingSecrets(present)) {
     console.log("  WEBHOOK_TOKEN: generated and stored");
   } else {
     console.log(
-      `  ${name}: wrangler will ask for the value${name === "ADMIN_TOKEN" ? " (optional: Ctrl-C to skip)" : ""}`,
+      `  ${name}: wrangler will ask for the value${(OPTIONAL_SECRETS as readonly string[]).includes(name) ? " (optional: Ctrl-C to skip)" : ""}`,
     );
     spawnSync("npx", ["wrangler", "secret", "put", name], { stdio: "inherit" });
   }

@@ -1,8 +1,8 @@
 /**
  * `npm start`: the relay on `wrangler dev` with local KV and queues. The first run creates
  * .dev.vars from .dev.vars.example. Without a SEGMENT_WRITE_KEY in .dev.vars, a local Segment
- * stand-in (standin/server.ts) receives the events and prints each one; with a key, the relay
- * sends to the real Segment.
+ * stand-in (standin/server.ts) receives the events and prints each one, and the alerts too; with
+ * a key, the relay sends to the real Segment.
  */
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync } from "node:fs";
@@ -24,6 +24,8 @@ if (!devVars().SEGMENT_WRITE_KEY) {
   console.log(`No SEGMENT_WRITE_KEY in .dev.vars: events go to the local Segment stand-in at ${standIn.url}`);
   console.log(`  (inspect: curl ${standIn.url}/events, curl ${standIn.url}/stats)`);
   args.push("--var", `SEGMENT_ENDPOINT:${standIn.url}`, "--var", `SEGMENT_WRITE_KEY:${STANDIN_WRITE_KEY}`);
+  // Alerts go to the stand-in too, which prints them (unless .dev.vars names a receiver).
+  if (!devVars().ALERT_WEBHOOK_URL) args.push("--var", `ALERT_WEBHOOK_URL:${standIn.url}/alerts`);
 } else {
   console.log("SEGMENT_WRITE_KEY is set in .dev.vars: events go to the real Segment.");
 }

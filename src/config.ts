@@ -79,8 +79,9 @@ const SourceSchema = v.strictObject(
       v.picklist(EVENT_NAMING_VALUES, "eventNames must be one of pendo, legacy, segment"),
     ),
     trackEvents: v.optional(v.picklist(TRACK_EVENT_VALUES, "trackEvents must be wrapped or unwrap")),
+    alertWebhookUrl: v.optional(httpsUrl),
   },
-  "each source must be an object with writeKey and tokens (and optionally endpoint, eventNames, trackEvents)",
+  "each source must be an object with writeKey and tokens (and optionally endpoint, eventNames, trackEvents, alertWebhookUrl)",
 );
 
 const SourcesSchema = v.pipe(
@@ -120,6 +121,26 @@ export const SettingsSchema = v.object({
   // The Workers Free plan allows 50 subrequests per invocation
   // (developers.cloudflare.com/workers/platform/limits); 40 leaves room for the rest.
   SEGMENT_REQUEST_BUDGET: integer(40, 1, 1_000),
+  ALERT_WEBHOOK_URL: v.optional(httpsUrl),
+  // Standard Webhooks secrets are "whsec_" and a base64 key (standardwebhooks.com).
+  ALERT_SECRET: v.optional(
+    v.pipe(
+      v.string(),
+      v.regex(
+        /^whsec_[A-Za-z0-9+/]{16,}={0,2}$/,
+        "must be whsec_ followed by a base64 key of at least 12 bytes",
+      ),
+    ),
+  ),
+  ALERT_INTERVAL_SECONDS: integer(3_600, 60, 604_800),
+  ALERT_FAILING_SECONDS: integer(600, 60, 86_400),
+  PUBLIC_URL: v.optional(
+    v.pipe(
+      v.string(),
+      v.url("must be a URL such as https://relay.example.com"),
+      v.transform((url) => url.replace(/\/+$/, "")),
+    ),
+  ),
 });
 
 export type Settings = v.InferOutput<typeof SettingsSchema>;
@@ -181,7 +202,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   SOURCES: {
     kind: "secret",
     description:
-      'Named sources for `POST /pendo/<name>`, as JSON: `{"prod": {"writeKey": "…", "tokens": ["current", "previous"], "endpoint"?, "eventNames"?, "trackEvents"?}}`. Unset options fall back to the single-source settings.',
+      'Named sources for `POST /pendo/<name>`, as JSON: `{"prod": {"writeKey": "…", "tokens": ["current", "previous"], "endpoint"?, "eventNames"?, "trackEvents"?, "alertWebhookUrl"?}}`. Unset options fall back to the single-source settings.',
   },
   WEBHOOK_TOKEN: {
     kind: "secret",
@@ -244,6 +265,30 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   MAX_RETRIES: {
     kind: "var",
     description: "Retries before an event becomes a dead letter. Must equal `max_retries` in wrangler.toml.",
+  },
+  ALERT_WEBHOOK_URL: {
+    kind: "secret",
+    description:
+      "Where alerts go (a Slack incoming webhook accepts them as they are). Unset: no alerts. A source's `alertWebhookUrl` in `SOURCES` overrides it.",
+  },
+  ALERT_SECRET: {
+    kind: "secret",
+    description:
+      "`whsec_…` key: alerts are signed as Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`).",
+  },
+  ALERT_INTERVAL_SECONDS: {
+    kind: "var",
+    description:
+      "At most one alert per kind and source this often; what is held back is counted in the next. Unknown event names: once per name per day.",
+  },
+  ALERT_FAILING_SECONDS: {
+    kind: "var",
+    description:
+      "How long Segment must answer nothing but failures, while events wait, before `delivery-failing` is sent.",
+  },
+  PUBLIC_URL: {
+    kind: "var",
+    description: "The relay's public address, for links in alerts.",
   },
   SEGMENT_REQUEST_BUDGET: {
     kind: "var",

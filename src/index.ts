@@ -9,9 +9,9 @@ const app = createApp();
 // and check every one (queue/message.ts).
 export default {
   fetch: app.fetch,
-  async queue(batch, env, _ctx) {
+  async queue(batch, env, ctx) {
     // One Worker consumes both queues; the dead-letter queue is the one named *-dlq.
-    if (batch.queue.endsWith("-dlq")) await consumeDeadLetters(batch, env);
-    else await consumeEvents(batch, env);
+    if (batch.queue.endsWith("-dlq")) await consumeDeadLetters(batch, env, ctx);
+    else await consumeEvents(batch, env, ctx);
   },
 } satisfies ExportedHandler<Env, unknown>;

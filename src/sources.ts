@@ -11,6 +11,8 @@ export interface Source {
   endpoint: string;
   eventNames: EventNaming;
   trackEvents: TrackEventMode;
+  /** Where this source's alerts go; undefined: none. */
+  alertWebhookUrl: string | undefined;
 }
 
 export const DEFAULT_SOURCE = "default";
@@ -34,6 +36,7 @@ export function resolveSource(settings: Settings, name: string): Source | undefi
       endpoint: named.endpoint ?? settings.SEGMENT_ENDPOINT,
       eventNames: named.eventNames ?? settings.EVENT_NAMES,
       trackEvents: named.trackEvents ?? settings.TRACK_EVENTS,
+      alertWebhookUrl: named.alertWebhookUrl ?? settings.ALERT_WEBHOOK_URL,
     };
   }
   return {
@@ -43,5 +46,6 @@ export function resolveSource(settings: Settings, name: string): Source | undefi
     endpoint: settings.SEGMENT_ENDPOINT,
     eventNames: settings.EVENT_NAMES,
     trackEvents: settings.TRACK_EVENTS,
+    alertWebhookUrl: settings.ALERT_WEBHOOK_URL,
   };
 }

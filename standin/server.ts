@@ -5,6 +5,8 @@
  *   GET  /events?limit=N   the last events kept (default 50)
  *   GET  /stats            counts: requests by status, events kept, duplicates, dropped
  *   POST /failures         {"share": 0.3, "answers": [500, {"status": 429, "retryAfter": "1"}, "hang"]}
+ *   POST /alerts           an alert receiver for `npm start` (ALERT_WEBHOOK_URL): prints each alert
+ *   GET  /alerts           the alerts received
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -30,6 +32,7 @@ export async function startStandInServer(options: StandInServerOptions): Promise
   standIn.keep = options.keep ?? 1_000;
   if (options.print !== false) standIn.onEvent = (event) => console.log(describeEvent(event));
   let failurePool: InjectedAnswer[] = [500];
+  const alerts: unknown[] = [];
   const server = createServer((req, res) => {
     handle(req, res).catch((error) => {
       res.writeHead(500, { "content-type": "application/json" });
@@ -44,6 +47,16 @@ export async function startStandInServer(options: StandInServerOptions): Promise
       return json(res, 200, standIn.received.slice(-limit));
     }
     if (req.method === "GET" && url.pathname === "/stats") return json(res, 200, stats(standIn));
+    if (url.pathname === "/alerts") {
+      if (req.method === "GET") return json(res, 200, alerts);
+      const alert = JSON.parse((await readBody(req)).toString() || "{}") as { text?: string };
+      alerts.push(alert);
+      if (alerts.length > 100) alerts.shift();
+      if (options.print !== false) console.log(`[alert] ${alert.text ?? JSON.stringify(alert)}`);
+      return json(res, 200, { ok: true });
+    }
+    // A landing page, as a moved endpoint's redirect target serves: 200 to a GET, and no events.
+    if (req.method === "GET" && url.pathname === "/") return json(res, 200, { service: "Segment stand-in" });
     if (req.method === "POST" && url.pathname === "/failures") {
       const body = JSON.parse((await readBody(req)).toString() || "{}") as {
         share?: number;

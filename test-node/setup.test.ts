@@ -47,5 +47,6 @@ test("setup finds existing queues in wrangler's table and asks only for missing 
   assert.deepEqual(missingSecrets(listedSecrets('[{"name":"WEBHOOK_TOKEN","type":"secret_text"}]')), [
     "SEGMENT_WRITE_KEY",
     "ADMIN_TOKEN",
+    "ALERT_WEBHOOK_URL",
   ]);
 });

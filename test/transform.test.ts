@@ -68,6 +68,7 @@ describe("size", () => {
       endpoint: "",
       eventNames: "pendo",
       trackEvents: "wrapped",
+      alertWebhookUrl: undefined,
     } as const;
     const base = { ...PUBLISHED.guideDisplayed, uniqueId: "f9610795860d89fe29491846fe297bcc922e460b" };
     for (const text of [

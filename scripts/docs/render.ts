@@ -6,6 +6,7 @@
  * the Markdown files and is edited there. `npm run docs` rewrites the sections, and
  * test/docs.test.ts fails when a committed file differs from what this renders.
  */
+import { ALERT_KINDS, type AlertKind } from "../../src/alerts/alert";
 import { SETTINGS_DOC, settingDefaults } from "../../src/config";
 import { type RetryStep, retrySchedule } from "../../src/delivery/backoff";
 import { DLQ_MAX_RETRIES, dlqSchedule } from "../../src/delivery/deadLetterConsumer";
@@ -96,6 +97,11 @@ const SECTIONS: Record<string, () => string> = {
       ["Reason", "When"],
       DEAD_LETTER_REASONS.map((reason) => [code(reason), DEAD_LETTER_REASON_DOC[reason]]),
     ),
+  "alert-kinds": () =>
+    table(
+      ["Kind", "Fires when", "What to do"],
+      ALERT_KINDS.map((kind) => [code(kind), ALERT_KIND_DOC[kind].when, ALERT_KIND_DOC[kind].action]),
+    ),
   "kv-layout": () =>
     table(
       ["Key", "Value", "TTL", "Purpose"],
@@ -135,11 +141,44 @@ const DEAD_LETTER_REASON_DOC: Record<(typeof DEAD_LETTER_REASONS)[number], strin
   "malformed-message": "A queue message no version of the relay wrote; kept as received, not replayable.",
 };
 
+const ALERT_KIND_DOC: Record<AlertKind, { when: string; action: string }> = {
+  "dead-letters": {
+    when: "Events were stored as dead letters (any reason); the alert counts them by reason.",
+    action:
+      "Find them by reason in `/admin/dead-letters`, fix the cause (write key, endpoint, mapping), then replay.",
+  },
+  "invalid-webhooks": {
+    when: "Webhooks were refused (400) and quarantined; the alert counts them by issue path.",
+    action: "Read the issues in `/admin/quarantine`; if the relay should accept them, fix it and replay.",
+  },
+  "unknown-event": {
+    when: "An event name the catalog does not know arrived (once per name per day). It was forwarded as an unmapped `track`.",
+    action:
+      "Check Pendo's release notes; add the event to `src/pendo/catalog.ts` with a fixture, or leave it unmapped.",
+  },
+  "delivery-failing": {
+    when: "Segment answered nothing but failures for `ALERT_FAILING_SECONDS` while events waited (the last status says why: 401 for a revoked write key, 3xx for a moved endpoint, 5xx or none for an outage).",
+    action:
+      "Fix the key or endpoint (`wrangler secret put`); an outage needs nothing: events wait on the queue and are retried.",
+  },
+  "delivery-recovered": {
+    when: "The first successful delivery after a `delivery-failing` alert.",
+    action: "Nothing; replay any dead letters the failure left behind.",
+  },
+};
+
 /** The files that hold generated sections, each with the sections it must hold. */
 export const GENERATED_FILES: Record<string, readonly string[]> = {
   "README.md": ["config"],
   "docs/mapping.md": ["catalog-counts", "events", "trims"],
-  "docs/operations.md": ["retry-summary", "retries", "dlq-summary", "dead-letter-reasons", "kv-layout"],
+  "docs/operations.md": [
+    "retry-summary",
+    "retries",
+    "dlq-summary",
+    "dead-letter-reasons",
+    "alert-kinds",
+    "kv-layout",
+  ],
   "docs/reliability.md": ["fault-matrix"],
 };
 

@@ -3,7 +3,7 @@
 export const KV_BINDING = "DEDUP";
 export const QUEUES = ["pendo-events", "pendo-events-dlq"] as const;
 export const REQUIRED_SECRETS = ["WEBHOOK_TOKEN", "SEGMENT_WRITE_KEY"] as const;
-export const OPTIONAL_SECRETS = ["ADMIN_TOKEN"] as const;
+export const OPTIONAL_SECRETS = ["ADMIN_TOKEN", "ALERT_WEBHOOK_URL"] as const;
 export const PLACEHOLDER_KV_ID = "00000000000000000000000000000000";
 
 /**

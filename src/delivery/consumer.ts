@@ -1,3 +1,4 @@
+import { type AlertScope, raiseAlert } from "../alerts/notify";
 import { loadSettings, type Settings } from "../config";
 import type { Env } from "../env";
 import { type DeadLetterReason, deadLetterOf, putDeadLetter } from "../kv/records";
@@ -9,6 +10,7 @@ import { postBatch, type SegmentTarget } from "../segment/client";
 import { resolveSource } from "../sources";
 import { retryDelaySeconds } from "./backoff";
 import { malformedLetter } from "./letters";
+import { type DeliveryRound, recordDeliveryRounds } from "./status";
 
 type QueueMessage = Message<unknown>;
 
@@ -26,14 +28,24 @@ const MISCONFIGURED_RETRY_SECONDS = 300;
  * stored as a dead letter then acked); the handler never throws, because a throwing queue handler
  * retries the whole batch, acked messages included in the local simulator.
  */
-export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function consumeEvents(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  ctx: ExecutionContext,
+): Promise<void> {
   const config = loadSettings(env);
   if (!config.ok) {
     log("error", "consumer-misconfigured", { messages: batch.messages.length, issues: config.issues });
     for (const queued of batch.messages) queued.retry({ delaySeconds: MISCONFIGURED_RETRY_SECONDS });
     return;
   }
-  const delivery = new Delivery(env, config.settings, batch.messages);
+  const alerts: AlertScope = {
+    kv: env.DEDUP,
+    settings: config.settings,
+    waitUntil: (promise) => ctx.waitUntil(promise),
+    now: Date.now(),
+  };
+  const delivery = new Delivery(env, config.settings, batch.messages, alerts);
   try {
     const groups = new Map<string, { target: SegmentTarget; source: string; units: Unit[] }>();
     const unconfigured = new Set<string>();
@@ -85,6 +97,7 @@ export async function consumeEvents(batch: MessageBatch<unknown>, env: Env): Pro
     }
     await Promise.all(stores);
     delivery.reportDeferred();
+    await recordDeliveryRounds(alerts, delivery.rounds);
   } catch (error) {
     log("error", "consumer-failed", { error: String(error) });
   } finally {
@@ -97,13 +110,25 @@ class Delivery {
   /** Segment requests this invocation may still make (SEGMENT_REQUEST_BUDGET). */
   private budget: number;
   private deferred = 0;
+  /** Per source: did Segment deliver, did it fail, with what status (for delivery alerts). */
+  readonly rounds = new Map<string, DeliveryRound>();
 
   constructor(
     private readonly env: Env,
     private readonly settings: Settings,
     private readonly messages: readonly QueueMessage[],
+    private readonly alerts: AlertScope,
   ) {
     this.budget = settings.SEGMENT_REQUEST_BUDGET;
+  }
+
+  private round(source: string): DeliveryRound {
+    let round = this.rounds.get(source);
+    if (!round) {
+      round = { delivered: false, failed: false, lastStatus: null };
+      this.rounds.set(source, round);
+    }
+    return round;
   }
 
   /** Sends one packed request; a 400 is bisected until the events Segment rejects stand alone. */
@@ -127,6 +152,10 @@ class Delivery {
       status: outcome.status,
       outcome: outcome.kind,
     };
+
+    if (outcome.kind === "delivered") this.round(source).delivered = true;
+    else if (outcome.kind !== "rejected")
+      Object.assign(this.round(source), { failed: true, lastStatus: outcome.status });
 
     switch (outcome.kind) {
       case "delivered":
@@ -258,6 +287,10 @@ class Delivery {
         status: letter.lastStatus,
       });
       this.ack(queued);
+      raiseAlert(this.alerts, letter.source, "dead-letters", {
+        example: { event: letter.event, uniqueId: letter.eventId },
+        keys: [letter.reason],
+      });
     } catch (error) {
       // Not stored, so not acked: the queue keeps it and tries again (and past max_retries hands
       // it to pendo-events-dlq, whose consumer stores it).

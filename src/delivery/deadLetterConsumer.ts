@@ -1,3 +1,4 @@
+import { raiseAlert } from "../alerts/notify";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
 import { type DeadLetterInput, deadLetterOf, putDeadLetter } from "../kv/records";
@@ -31,7 +32,11 @@ const DEFAULT_TTL_SECONDS = 1_209_600;
  * the very last attempt it is written whole to the error log, so it can be recovered from
  * Workers Logs.
  */
-export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+export async function consumeDeadLetters(
+  batch: MessageBatch<unknown>,
+  env: Env,
+  ctx: ExecutionContext,
+): Promise<void> {
   const config = loadSettings(env);
   const ttl = config.ok ? config.settings.DEAD_LETTER_TTL_SECONDS : DEFAULT_TTL_SECONDS;
   const maxRetries = config.ok ? config.settings.MAX_RETRIES : null;
@@ -63,6 +68,18 @@ export async function consumeDeadLetters(batch: MessageBatch<unknown>, env: Env)
           reason: letter.reason,
         });
         queued.ack();
+        if (config.ok) {
+          const scope = {
+            kv: env.DEDUP,
+            settings: config.settings,
+            waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
+            now,
+          };
+          raiseAlert(scope, letter.source, "dead-letters", {
+            example: { event: letter.event, uniqueId: letter.eventId },
+            keys: [letter.reason],
+          });
+        }
       } catch (error) {
         const last = queued.attempts > DLQ_MAX_RETRIES;
         // The queue deletes the message after this try: the log line is the only copy left.

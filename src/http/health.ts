@@ -1,5 +1,6 @@
 import type { Context } from "hono";
 import { loadSettings } from "../config";
+import { deliveryStatusOf } from "../delivery/status";
 import type { Env } from "../env";
 import { log } from "../log";
 import { encodeRelayMessage } from "../queue/message";
@@ -69,6 +70,10 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
   const status = problems.length === 0 ? 200 : 503;
   const summary = { status: status === 200 ? "ok" : "unhealthy", name: RELAY_NAME, version: RELAY_VERSION };
   if (!admin) return c.json(summary, status);
+  // Admin only: one KV read per source, never paid by monitors polling without the token.
+  const delivery = await Promise.all(
+    sources.map((source) => deliveryStatusOf(env.DEDUP, source.name).catch(() => null)),
+  );
   return c.json(
     {
       ...summary,
@@ -80,7 +85,7 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
         ADMIN_TOKEN: Boolean(env.ADMIN_TOKEN),
         SOURCES: Boolean(env.SOURCES),
       },
-      sources,
+      sources: sources.map((source, i) => ({ ...source, delivery: delivery[i] })),
       checks,
       problems,
     },

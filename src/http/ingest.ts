@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { type AlertScope, raiseAlert } from "../alerts/notify";
 import { loadSettings, type Settings } from "../config";
 import type { Env } from "../env";
 import { type PreparedEvent, prepareEvent } from "../intake/prepare";
@@ -46,6 +47,12 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const config = loadSettings(c.env);
   if (!config.ok) return fail(config);
   const settings = config.settings;
+  const alerts = (): AlertScope => ({
+    kv: c.env.DEDUP,
+    settings,
+    waitUntil: (promise) => c.executionCtx.waitUntil(promise),
+    now: Date.now(),
+  });
   const source = resolveSource(settings, sourceName);
   if (!source) return fail({ reason: "unknown-source", source: sourceName });
   if (source.tokens.length === 0) {
@@ -79,14 +86,20 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       log("error", "quarantine-write-failed", { source: source.name, error: String(error) });
       return fail({ reason: "unavailable", store: "kv" });
     }
+    raiseAlert(alerts(), source.name, "invalid-webhooks", {
+      keys: prepared.issues.map((issue) => issue.path || "(body)"),
+    });
     return fail({ reason: "invalid", issues: prepared.issues });
   }
 
   const { webhook, eventId } = prepared;
   Object.assign(logged, { event: webhook.event, uniqueId: eventId });
   if (prepared.ok) {
-    if (!prepared.entry)
+    if (!prepared.entry) {
       log("warn", "unmapped-event", { source: source.name, event: webhook.event, uniqueId: eventId });
+      const example = { event: webhook.event, uniqueId: eventId };
+      raiseAlert(alerts(), source.name, "unknown-event", { name: webhook.event, example });
+    }
     if (prepared.warnings.length > 0) logged.warnings = prepared.warnings;
   }
 
@@ -141,6 +154,10 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       return fail({ reason: "unavailable", store: "kv" });
     }
     logged.deadLetterId = letter.id;
+    raiseAlert(alerts(), source.name, "dead-letters", {
+      example: { event: webhook.event, uniqueId: eventId },
+      keys: [letter.reason],
+    });
     // Kept, so marked like any accepted event: a redelivery must not store it twice.
     remember();
     const answer = { status: "dead-lettered", reason: "event-too-large", eventId, id: letter.id };

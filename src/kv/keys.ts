@@ -12,6 +12,8 @@ export const KEY_PREFIX = {
   doNotProcess: "dnp:",
   deadLetter: "dead:",
   quarantine: "quarantine:",
+  alert: "alert:",
+  deliveryStatus: "status:",
 } as const;
 
 export const KV_LAYOUT = [
@@ -46,6 +48,21 @@ export const KV_LAYOUT = [
     purpose:
       "Authenticated webhooks rejected as invalid (400), stored before the answer; replay re-runs validation.",
   },
+  {
+    prefix: KEY_PREFIX.alert,
+    key: "alert:<source>:<kind>[:<sha256(event name)>]",
+    value: "`{kind, source, count, sentAt, text}`, the last alert sent",
+    ttl: "`ALERT_INTERVAL_SECONDS` (unknown events: 1 day)",
+    purpose: "Rate limit of alerts across isolates; written once per alert sent, never per event.",
+  },
+  {
+    prefix: KEY_PREFIX.deliveryStatus,
+    key: "status:<source>",
+    value: "`{lastSuccessAt, lastFailureAt, lastStatus, failingSince, failingAlertedAt}`",
+    ttl: "none",
+    purpose:
+      "Delivery health per source, from the consumer: at most one write per source per minute (and per alert).",
+  },
 ] as const;
 
 export const dedupKey = (source: string, eventId: string) => `${KEY_PREFIX.dedup}${source}:${eventId}`;
@@ -58,3 +75,6 @@ export function recordId(at: number, suffix: string): string {
 }
 export const deadLetterKey = (id: string) => `${KEY_PREFIX.deadLetter}${id}`;
 export const quarantineKey = (id: string) => `${KEY_PREFIX.quarantine}${id}`;
+export const alertKey = (source: string, kind: string, name?: string) =>
+  `${KEY_PREFIX.alert}${source}:${kind}${name ? `:${name}` : ""}`;
+export const deliveryStatusKey = (source: string) => `${KEY_PREFIX.deliveryStatus}${source}`;

@@ -1,4 +1,5 @@
 import { digestHex } from "../hash";
+import { isolateState } from "../kv/isolateState";
 import { doNotProcessKey } from "../kv/keys";
 import { log } from "../log";
 
@@ -25,22 +26,7 @@ interface SourceFlags {
   overrides: Map<string, { flagged: boolean; at: number }>;
 }
 
-// Per KV namespace (tests bind several environments to one isolate), then per source.
-const bySpace = new WeakMap<KVNamespace, Map<string, SourceFlags>>();
-
-function flagsOf(kv: KVNamespace, source: string): SourceFlags {
-  let sources = bySpace.get(kv);
-  if (!sources) {
-    sources = new Map();
-    bySpace.set(kv, sources);
-  }
-  let flags = sources.get(source);
-  if (!flags) {
-    flags = { overrides: new Map() };
-    sources.set(source, flags);
-  }
-  return flags;
-}
+const flagsOf = isolateState<SourceFlags>(() => ({ overrides: new Map() }));
 
 async function loadFlags(kv: KVNamespace, source: string, flags: SourceFlags, now: number): Promise<FlagSet> {
   const prefix = doNotProcessKey(source, "");
