@@ -31,7 +31,7 @@ export default defineConfig({
             maxRetries: 20,
             deadLetterQueue: "pendo-events-dlq",
           },
-          "pendo-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 90 },
+          "pendo-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 50 },
         },
       },
     }),

@@ -416,6 +416,10 @@ if (process.argv[1]?.endsWith("chaos.ts")) {
       fuzzFigures.serverErrors > 0 ||
       fuzzFigures.validLost > 0;
     process.exitCode = failed ? 1 : 0;
+  } catch (error) {
+    // What wrangler dev said last is the first thing to read when a run fails.
+    console.error(local.output().slice(-6_000));
+    throw error;
   } finally {
     await local.stop();
   }

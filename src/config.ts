@@ -10,6 +10,7 @@ import { log } from "./log";
 
 const EVENT_NAMING_VALUES = ["pendo", "legacy", "segment"] as const;
 const TRACK_EVENT_VALUES = ["wrapped", "unwrap"] as const;
+const DEDUP_MODE_VALUES = ["kv", "off"] as const;
 export type EventNaming = (typeof EVENT_NAMING_VALUES)[number];
 export type TrackEventMode = (typeof TRACK_EVENT_VALUES)[number];
 
@@ -108,6 +109,8 @@ export const SettingsSchema = v.object({
   EVENT_NAMES: v.optional(v.picklist(EVENT_NAMING_VALUES, "must be one of pendo, legacy, segment"), "pendo"),
   TRACK_EVENTS: v.optional(v.picklist(TRACK_EVENT_VALUES, "must be wrapped or unwrap"), "wrapped"),
   HONOR_DO_NOT_PROCESS: flag(true),
+  DO_NOT_PROCESS_REFRESH_SECONDS: integer(300, 10, 86_400),
+  DEDUP_MODE: v.optional(v.picklist(DEDUP_MODE_VALUES, "must be kv or off"), "kv"),
   // 7 days: Pendo does not document its redelivery window; a week covers any plausible one.
   DEDUP_TTL_SECONDS: integer(604_800, 60, 31_536_000),
   DEAD_LETTER_TTL_SECONDS: integer(1_209_600, 3_600, 31_536_000),
@@ -118,6 +121,9 @@ export const SettingsSchema = v.object({
   RETRY_MAX_SECONDS: integer(21_600, 1, 43_200),
   // Must equal `max_retries` of the pendo-events consumer in wrangler.toml (a test holds them together).
   MAX_RETRIES: integer(20, 0, 100),
+  // Queues deletes a message older than its retention, retried or not: the Workers Free plan keeps
+  // messages 24 hours, Paid 4 days unless set otherwise (developers.cloudflare.com/queues/platform).
+  QUEUE_RETENTION_SECONDS: integer(86_400, 60, 1_209_600),
   // The Workers Free plan allows 50 subrequests per invocation
   // (developers.cloudflare.com/workers/platform/limits); 40 leaves room for the rest.
   SEGMENT_REQUEST_BUDGET: integer(40, 1, 1_000),
@@ -244,7 +250,20 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
     description:
       "Drop a visitor's events after `visitorDoNotProcessUpdated` sets the flag, until it is cleared.",
   },
-  DEDUP_TTL_SECONDS: { kind: "var", description: "How long the edge remembers an event id." },
+  DO_NOT_PROCESS_REFRESH_SECONDS: {
+    kind: "var",
+    description:
+      "How often each isolate re-lists the do-not-process flags set elsewhere (one KV list each time; the Free plan allows 1,000 a day).",
+  },
+  DEDUP_MODE: {
+    kind: "var",
+    description:
+      "`kv`: a KV marker per event filters redeliveries at the edge for `DEDUP_TTL_SECONDS` (one read and one write per webhook). `off`: no KV on the hot path; Segment's messageId dedup (about 24 h) still drops redeliveries. See the cost table in docs/benchmarks.md.",
+  },
+  DEDUP_TTL_SECONDS: {
+    kind: "var",
+    description: "How long the edge remembers an event id (`DEDUP_MODE=kv`).",
+  },
   DEAD_LETTER_TTL_SECONDS: {
     kind: "var",
     description: "How long dead letters and quarantined webhooks are kept.",
@@ -265,6 +284,11 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   MAX_RETRIES: {
     kind: "var",
     description: "Retries before an event becomes a dead letter. Must equal `max_retries` in wrangler.toml.",
+  },
+  QUEUE_RETENTION_SECONDS: {
+    kind: "var",
+    description:
+      "The queues' message retention (Free plan: 24 h; Paid: 4 days unless configured). A retry that would outlive it is not made: the event becomes a dead letter instead of expiring.",
   },
   ALERT_WEBHOOK_URL: {
     kind: "secret",

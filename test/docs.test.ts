@@ -5,7 +5,11 @@ import reliability from "../docs/reliability.md?raw";
 import readme from "../README.md?raw";
 import { GENERATED_FILES, withGeneratedSections } from "../scripts/docs/render";
 import { settingDefaults } from "../src/config";
-import { DLQ_MAX_RETRIES, dlqSchedule, QUEUE_RETENTION_SECONDS } from "../src/delivery/deadLetterConsumer";
+import {
+  DLQ_MAX_RETRIES,
+  dlqSchedule,
+  SHORTEST_QUEUE_RETENTION_SECONDS,
+} from "../src/delivery/deadLetterConsumer";
 import { CATALOG } from "../src/pendo/catalog";
 import wranglerToml from "../wrangler.toml?raw";
 
@@ -48,7 +52,7 @@ describe("wrangler.toml agrees with the code", () => {
 
   it("DLQ_MAX_RETRIES equals the dead-letter queue consumer's max_retries, and fits the retention", () => {
     expect(maxRetriesOf("pendo-events-dlq")).toBe(DLQ_MAX_RETRIES);
-    expect(dlqSchedule().at(-1)?.cumulativeMax).toBeLessThan(QUEUE_RETENTION_SECONDS);
+    expect(dlqSchedule().at(-1)?.cumulativeMax).toBeLessThan(SHORTEST_QUEUE_RETENTION_SECONDS);
   });
 
   it("declares the bindings the code uses", () => {

@@ -200,6 +200,14 @@ export const FAULT_MATRIX: readonly FaultCell[] = [
     expect: { end: "dead-lettered", reason: "retries-exhausted" },
   },
   {
+    id: "segment-past-retention",
+    stage: consumer,
+    fault: "A retry that would outlive the queue's retention (`QUEUE_RETENTION_SECONDS`)",
+    answer: "-",
+    ends: "dead-lettered now, instead of expiring on the queue",
+    expect: { end: "dead-lettered", reason: "retries-exhausted" },
+  },
+  {
     id: "consumer-kv-put-dead-letter",
     stage: consumer,
     fault: "KV put (dead letter) fails",

@@ -34,9 +34,12 @@ type Body = RelayMessage | { raw: unknown };
 async function consume(
   queue: string,
   bodies: Body[],
-  options: { attempts?: number; env?: Partial<Env> } = {},
+  options: { attempts?: number; env?: Partial<Env>; enqueuedAt?: Date } = {},
 ) {
-  const batch = createMessageBatch<unknown>(queue, queueMessages(bodies, options.attempts));
+  const batch = createMessageBatch<unknown>(
+    queue,
+    queueMessages(bodies, options.attempts, options.enqueuedAt),
+  );
   const retries = batch.messages.map((message) => vi.spyOn(message, "retry"));
   const ctx = createExecutionContext();
   await worker.queue(batch, { ...env, ...options.env } as Env, ctx);
@@ -49,7 +52,7 @@ async function consume(
 async function consumeAndObserve(
   bodies: Body[],
   answers: InjectedAnswer[],
-  options: { attempts?: number; env?: Partial<Env> } = {},
+  options: { attempts?: number; env?: Partial<Env>; enqueuedAt?: Date } = {},
 ): Promise<Observation & { delay?: number; received: string[] }> {
   const { standIn } = useSegmentStandIn();
   standIn.failNext(...answers);
@@ -223,6 +226,9 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
     return { end: "retried by the queue" };
   },
   "segment-last-attempt": () => consumeAndObserve([relayMessage()], [503], { attempts: MAX_RETRIES + 1 }),
+  "segment-past-retention": () =>
+    // Enqueued 23.9 hours ago: the next retry would land after the queue's 24 h retention.
+    consumeAndObserve([relayMessage()], [503], { enqueuedAt: new Date(Date.now() - 23.9 * 3_600_000) }),
   "consumer-kv-put-dead-letter": () =>
     consumeAndObserve([relayMessage()], [413], { env: { DEDUP: kvFailingOn("put", KEY_PREFIX.deadLetter) } }),
   "consumer-budget": async () => {

@@ -1,6 +1,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { dedupKey, KEY_PREFIX } from "../src/kv/keys";
+import { faultyKv } from "./faults";
 import { callWorker, PUBLISHED, postWebhook, TOKEN, withUniqueId } from "./helpers";
 import { deadLetters } from "./messages";
 
@@ -292,6 +293,52 @@ describe("dedup and enqueue", () => {
       { type: "track", messageId: `pendo:default:${webhook.uniqueId}:track` },
       { type: "identify", messageId: `pendo:default:${webhook.uniqueId}:identify` },
     ]);
+  });
+});
+
+describe("DEDUP_MODE and the KV calls a webhook makes", () => {
+  /** The real namespace, with every call counted by method. */
+  function countingKv() {
+    const calls: string[] = [];
+    const kv = faultyKv(env.DEDUP, (method) => {
+      calls.push(method);
+      return false;
+    });
+    return { kv, calls };
+  }
+
+  it("kv: one dedup read (started before intake, used once) and one marker write per new webhook", async () => {
+    const { kv, calls } = countingKv();
+    const webhook = withUniqueId(PUBLISHED.guideDisplayed);
+    expect((await postWebhook(webhook, { env: { DEDUP: kv } })).response.status).toBe(202);
+    // The first call of a fresh namespace wrapper also lists the do-not-process flags, once.
+    expect(calls.filter((method) => method !== "list").sort()).toEqual(["get", "put"]);
+    expect((await postWebhook(webhook, { env: { DEDUP: kv } })).json.status).toBe("duplicate");
+  });
+
+  it("off: no KV call at all for a webhook, and a redelivery is enqueued again under the same messageIds", async () => {
+    const { kv, calls } = countingKv();
+    const off = { DEDUP: kv, DEDUP_MODE: "off", HONOR_DO_NOT_PROCESS: "false" };
+    const webhook = withUniqueId(PUBLISHED.guideDisplayed);
+    const first = await postWebhook(webhook, { env: off });
+    const second = await postWebhook(webhook, { env: off });
+    expect([first.response.status, second.response.status]).toEqual([202, 202]);
+    expect(calls).toEqual([]);
+    expect(second.json.calls).toEqual(first.json.calls);
+  });
+
+  it("hashes no visitor id while a source has no do-not-process flag", async () => {
+    const digest = vi.spyOn(crypto.subtle, "digest");
+    const source = `nohash-${crypto.randomUUID().slice(0, 8)}`;
+    const sources = JSON.stringify({ [source]: { writeKey: "k", tokens: ["token-nohash-0123456789"] } });
+    await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
+      path: `/pendo/${source}`,
+      token: "token-nohash-0123456789",
+      env: { SOURCES: sources },
+    });
+    // Only the presented token is digested (for the constant-time compare), never a visitor id.
+    const hashed = digest.mock.calls.map(([, data]) => new TextDecoder().decode(data as Uint8Array));
+    expect(hashed).not.toContain(PUBLISHED.guideDisplayed.visitorId);
   });
 });
 

@@ -53,10 +53,14 @@ export function poisonedMessage(): RelayMessage {
 type TestQueueMessage = Parameters<typeof createMessageBatch<unknown>>[1][number];
 
 /** Queue messages as the queue delivers them: encoded as the edge sends them (or raw, as given). */
-export function queueMessages(bodies: (RelayMessage | { raw: unknown })[], attempts = 1): TestQueueMessage[] {
+export function queueMessages(
+  bodies: (RelayMessage | { raw: unknown })[],
+  attempts = 1,
+  timestamp = new Date(),
+): TestQueueMessage[] {
   return bodies.map((body, index) => ({
     id: `msg-${index}-${"raw" in body ? "raw" : body.eventId}`,
-    timestamp: new Date(),
+    timestamp,
     attempts,
     body: "raw" in body ? body.raw : encodeRelayMessage(body),
   }));

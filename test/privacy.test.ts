@@ -91,7 +91,7 @@ describe("do not process", () => {
 
 describe("do-not-process flag set (per isolate)", () => {
   it("honours a flag written elsewhere once its set is refreshed, never sooner than KV allows", async () => {
-    const { isDoNotProcess, REFRESH_MS } = await import("../src/privacy/doNotProcess");
+    const { isDoNotProcess, REFRESH_MS, visitorHash } = await import("../src/privacy/doNotProcess");
     const { doNotProcessKey } = await import("../src/kv/keys");
     const source = `iso-${crypto.randomUUID().slice(0, 8)}`;
     const pending: Promise<unknown>[] = [];
@@ -99,7 +99,7 @@ describe("do-not-process flag set (per isolate)", () => {
     const t0 = Date.now();
 
     expect(await isDoNotProcess(env.DEDUP, source, "abc", t0, waitUntil)).toBe(false);
-    await env.DEDUP.put(doNotProcessKey(source, "abc"), "{}"); // as another isolate would
+    await env.DEDUP.put(doNotProcessKey(source, (await visitorHash("abc")) as string), "{}"); // as another isolate would
     expect(await isDoNotProcess(env.DEDUP, source, "abc", t0 + 1_000, waitUntil)).toBe(false);
     expect(pending).toHaveLength(0);
 

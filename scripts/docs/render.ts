@@ -45,7 +45,12 @@ function scheduleTable(schedule: RetryStep[]): string {
 }
 
 function defaults() {
-  return settingDefaults() as { MAX_RETRIES: number; RETRY_BASE_SECONDS: number; RETRY_MAX_SECONDS: number };
+  return settingDefaults() as {
+    MAX_RETRIES: number;
+    RETRY_BASE_SECONDS: number;
+    RETRY_MAX_SECONDS: number;
+    QUEUE_RETENTION_SECONDS: number;
+  };
 }
 
 const SECTIONS: Record<string, () => string> = {
@@ -82,7 +87,7 @@ const SECTIONS: Record<string, () => string> = {
   "retry-summary": () => {
     const d = defaults();
     const last = retrySchedule(d.MAX_RETRIES, d.RETRY_BASE_SECONDS, d.RETRY_MAX_SECONDS).at(-1);
-    return `With the defaults (\`RETRY_BASE_SECONDS=${d.RETRY_BASE_SECONDS}\`, \`RETRY_MAX_SECONDS=${d.RETRY_MAX_SECONDS}\`, \`MAX_RETRIES=${d.MAX_RETRIES}\`) retries span ${duration(last?.cumulativeMin ?? 0)} to ${duration(last?.cumulativeMax ?? 0)}, within the queue's 4-day message retention:`;
+    return `With the defaults (\`RETRY_BASE_SECONDS=${d.RETRY_BASE_SECONDS}\`, \`RETRY_MAX_SECONDS=${d.RETRY_MAX_SECONDS}\`, \`MAX_RETRIES=${d.MAX_RETRIES}\`) retries would span ${duration(last?.cumulativeMin ?? 0)} to ${duration(last?.cumulativeMax ?? 0)}; a retry that would outlive the queue's retention (\`QUEUE_RETENTION_SECONDS\`, default ${duration(d.QUEUE_RETENTION_SECONDS)}, the Free plan's) is not made, and the event becomes a dead letter instead of expiring. On a Paid plan whose queues keep messages 4 days, set \`QUEUE_RETENTION_SECONDS=345600\` to use the whole schedule:`;
   },
   retries: () => {
     const d = defaults();
@@ -90,7 +95,7 @@ const SECTIONS: Record<string, () => string> = {
   },
   "dlq-summary": () => {
     const last = dlqSchedule().at(-1);
-    return `The dead-letter queue's consumer retries a failed store ${DLQ_MAX_RETRIES} times, over ${duration(last?.cumulativeMin ?? 0)} to ${duration(last?.cumulativeMax ?? 0)}, so its last attempt comes before the queue's 4-day retention could expire the message.`;
+    return `The dead-letter queue's consumer retries a failed store ${DLQ_MAX_RETRIES} times, over ${duration(last?.cumulativeMin ?? 0)} to ${duration(last?.cumulativeMax ?? 0)}, so its last attempt comes before even the Free plan's 24-hour retention could expire the message.`;
   },
   "dead-letter-reasons": () =>
     table(

@@ -4,7 +4,7 @@
  * at it, on free loopback ports. `stop()` ends both and removes the state.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,7 +44,17 @@ export async function waitFor<T>(
   }
 }
 
-export async function startLocalRelay(vars: Record<string, string> = {}): Promise<LocalRelay> {
+export interface LocalRelayOptions {
+  /** Another entry module for the same bindings (the benchmark's counting wrapper). */
+  main?: string;
+  /** The pendo-events consumer's max_batch_timeout, if not wrangler.toml's. */
+  maxBatchTimeout?: number;
+}
+
+export async function startLocalRelay(
+  vars: Record<string, string> = {},
+  options: LocalRelayOptions = {},
+): Promise<LocalRelay> {
   const standIn = await startStandInServer({ writeKeys: [LOCAL_WRITE_KEY], print: false, keep: 20_000 });
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), "relay-local-"));
@@ -56,7 +66,19 @@ export async function startLocalRelay(vars: Record<string, string> = {}): Promis
     ENVIRONMENT: "local-harness",
     ...vars,
   };
-  const args = ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--persist-to", state];
+  const args = ["wrangler", "dev", ...(options.main ? [options.main] : [])];
+  args.push("--ip", "127.0.0.1", "--port", String(port), "--persist-to", state);
+  let config: string | undefined;
+  if (options.maxBatchTimeout !== undefined) {
+    // A copy of wrangler.toml beside it (paths in it are relative to it), with the window changed.
+    config = `.wrangler-bench-${port}.toml`;
+    const toml = readFileSync("wrangler.toml", "utf8").replace(
+      /(queue = "pendo-events"\nmax_batch_size = \d+\nmax_batch_timeout = )\d+/,
+      `$1${options.maxBatchTimeout}`,
+    );
+    writeFileSync(config, toml);
+    args.push("--config", config);
+  }
   args.push("--show-interactive-dev-session=false");
   for (const [key, value] of Object.entries(allVars)) args.push("--var", `${key}:${value}`);
   const wrangler: ChildProcess = spawn("npx", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
@@ -81,6 +103,7 @@ export async function startLocalRelay(vars: Record<string, string> = {}): Promis
     }
     await standIn.close();
     rmSync(state, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    if (config) rmSync(config, { force: true });
   };
   try {
     await waitFor(

@@ -4,7 +4,7 @@ import { prepareEvent } from "../intake/prepare";
 import type { Issue } from "../issues";
 import { deleteRecord, getRecord, putRecord, type RecordKind, type StoredRecords } from "../kv/records";
 import { log } from "../log";
-import { isDoNotProcess, visitorHash } from "../privacy/doNotProcess";
+import { isDoNotProcess } from "../privacy/doNotProcess";
 import { encodeRelayMessage, type RelayMessage } from "../queue/message";
 import { resolveSource } from "../sources";
 
@@ -87,8 +87,18 @@ export async function replayRecord(
 
   const kv = env.DEDUP;
   const ttl = settings.DEAD_LETTER_TTL_SECONDS;
-  const hash = settings.HONOR_DO_NOT_PROCESS ? await visitorHash(visitor) : undefined;
-  if (hash && (await isDoNotProcess(kv, message.source, hash, now, waitUntil))) {
+  if (
+    settings.HONOR_DO_NOT_PROCESS &&
+    visitor &&
+    (await isDoNotProcess(
+      kv,
+      message.source,
+      visitor,
+      now,
+      waitUntil,
+      settings.DO_NOT_PROCESS_REFRESH_SECONDS * 1000,
+    ))
+  ) {
     await deleteRecord(kv, kind, id);
     log("info", "do-not-process-drop", { kind, id, source: message.source, uniqueId: message.eventId });
     return { ok: true, id, status: "dropped", reason: "do-not-process", eventId: message.eventId };

@@ -22,6 +22,8 @@ interface Unit extends Packable {
 
 // Used only when the settings themselves are unreadable, so there is no configured base.
 const MISCONFIGURED_RETRY_SECONDS = 300;
+// Room for a retried message's batch window and its delivery before the queue's retention ends.
+const RETENTION_MARGIN_SECONDS = 600;
 
 /**
  * The `pendo-events` consumer. Every message is settled explicitly (ack, retry with a delay, or
@@ -216,35 +218,37 @@ class Delivery {
     atLeastSeconds = 0,
   ): Promise<number | undefined> {
     const { attempts } = unit.queued;
-    if (attempts > this.settings.MAX_RETRIES) {
+    const { RETRY_BASE_SECONDS, RETRY_MAX_SECONDS } = this.settings;
+    const delay = Math.max(
+      retryDelaySeconds(attempts, RETRY_BASE_SECONDS, RETRY_MAX_SECONDS),
+      atLeastSeconds,
+    );
+    if (attempts > this.settings.MAX_RETRIES || this.wouldExpire(unit.queued, delay)) {
       await this.deadLetter(unit, finalReason, status, detail);
       return undefined;
     }
-    const backoff = retryDelaySeconds(
-      attempts,
-      this.settings.RETRY_BASE_SECONDS,
-      this.settings.RETRY_MAX_SECONDS,
-    );
-    const delay = Math.max(backoff, atLeastSeconds);
     this.retry(unit.queued, delay);
     return delay;
   }
 
   /** Not sent for want of budget: retried after the first backoff step, not counted as a failure. */
   private async defer(unit: Unit): Promise<void> {
-    if (unit.queued.attempts > this.settings.MAX_RETRIES) {
-      await this.deadLetter(
-        unit,
-        "retries-exhausted",
-        null,
-        "not sent: the invocation's Segment request budget ran out",
-      );
+    const delay = retryDelaySeconds(1, this.settings.RETRY_BASE_SECONDS, this.settings.RETRY_MAX_SECONDS);
+    if (unit.queued.attempts > this.settings.MAX_RETRIES || this.wouldExpire(unit.queued, delay)) {
+      const detail = "not sent: the invocation's Segment request budget ran out";
+      await this.deadLetter(unit, "retries-exhausted", null, detail);
       return;
     }
-    this.retry(
-      unit.queued,
-      retryDelaySeconds(1, this.settings.RETRY_BASE_SECONDS, this.settings.RETRY_MAX_SECONDS),
-    );
+    this.retry(unit.queued, delay);
+  }
+
+  /**
+   * Whether the queue would delete the message before (or soon after) a retry after `delay`:
+   * then it is kept as a dead letter now, rather than lost to the queue's retention.
+   */
+  private wouldExpire(queued: QueueMessage, delaySeconds: number): boolean {
+    const expiresAt = queued.timestamp.getTime() + this.settings.QUEUE_RETENTION_SECONDS * 1000;
+    return this.alerts.now + (delaySeconds + RETENTION_MARGIN_SECONDS) * 1000 >= expiresAt;
   }
 
   reportDeferred() {

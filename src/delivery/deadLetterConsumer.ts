@@ -10,14 +10,15 @@ import { malformedLetter } from "./letters";
 /**
  * The dead-letter queue has no queue behind it, so its consumer must not give up early. Its
  * `max_retries` in wrangler.toml (held equal to this by a test) with delays growing from a minute
- * to an hour spans about 42 to 85 hours, inside the queue's default 4-day retention, so even the
- * last attempt runs before the queue could expire the message.
+ * to half an hour spans about 11 to 23 hours: inside the shortest retention a queue has (the
+ * Free plan's fixed 24 hours), so even the last attempt, which logs the whole message, runs
+ * before the queue could expire it.
  */
-export const DLQ_MAX_RETRIES = 90;
+export const DLQ_MAX_RETRIES = 50;
 export const DLQ_RETRY_BASE_SECONDS = 60;
-export const DLQ_RETRY_MAX_SECONDS = 3_600;
-// Cloudflare Queues keeps a message 4 days unless configured otherwise (queues/platform/limits).
-export const QUEUE_RETENTION_SECONDS = 4 * 86_400;
+export const DLQ_RETRY_MAX_SECONDS = 1_800;
+// Queues on the Workers Free plan keep messages 24 hours (Paid: 4 days unless configured).
+export const SHORTEST_QUEUE_RETENTION_SECONDS = 86_400;
 
 /** When the last DLQ retry can run at the latest, for docs and the retention test. */
 export const dlqSchedule = () =>

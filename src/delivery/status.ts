@@ -7,7 +7,8 @@ import { log } from "../log";
 /**
  * How Segment has been answering, per source: the last success, the last failure and its status,
  * and since when it has answered nothing but failures. Kept by the consumer in memory and in KV
- * (`status:<source>`), written at most once per source per minute, or when an alert changes it.
+ * (`status:<source>`), written every ten minutes per source, on a change of state at most once a
+ * minute, and when an alert changes it.
  * It is what turns "every request failed for ALERT_FAILING_SECONDS" into one `delivery-failing`
  * alert, and the next success into one `delivery-recovered`.
  */
@@ -26,7 +27,11 @@ export interface DeliveryRound {
   lastStatus: number | null;
 }
 
-const WRITE_EVERY_MS = 60_000;
+// A quiet record: the Free plan allows 1,000 KV writes a day, so the periodic write comes every
+// ten minutes (144 a day per source), and a change of state (failing, recovered) at most once a
+// minute. Reads refresh this isolate's copy as often as it would write.
+const WRITE_EVERY_MS = 600_000;
+const CHANGE_AT_MOST_EVERY_MS = 60_000;
 const EMPTY: DeliveryStatus = {
   lastSuccessAt: null,
   lastFailureAt: null,
@@ -98,7 +103,10 @@ export async function recordDeliveryRounds(
       } else if (alert === "delivery-recovered") {
         raiseAlert(scope, source, alert, { since: before.failingSince ?? scope.now });
       }
-      if (alert || scope.now - cached.writtenAt >= WRITE_EVERY_MS) {
+      const changed =
+        (before.failingSince === null) !== (status.failingSince === null) || alert !== undefined;
+      const since = scope.now - cached.writtenAt;
+      if (since >= WRITE_EVERY_MS || (changed && since >= CHANGE_AT_MOST_EVERY_MS) || alert) {
         cached.writtenAt = scope.now;
         await scope.kv.put(deliveryStatusKey(source), JSON.stringify(status));
       }

@@ -8,7 +8,8 @@ import { deadLetterOf, newRecordId, putDeadLetter, putQuarantine } from "../kv/r
 import { log } from "../log";
 import { DO_NOT_PROCESS_EVENT } from "../pendo/catalog";
 import { visitorOf } from "../pendo/identity";
-import { visitorHash as hashVisitor, isDoNotProcess, setDoNotProcess } from "../privacy/doNotProcess";
+import { uniqueIdHint } from "../pendo/intake";
+import { isDoNotProcess, setDoNotProcess } from "../privacy/doNotProcess";
 import { resolveSource } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
@@ -68,6 +69,13 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     return fail({ reason: "too-large", limit: settings.MAX_BODY_BYTES });
   const receivedAt = Date.now();
   const text = body.ok ? body.text : "";
+  const kvDedup = settings.DEDUP_MODE === "kv";
+  const dedupRead = (eventId: string) =>
+    kvDedup ? c.env.DEDUP.get(dedupKey(source.name, eventId)) : Promise.resolve(null);
+  // The dedup read starts now, from the uniqueId the raw body names, and runs while the body is
+  // checked and transformed; settled at once so a failure is seen only where it is awaited.
+  const hinted = kvDedup && body.ok ? uniqueIdHint(text) : undefined;
+  const early = hinted ? { eventId: hinted, read: settled(dedupRead(hinted)) } : undefined;
   const prepared = body.ok ? await prepareEvent(text, source, receivedAt) : NOT_UTF8;
 
   if (!prepared.ok && prepared.reason === "invalid") {
@@ -104,16 +112,16 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   }
 
   const kv = c.env.DEDUP;
-  let visitorHash: string | undefined;
+  const refreshMs = settings.DO_NOT_PROCESS_REFRESH_SECONDS * 1000;
+  const visitorId = settings.HONOR_DO_NOT_PROCESS ? visitorOf(webhook) : undefined;
   let seen: string | null;
   let flagged: boolean;
   try {
-    visitorHash = settings.HONOR_DO_NOT_PROCESS ? await hashVisitor(visitorOf(webhook)) : undefined;
-    const checkFlag = visitorHash !== undefined && webhook.event !== DO_NOT_PROCESS_EVENT;
+    const checkFlag = visitorId !== undefined && webhook.event !== DO_NOT_PROCESS_EVENT;
     const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
     [seen, flagged] = await Promise.all([
-      kv.get(dedupKey(source.name, eventId)),
-      checkFlag ? isDoNotProcess(kv, source.name, visitorHash as string, receivedAt, waitUntil) : false,
+      early?.eventId === eventId ? early.read : dedupRead(eventId),
+      checkFlag ? isDoNotProcess(kv, source.name, visitorId, receivedAt, waitUntil, refreshMs) : false,
     ]);
   } catch (error) {
     // Without the do-not-process answer the relay cannot honour it: refuse, and Pendo retries.
@@ -125,8 +133,9 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     log("info", "do-not-process-drop", { source: source.name, event: webhook.event, uniqueId: eventId });
     return finish("dropped", c.json({ status: "dropped", reason: "do-not-process", eventId }, 200));
   }
-  const remember = () =>
-    c.executionCtx.waitUntil(rememberEvent(kv, settings, source.name, eventId, receivedAt));
+  const remember = () => {
+    if (kvDedup) c.executionCtx.waitUntil(rememberEvent(kv, settings, source.name, eventId, receivedAt));
+  };
 
   if (!prepared.ok) {
     const letter = deadLetterOf(
@@ -164,13 +173,13 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     return finish("dead-lettered", c.json(answer, 202));
   }
 
-  if (visitorHash && webhook.event === DO_NOT_PROCESS_EVENT) {
+  if (visitorId && webhook.event === DO_NOT_PROCESS_EVENT) {
     if (prepared.doNotProcess === undefined) {
       log("warn", "do-not-process-unreadable", { source: source.name, uniqueId: eventId });
     } else {
       try {
         // Before the answer: a flag the relay said it took must be in force.
-        await setDoNotProcess(kv, source.name, visitorHash, prepared.doNotProcess, receivedAt);
+        await setDoNotProcess(kv, source.name, visitorId, prepared.doNotProcess, receivedAt);
       } catch (error) {
         log("error", "kv-write-failed", { source: source.name, uniqueId: eventId, error: String(error) });
         return fail({ reason: "unavailable", store: "kv" });
@@ -212,4 +221,13 @@ async function rememberEvent(
   } catch (error) {
     log("warn", "kv-write-failed", { source, uniqueId: eventId, error: String(error) });
   }
+}
+
+/** A promise that rejects only when awaited: started early, it must not be an unhandled rejection. */
+function settled<T>(promise: Promise<T>): Promise<T> {
+  const outcome = promise.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  return outcome.then((result) => (result.ok ? result.value : Promise.reject(result.error)));
 }

@@ -30,7 +30,7 @@ export const KV_LAYOUT = [
     value: '`{"at": <ms>}`, when the do-not-process flag was set',
     ttl: "none (deleted when the flag is cleared)",
     purpose:
-      "Visitors who asked not to be processed; listed by each isolate every 30 s, never read per webhook.",
+      "Visitors who asked not to be processed; listed by each isolate every `DO_NOT_PROCESS_REFRESH_SECONDS`, never read per webhook.",
   },
   {
     prefix: KEY_PREFIX.deadLetter,

@@ -52,3 +52,13 @@ export function readWebhook(text: string): IntakeResult {
     invalid: envelope.invalid,
   };
 }
+
+const UNIQUE_ID = /"uniqueId"\s*:\s*"([A-Za-z0-9_-]{1,48})"/;
+
+/**
+ * The uniqueId a raw body names, read before parsing, so the dedup read can start early. Only a
+ * hint: the caller compares it with the id intake settles on, and reads again if they differ.
+ */
+export function uniqueIdHint(text: string): string | undefined {
+  return UNIQUE_ID.exec(text)?.[1];
+}

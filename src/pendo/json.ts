@@ -4,10 +4,15 @@
  * Unsafe integers (and literals that overflow to Infinity) are kept as their raw digits, as
  * strings.
  *
- * Cost: the text is parsed plainly, then one walk of the result both bounds the nesting and looks
- * for numbers that cannot be exact. Only then (rarely) is it parsed again with a reviver that
- * reads each literal's source, which is several times slower than the plain parse.
+ * Cost, on the hot path: one plain JSON.parse and one scan of the text (its nesting depth, and
+ * whether any literal could be inexact). Only a body that holds 16 digits in a row or a
+ * three-digit exponent is parsed again, with a reviver that reads each literal's source (several
+ * times slower); only a body nested too deep is walked, to name where.
  */
+
+// An integer past 2^53 has at least 16 digits; a literal past 1e308 has a three-digit exponent.
+// Matches inside strings too: that only costs the slower parse, never a lost digit.
+const MAYBE_INEXACT = /\d{16}|[eE][+-]?\d{3}/;
 
 const INTEGER_LITERAL = /^-?\d+$/;
 
@@ -26,22 +31,32 @@ function keepRawNumbers(this: unknown, _key: string, value: unknown, context?: R
   return value;
 }
 
-interface Walk {
-  /** Some number may not be what its literal said: parse again with the reviver. */
-  inexact: boolean;
+/** The deepest nesting of objects and arrays in a JSON text (which is valid: it just parsed). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (inString) {
+      if (code === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x7b || code === 0x5b) {
+      depth++;
+      if (depth > deepest) deepest = depth;
+    } else if (code === 0x7d || code === 0x5d) depth--;
+  }
+  return deepest;
 }
 
 /** The path (outermost first) at which `value` nests deeper than `limit`, or undefined. */
-function walk(value: unknown, depth: number, limit: number, state: Walk): string[] | undefined {
-  if (typeof value === "number") {
-    if (!Number.isSafeInteger(value) && (Number.isInteger(value) || !Number.isFinite(value)))
-      state.inexact = true;
-    return undefined;
-  }
+function pathTooDeep(value: unknown, depth: number, limit: number): string[] | undefined {
   if (value === null || typeof value !== "object") return undefined;
   if (depth >= limit) return [];
   for (const key of Object.keys(value)) {
-    const path = walk((value as Record<string, unknown>)[key], depth + 1, limit, state);
+    const path = pathTooDeep((value as Record<string, unknown>)[key], depth + 1, limit);
     if (path) {
       path.unshift(key);
       return path;
@@ -63,10 +78,11 @@ export function parseJsonLossless(text: string, maxDepth: number): JsonParseResu
       message: `body is not valid JSON: ${error instanceof Error ? error.message : "?"}`,
     };
   }
-  const state: Walk = { inexact: false };
-  const tooDeep = walk(value, 0, maxDepth, state);
-  if (tooDeep)
-    return { ok: false, path: tooDeep.join("."), message: `nested deeper than ${maxDepth} levels` };
-  if (state.inexact) value = JSON.parse(text, keepRawNumbers as (key: string, value: unknown) => unknown);
+  if (nestingDepth(text) > maxDepth) {
+    const path = pathTooDeep(value, 0, maxDepth) ?? [];
+    return { ok: false, path: path.join("."), message: `nested deeper than ${maxDepth} levels` };
+  }
+  if (MAYBE_INEXACT.test(text))
+    value = JSON.parse(text, keepRawNumbers as (key: string, value: unknown) => unknown);
   return { ok: true, value };
 }

@@ -60,8 +60,9 @@ export function messageIdFor(source: string, eventId: string, type: SegmentCall[
 export function transformWebhook(webhook: PendoWebhook, options: TransformOptions): TransformResult {
   const entry = catalogEntry(webhook.event);
   const warnings: Issue[] = [...(options.warnings ?? [])];
-  // A shallow copy: trimming replaces fields of it, and the webhook stays as received.
-  const properties: Record<string, unknown> = { ...(webhook.properties ?? {}) };
+  // Pendo's properties as they are: a copy is made only to add pendoUser, or to trim (below).
+  const received = webhook.properties ?? {};
+  const properties: Record<string, unknown> = webhook.user === undefined ? received : { ...received };
   const time = eventTime(webhook.timestamp, options.receivedAt);
   const visitorId = visitorOf(webhook);
   const accountId = webhook.accountId?.trim() || undefined;
@@ -255,12 +256,14 @@ function fitToSegment(
   const encoded = calls.map(encode);
   const [track] = calls as [SegmentTrack];
   const trimmed: string[] = [];
+  // Trimming replaces fields: on a copy, so the webhook stays as received and the transform pure.
+  const trimmable = (encoded[0] as EncodedCall).bytes > MAX_EVENT_BYTES ? { ...properties } : properties;
   for (const step of TRIM_STEPS) {
     if ((encoded[0] as EncodedCall).bytes <= MAX_EVENT_BYTES) break;
-    if (!step.apply(properties)) continue;
+    if (!step.apply(trimmable)) continue;
     trimmed.push(step.path);
     pendo.trimmed = trimmed;
-    shapeTrack(track, properties, unwrap, pendo);
+    shapeTrack(track, trimmable, unwrap, pendo);
     // context.pendo is shared: every call's encoding now records what was trimmed.
     for (let i = 0; i < calls.length; i++) encoded[i] = encode(calls[i] as SegmentCall);
   }
