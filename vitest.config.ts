@@ -40,5 +40,7 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     setupFiles: ["./test/setup.ts"],
     testTimeout: 30_000,
+    // The console test reads style.css as text (?raw); without this vitest empties CSS imports.
+    css: true,
   },
 });

@@ -395,10 +395,10 @@ if (process.argv[1]?.endsWith("chaos.ts")) {
     console.log(`outage: ${OUTAGE_WEBHOOKS} webhooks, ${FAILURE_SHARE * 100}% of Segment requests failing…`);
     const outageFigures = await outage(local);
     console.log(JSON.stringify(outageFigures, null, 2));
-    console.log(`fuzz: ${FUZZ_BODIES} hostile bodies…`);
     console.log(`429 storm: ${STORM_WEBHOOKS} webhooks, every request limited for ${STORM_SECONDS} s…`);
     const stormFigures = await storm(local);
     console.log(JSON.stringify(stormFigures, null, 2));
+    console.log(`fuzz: ${FUZZ_BODIES} hostile bodies…`);
     const fuzzFigures = await fuzz(local);
     console.log(JSON.stringify(fuzzFigures, null, 2));
     const results = { machine: machineInfo(), outage: outageFigures, storm: stormFigures, fuzz: fuzzFigures };

@@ -8,6 +8,7 @@ import { LOCAL_TOKEN } from "../scripts/harness/local-relay";
 import { sampleWebhook } from "../scripts/samples";
 
 export interface EdgeFigures {
+  mode: "kv" | "off";
   connections: number;
   route: "ingest" | "trivial";
   requestsPerSecond: number;
@@ -44,13 +45,18 @@ function run(url: string, connections: number, route: "ingest" | "trivial"): Pro
   return autocannon(options);
 }
 
-export async function benchEdge(url: string, concurrencies = [1, 10, 50]): Promise<EdgeFigures[]> {
+export async function benchEdge(
+  url: string,
+  mode: "kv" | "off",
+  concurrencies = [1, 10, 50],
+): Promise<EdgeFigures[]> {
   const figures: EdgeFigures[] = [];
   await run(url, 4, "trivial"); // warm-up
   for (const connections of concurrencies) {
     for (const route of ["trivial", "ingest"] as const) {
       const result = await run(url, connections, route);
       figures.push({
+        mode,
         connections,
         route,
         requestsPerSecond: Math.round(result.requests.average),

@@ -30,6 +30,13 @@ if (!devVars().SEGMENT_WRITE_KEY) {
   console.log("SEGMENT_WRITE_KEY is set in .dev.vars: events go to the real Segment.");
 }
 
+const port = Number(/--port[= ](\d+)/.exec(process.argv.slice(2).join(" "))?.[1] ?? 8787);
+const adminToken = devVars().ADMIN_TOKEN;
+if (adminToken) {
+  // The token rides in the fragment: the browser keeps it, no server (or log) ever sees it.
+  console.log(`Operator console: http://localhost:${port}/console#token=${encodeURIComponent(adminToken)}`);
+}
+
 const wrangler = spawn("npx", args, { stdio: "inherit" });
 wrangler.on("exit", async (code) => {
   await standIn?.close();

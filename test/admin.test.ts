@@ -1,9 +1,9 @@
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { KEY_PREFIX } from "../src/kv/keys";
-import { deadLetterOf, newRecordId, putDeadLetter, putQuarantine } from "../src/kv/records";
+import { deadLetterOf, putDeadLetter } from "../src/kv/records";
 import { ADMIN_TOKEN, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
-import { seedDeadLetter } from "./messages";
+import { seedDeadLetter, seedQuarantine } from "./messages";
 
 const seed = (reason: "segment-refused" | "segment-rejected", event = "guideDisplayed") =>
   seedDeadLetter({ reason, event });
@@ -201,19 +201,7 @@ describe("quarantine", () => {
   it("replay ingests a webhook an earlier relay refused, and removes it", async () => {
     const { standIn } = useSegmentStandIn();
     const webhook = withUniqueId(PUBLISHED.trackEventReceived);
-    const id = newRecordId(Date.now(), "default");
-    // As an older relay would have stored it: authenticated, refused, kept.
-    await putQuarantine(
-      env.DEDUP,
-      {
-        id,
-        source: "default",
-        receivedAt: Date.now(),
-        issues: [{ path: "x", message: "old rule" }],
-        rawBody: JSON.stringify(webhook),
-      },
-      3_600,
-    );
+    const id = await seedQuarantine(webhook);
     const replay = await admin(`/quarantine/${id}/replay`, { method: "POST" });
     expect(replay.status).toBe(202);
     const messageId = `pendo:default:${webhook.uniqueId}:track`;

@@ -7,7 +7,9 @@ import {
   type DeadLetterReason,
   DeadLetterSchema,
   deadLetterOf,
+  newRecordId,
   putDeadLetter,
+  putQuarantine,
   type RecordMeta,
 } from "../src/kv/records";
 import { readWebhook } from "../src/pendo/intake";
@@ -109,4 +111,19 @@ export async function seedDeadLetter(
   );
   await putDeadLetter(env.DEDUP, letter, 3_600);
   return { id: letter.id, message };
+}
+
+/** A webhook quarantined as an older relay would have kept it: authenticated, refused, stored. */
+export async function seedQuarantine(webhook: object): Promise<string> {
+  const id = newRecordId(Date.now(), "default");
+  const rawBody = JSON.stringify(webhook);
+  const entry = {
+    id,
+    source: "default",
+    receivedAt: Date.now(),
+    issues: [{ path: "x", message: "old rule" }],
+    rawBody,
+  };
+  await putQuarantine(env.DEDUP, entry, 3_600);
+  return id;
 }

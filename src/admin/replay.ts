@@ -139,3 +139,77 @@ function visitorOfCalls(message: RelayMessage): string | undefined {
   const call = JSON.parse(first) as { userId?: string; anonymousId?: string };
   return call.userId ?? call.anonymousId;
 }
+
+// Segment drops a messageId it has seen in about the last 24 hours, and no longer.
+const SEGMENT_DEDUP_WINDOW_MS = 24 * 3_600_000;
+
+export type ReplayPreview =
+  | {
+      ok: true;
+      id: string;
+      /** The calls a replay sends now: stored ones as stored, a raw body mapped by today's code and settings. */
+      willSend: unknown[];
+      /** The calls stored with the record, when it holds any. */
+      stored: unknown[] | null;
+      differs: boolean;
+      receivedAt: number;
+      ageHours: number;
+      /** Older than Segment's messageId dedup: Segment will not drop a copy it already has. */
+      outsideDedupWindow: boolean;
+      replayable: boolean;
+      note?: string;
+    }
+  | {
+      ok: false;
+      id: string;
+      reason: "not-found" | "malformed-record" | "invalid" | "unknown-source" | "event-too-large";
+      detail: string;
+    };
+
+/** What a replay of the record would send, sending nothing. */
+export async function previewReplay(
+  env: Env,
+  settings: Settings,
+  kind: RecordKind,
+  id: string,
+  now: number,
+): Promise<ReplayPreview> {
+  const read = await getRecord(env.DEDUP, kind, id);
+  if (!read.ok) {
+    const detail = read.reason === "not-found" ? `no ${kind} entry ${id}` : JSON.stringify(read.issues);
+    return { ok: false, id, reason: read.reason, detail };
+  }
+  const record: StoredRecords[RecordKind] = read.record;
+  const ageHours = Math.round(((now - record.receivedAt) / 3_600_000) * 10) / 10;
+  const base = {
+    ok: true as const,
+    id,
+    receivedAt: record.receivedAt,
+    ageHours,
+    outsideDedupWindow: now - record.receivedAt > SEGMENT_DEDUP_WINDOW_MS,
+    replayable:
+      record.replayedAt === undefined && !("rawMessage" in record && record.rawMessage !== undefined),
+  };
+  const message = "message" in record ? record.message : undefined;
+  if (message) {
+    const stored = message.calls.map((call) => JSON.parse(call) as unknown);
+    const note = "a queued event is replayed with the calls it was accepted with";
+    return { ...base, willSend: stored, stored, differs: false, note };
+  }
+  if (record.rawBody === undefined)
+    return { ...base, willSend: [], stored: null, differs: false, replayable: false };
+  const source = resolveSource(settings, record.source);
+  if (!source) return { ok: false, id, reason: "unknown-source", detail: record.source };
+  const prepared = await prepareEvent(record.rawBody, source, now);
+  if (!prepared.ok) {
+    const detail = prepared.reason === "invalid" ? JSON.stringify(prepared.issues) : prepared.detail;
+    return { ok: false, id, reason: prepared.reason, detail };
+  }
+  return {
+    ...base,
+    willSend: prepared.calls,
+    stored: null,
+    differs: false,
+    note: "mapped afresh from the raw webhook",
+  };
+}

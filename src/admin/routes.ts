@@ -1,11 +1,13 @@
 import { type Context, Hono } from "hono";
+import { recentAlerts } from "../alerts/notify";
 import { loadSettings } from "../config";
+import { listDrift } from "../drift/watch";
 import type { Env } from "../env";
 import { isAdmin } from "../http/auth";
 import { failureResponse, notFound } from "../http/failures";
 import { deleteRecord, getRecord, listRecords, type RecordFilter, type RecordKind } from "../kv/records";
 import { log } from "../log";
-import { type ReplayResult, replayRecord } from "./replay";
+import { previewReplay, type ReplayResult, replayRecord } from "./replay";
 
 type AdminContext = Context<{ Bindings: Env }>;
 
@@ -13,6 +15,8 @@ const MAX_LIMIT = 500;
 // One bulk replay call re-enqueues at most this many; the answer's cursor continues. About four
 // KV operations each keeps a call well inside the 1,000 per invocation.
 const BULK_REPLAY_MAX = 100;
+// A summary reads at most this many pages of 1,000 keys (a KV list each).
+const SUMMARY_PAGES = 10;
 
 /**
  * /admin: dead letters and quarantine, behind ADMIN_TOKEN (Bearer only). Unset token: every
@@ -34,7 +38,33 @@ export function createAdminRoutes() {
     await next();
   });
 
+  admin.get("/drift", async (c) => c.json({ entries: await listDrift(c.env.DEDUP) }));
+  admin.get("/alerts", async (c) => c.json({ entries: await recentAlerts(c.env.DEDUP) }));
+
   for (const kind of ["dead-letters", "quarantine"] as const satisfies readonly RecordKind[]) {
+    // Counts by reason over every record matching the filter (up to SUMMARY_PAGES pages of keys).
+    admin.get(`/${kind}/summary`, async (c) => {
+      const filter = readFilter(c);
+      if ("error" in filter) return c.json(filter, 400);
+      const byReason: Record<string, number> = {};
+      let cursor: string | null = null;
+      let pages = 0;
+      do {
+        const page = await listRecords(c.env.DEDUP, kind, filter, 1_000, cursor ?? undefined);
+        for (const entry of page.entries) byReason[entry.reason] = (byReason[entry.reason] ?? 0) + 1;
+        cursor = page.cursor;
+      } while (cursor && ++pages < SUMMARY_PAGES);
+      const total = Object.values(byReason).reduce((sum, n) => sum + n, 0);
+      return c.json({ total, byReason, complete: cursor === null });
+    });
+
+    admin.get(`/${kind}/:id/preview`, async (c) => {
+      const config = loadSettings(c.env);
+      if (!config.ok) return failureResponse(c, config);
+      const preview = await previewReplay(c.env, config.settings, kind, c.req.param("id"), Date.now());
+      return c.json(preview, preview.ok ? 200 : preview.reason === "not-found" ? 404 : 422);
+    });
+
     admin.get(`/${kind}`, async (c) => {
       const filter = readFilter(c);
       if ("error" in filter) return c.json(filter, 400);

@@ -1,7 +1,8 @@
 import type { Settings } from "../config";
 import { digestHex } from "../hash";
 import { isolateState } from "../kv/isolateState";
-import { alertKey } from "../kv/keys";
+import { alertKey, KEY_PREFIX } from "../kv/keys";
+import { capForJson } from "../kv/records";
 import { log } from "../log";
 import { DEFAULT_SOURCE, resolveSource } from "../sources";
 import {
@@ -140,9 +141,29 @@ async function flush(
   }
   state.nextAllowedAt = scope.now + interval * 1000;
   log("info", "alert", { kind, source, count: tally.count });
+  const sent: SentAlert = {
+    kind,
+    source,
+    count: tally.count,
+    sentAt: scope.now,
+    text: capForJson(body.text, 600),
+  };
   await scope.kv
-    .put(key, JSON.stringify({ kind, source, count: tally.count, sentAt: scope.now, text: body.text }), {
-      expirationTtl: interval,
-    })
+    .put(key, JSON.stringify(sent), { expirationTtl: interval, metadata: { ...sent, text: undefined } })
     .catch((error) => log("warn", "kv-write-failed", { kind, source, error: String(error) }));
+}
+
+/** What the `alert:` key of the last alert sent holds (its listing metadata: all but the text). */
+export interface SentAlert {
+  kind: AlertKind;
+  source: string;
+  count: number;
+  sentAt: number;
+  text?: string;
+}
+
+/** The alerts sent within their interval, newest first, from listing metadata alone. */
+export async function recentAlerts(kv: KVNamespace): Promise<SentAlert[]> {
+  const page = await kv.list<SentAlert>({ prefix: KEY_PREFIX.alert, limit: 1_000 });
+  return page.keys.flatMap((key) => (key.metadata ? [key.metadata] : [])).sort((a, b) => b.sentAt - a.sentAt);
 }

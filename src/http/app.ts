@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import { createAdminRoutes } from "../admin/routes";
+import { createConsoleRoutes } from "../console/routes";
 import type { Env } from "../env";
 import { log } from "../log";
 import { DEFAULT_SOURCE } from "../sources";
@@ -18,6 +19,7 @@ export function createApp() {
   app.get("/health", health);
   app.post("/debug/transform", debugTransform);
   app.route("/admin", createAdminRoutes());
+  app.route("/console", createConsoleRoutes());
 
   app.notFound(notFound);
   // Reached only by a bug: the request's own faults are answered as data before this. The URL is

@@ -1,12 +1,13 @@
 import type { Context } from "hono";
 import { type AlertScope, raiseAlert } from "../alerts/notify";
 import { loadSettings, type Settings } from "../config";
+import { noteDrift } from "../drift/watch";
 import type { Env } from "../env";
 import { type PreparedEvent, prepareEvent } from "../intake/prepare";
 import { dedupKey } from "../kv/keys";
 import { deadLetterOf, newRecordId, putDeadLetter, putQuarantine } from "../kv/records";
 import { log } from "../log";
-import { DO_NOT_PROCESS_EVENT } from "../pendo/catalog";
+import { DO_NOT_PROCESS_EVENT, unknownPropertyKeys } from "../pendo/catalog";
 import { visitorOf } from "../pendo/identity";
 import { uniqueIdHint } from "../pendo/intake";
 import { isDoNotProcess, setDoNotProcess } from "../privacy/doNotProcess";
@@ -109,6 +110,15 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       raiseAlert(alerts(), source.name, "unknown-event", { name: webhook.event, example });
     }
     if (prepared.warnings.length > 0) logged.warnings = prepared.warnings;
+    const drift = {
+      kv: c.env.DEDUP,
+      waitUntil: (p: Promise<unknown>) => c.executionCtx.waitUntil(p),
+      now: receivedAt,
+    };
+    if (!prepared.entry) noteDrift(drift, { source: source.name, kind: "event", event: webhook.event });
+    for (const key of unknownPropertyKeys(prepared.entry, webhook.properties)) {
+      noteDrift(drift, { source: source.name, kind: "property", event: webhook.event, key });
+    }
   }
 
   const kv = c.env.DEDUP;

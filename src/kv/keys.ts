@@ -13,6 +13,7 @@ export const KEY_PREFIX = {
   deadLetter: "dead:",
   quarantine: "quarantine:",
   alert: "alert:",
+  drift: "drift:",
   deliveryStatus: "status:",
 } as const;
 
@@ -56,6 +57,14 @@ export const KV_LAYOUT = [
     purpose: "Rate limit of alerts across isolates; written once per alert sent, never per event.",
   },
   {
+    prefix: KEY_PREFIX.drift,
+    key: "drift:<source>:<sha256(kind, event, key)>",
+    value: "`{source, kind, event, key?, firstSeen, lastSeen, count}`, also as listing metadata",
+    ttl: "30 days after it was last seen",
+    purpose:
+      "Event names the catalog does not know, and property keys new to a watched family; written at most once per item per day per isolate.",
+  },
+  {
     prefix: KEY_PREFIX.deliveryStatus,
     key: "status:<source>",
     value: "`{lastSuccessAt, lastFailureAt, lastStatus, failingSince, failingAlertedAt}`",
@@ -78,3 +87,4 @@ export const quarantineKey = (id: string) => `${KEY_PREFIX.quarantine}${id}`;
 export const alertKey = (source: string, kind: string, name?: string) =>
   `${KEY_PREFIX.alert}${source}:${kind}${name ? `:${name}` : ""}`;
 export const deliveryStatusKey = (source: string) => `${KEY_PREFIX.deliveryStatus}${source}`;
+export const driftKey = (source: string, id: string) => `${KEY_PREFIX.drift}${source}:${id}`;

@@ -99,6 +99,31 @@ export const CATALOG: readonly CatalogEntry[] = [
   ...crud("user", "user", ["Invited", "Added", "Updated", "Deleted"]),
 ];
 
+/**
+ * The top-level property keys of each family whose payload Pendo publishes (support.pendo.io,
+ * "Example Webhook Responses"; NPS and poll answers as the URL-webhook article describes them).
+ * A key outside these is drift: Pendo may have added a field the warehouse has no column for.
+ * Families Pendo publishes nothing for are not watched (every key would be "new").
+ */
+export const KNOWN_PROPERTY_KEYS: Partial<Record<EventFamily, ReadonlySet<string>>> = {
+  visitor: new Set(["browserName", "browserVersion", "sampleGroup", "metadata", "doNotProcess"]),
+  account: new Set(["metadata"]),
+  track: new Set(["name", "source", "eventProperties"]),
+  guide: new Set(["guideId", "guideProperties", "guideStepId", "language"]),
+  poll: new Set(["guideId", "guideProperties", "guideStepId", "language", "pollId", "pollResponse"]),
+  nps: new Set(["guideId", "guideProperties", "guideStepId", "language", "nps"]),
+};
+
+/** Keys of `properties` the catalog does not know for this event's family (none if unwatched). */
+export function unknownPropertyKeys(
+  entry: CatalogEntry | undefined,
+  properties: Record<string, unknown> | null | undefined,
+): string[] {
+  const known = entry && KNOWN_PROPERTY_KEYS[entry.family];
+  if (!known || !properties) return [];
+  return Object.keys(properties).filter((key) => !known.has(key));
+}
+
 const byName = new Map(CATALOG.map((entry) => [entry.name, entry]));
 // The modern (URL-webhook) name of each renamed catalog event, for Segment-style naming.
 const modernName = new Map(

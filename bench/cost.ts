@@ -1,0 +1,147 @@
+/**
+ * The cost model: platform operations per webhook, counted in a real run (bench/counting-worker.ts
+ * wraps the real bindings under `wrangler dev`), turned into dollars per million webhooks at
+ * Cloudflare's published prices and into the largest daily volume the Free plan carries.
+ */
+import type { LocalRelay } from "../scripts/harness/local-relay";
+import { LOCAL_TOKEN, startLocalRelay, waitFor } from "../scripts/harness/local-relay";
+import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
+import { CATALOG } from "../src/pendo/catalog";
+
+/** Prices as published on the pages below, checked on the date given (Workers Paid plan). */
+export const PRICES = {
+  checked: "2026-11-28",
+  pages: [
+    "https://developers.cloudflare.com/workers/platform/pricing/",
+    "https://developers.cloudflare.com/kv/platform/pricing/",
+    "https://developers.cloudflare.com/queues/platform/pricing/",
+  ],
+  perMillion: {
+    workerRequests: 0.3,
+    kvReads: 0.5,
+    kvWrites: 5,
+    kvDeletes: 5,
+    kvLists: 5,
+    queueOps: 0.4,
+  },
+} as const;
+
+/** The Free plan's daily limits, from the same pages (they reset at 00:00 UTC). */
+export const FREE_PLAN_DAILY = {
+  workerRequests: 100_000,
+  kvReads: 100_000,
+  kvWrites: 1_000,
+  kvDeletes: 1_000,
+  kvLists: 1_000,
+  queueOps: 10_000,
+} as const;
+
+type Resource = keyof typeof FREE_PLAN_DAILY;
+
+/**
+ * Operations a deployment makes per day whatever its volume, under steady traffic, with one
+ * source and one isolate: the do-not-process list every 5 minutes, the delivery status record
+ * read and written every 10 minutes.
+ */
+export const DAILY_OVERHEAD: Partial<Record<Resource, number>> = {
+  kvLists: 288,
+  kvWrites: 144,
+  kvReads: 144,
+};
+
+export interface CostFigures {
+  mode: "kv" | "off";
+  webhooks: number;
+  calls: number;
+  perWebhook: Record<Resource, number> & {
+    queueInvocations: number;
+    segmentRequests: number;
+    queueWrites: number;
+    queueReads: number;
+    queueDeletes: number;
+  };
+  costPerMillion: Record<Resource, number> & { total: number };
+  freePlanDaily: { webhooks: number; limitedBy: Resource };
+}
+
+interface Counts {
+  workerRequests: number;
+  queueInvocations: number;
+  kv: Record<string, number>;
+  queue: { writes: number; reads: number; deletes: number; retries: number; messages: number };
+  fetches: { segment: number; other: number };
+}
+
+const readCounts = async (local: LocalRelay) =>
+  (await (await fetch(`${local.url}/__bench/counts`)).json()) as Counts;
+
+export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<CostFigures> {
+  const local = await startLocalRelay({ DEDUP_MODE: mode }, { main: "bench/counting-worker.ts" });
+  try {
+    const before = await readCounts(local);
+    const standIn = local.standIn.standIn;
+    const expected = new Set<string>();
+    let next = 0;
+    const sender = async () => {
+      while (next < webhooks) {
+        const event = SAMPLE_EVENTS[next++ % SAMPLE_EVENTS.length] as string;
+        const webhook = sampleWebhook(event);
+        const entry = CATALOG.find((candidate) => candidate.name === event);
+        for (const type of ["track", ...(entry?.fanOut ?? [])])
+          expected.add(`pendo:default:${webhook.uniqueId}:${type}`);
+        const response = await fetch(`${local.url}/pendo?token=${LOCAL_TOKEN}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(webhook),
+        });
+        if (response.status !== 202) throw new Error(`webhook answered ${response.status}`);
+        await response.arrayBuffer();
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, sender));
+    await waitFor(
+      "every call to arrive",
+      async () => (standIn.distinctMessageIds >= expected.size ? true : undefined),
+      180_000,
+      250,
+    );
+    // The acks of the last batch land just after its request.
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    const after = await readCounts(local);
+    const delta = (read: (c: Counts) => number) => (read(after) - read(before)) / webhooks;
+    const kv = (method: string) => delta((c) => c.kv[method] ?? 0);
+    const perWebhook = {
+      workerRequests: delta((c) => c.workerRequests + c.queueInvocations),
+      queueInvocations: delta((c) => c.queueInvocations),
+      kvReads: kv("get") + kv("getWithMetadata"),
+      kvWrites: kv("put"),
+      kvDeletes: kv("delete"),
+      kvLists: kv("list"),
+      queueWrites: delta((c) => c.queue.writes),
+      queueReads: delta((c) => c.queue.reads),
+      queueDeletes: delta((c) => c.queue.deletes),
+      queueOps: delta((c) => c.queue.writes + c.queue.reads + c.queue.deletes),
+      segmentRequests: delta((c) => c.fetches.segment),
+    };
+    return { mode, webhooks, calls: expected.size, perWebhook, ...costOf(perWebhook) };
+  } finally {
+    await local.stop();
+  }
+}
+
+/** Pure: dollars per million webhooks, and the Free plan's daily ceiling, from operations per webhook. */
+export function costOf(perWebhook: Record<Resource, number>) {
+  const resources = Object.keys(FREE_PLAN_DAILY) as Resource[];
+  const costPerMillion = Object.fromEntries(
+    resources.map((resource) => [resource, perWebhook[resource] * PRICES.perMillion[resource]]),
+  ) as Record<Resource, number>;
+  const total = resources.reduce((sum, resource) => sum + costPerMillion[resource], 0);
+  let best = { webhooks: Number.POSITIVE_INFINITY, limitedBy: "workerRequests" as Resource };
+  for (const resource of resources) {
+    if (perWebhook[resource] <= 0) continue;
+    const room = FREE_PLAN_DAILY[resource] - (DAILY_OVERHEAD[resource] ?? 0);
+    const webhooks = Math.floor(room / perWebhook[resource]);
+    if (webhooks < best.webhooks) best = { webhooks, limitedBy: resource };
+  }
+  return { costPerMillion: { ...costPerMillion, total }, freePlanDaily: best };
+}

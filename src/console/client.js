@@ -1,0 +1,526 @@
+(() => {
+  const KEY = "pendo-relay-admin-token";
+  const $ = (selector) => document.querySelector(selector);
+  // Every value from the relay is untrusted (webhook bodies are the sender's): text only, never HTML.
+  const el = (tag, attrs, ...children) => {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children.flat()) if (child !== undefined && child !== null) node.append(child);
+    return node;
+  };
+  const pretty = (value) => JSON.stringify(value, null, 2);
+  const when = (ms) => (ms ? `${new Date(ms).toISOString().replace("T", " ").slice(0, 19)} UTC` : "never");
+  const query = (values) =>
+    new URLSearchParams(Object.entries(values).filter(([, v]) => v !== "" && v !== undefined));
+  const clear = (node, ...children) => node.replaceChildren(...children);
+
+  let token = sessionStorage.getItem(KEY);
+  // `npm start` prints the console's URL with the token in the fragment, which never reaches a
+  // server or its logs: read it, keep it for this tab only, and take it out of the address bar.
+  const fragment = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (fragment) {
+    token = decodeURIComponent(fragment[1]);
+    sessionStorage.setItem(KEY, token);
+    history.replaceState(null, "", location.pathname);
+  }
+
+  async function api(path, init = {}) {
+    const response = await fetch(path, {
+      ...init,
+      headers: { ...init.headers, authorization: `Bearer ${token}` },
+    });
+    const body = await response.json().catch(() => ({}));
+    if (response.status === 401) signOut("The admin token was refused.");
+    return { status: response.status, body };
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(KEY);
+    token = null;
+    $("#app").hidden = true;
+    $("#signout").hidden = true;
+    $("#signin").hidden = false;
+    for (const body of document.querySelectorAll("[data-clear]")) body.replaceChildren();
+    $("#signin-error").textContent = message || "";
+  }
+
+  async function signIn() {
+    const check = await fetch("/admin/alerts", { headers: { authorization: `Bearer ${token}` } });
+    if (!check.ok)
+      return signOut(
+        check.status === 401 ? "That admin token is not valid." : `The relay answered ${check.status}.`,
+      );
+    $("#signin").hidden = true;
+    $("#app").hidden = false;
+    $("#signout").hidden = false;
+    await Promise.all([loadStatus(), loadDead(true), loadQuarantine(), loadDrift()]);
+  }
+
+  // A dialog: a heading, content, and optionally a confirming button that runs `onConfirm`.
+  function openDialog(title, content, confirmLabel, onConfirm) {
+    const dialog = $("#dialog");
+    $("#dialog-title").textContent = title;
+    clear($("#dialog-body"), ...content);
+    const confirm = $("#dialog-confirm");
+    confirm.hidden = !confirmLabel;
+    confirm.textContent = confirmLabel || "";
+    confirm.onclick = async () => {
+      confirm.disabled = true;
+      try {
+        await onConfirm();
+      } finally {
+        confirm.disabled = false;
+        dialog.close();
+      }
+    };
+    dialog.showModal();
+  }
+
+  const block = (label, value) => [
+    el("h3", {}, label),
+    el("pre", {}, typeof value === "string" ? value : pretty(value)),
+  ];
+
+  // Status
+  function region(endpoint) {
+    if (!endpoint) return "unknown";
+    if (endpoint.includes("eu1")) return "EU";
+    if (endpoint.includes("api.segment.io")) return "US";
+    return `custom (${new URL(endpoint).host})`;
+  }
+
+  async function loadStatus() {
+    const [{ body: health }, { body: alerts }] = await Promise.all([api("/health"), api("/admin/alerts")]);
+    const secrets = Object.entries(health.secrets || {}).map(
+      ([name, set]) => name + (set ? " set" : " not set"),
+    );
+    const sources = (health.sources || []).map((s) =>
+      el(
+        "tr",
+        {},
+        el("th", { scope: "row" }, s.name),
+        el("td", {}, region(s.endpoint)),
+        el("td", {}, `${s.eventNames} / ${s.trackEvents}`),
+        el("td", {}, String(s.tokens)),
+        el("td", {}, s.writeKey ? "set" : "missing"),
+        el("td", {}, when(s.delivery?.lastSuccessAt)),
+        el(
+          "td",
+          {},
+          s.delivery?.lastFailureAt
+            ? `${when(s.delivery.lastFailureAt)} (${s.delivery.lastStatus ?? "no answer"})`
+            : "none",
+        ),
+      ),
+    );
+    const select = $("#pg-source");
+    clear(select, ...(health.sources || []).map((s) => el("option", { value: s.name }, s.name)));
+    clear(
+      $("#status-body"),
+      el(
+        "p",
+        { class: health.status === "ok" ? "ok" : "bad" },
+        "Relay " +
+          health.status +
+          " (version " +
+          health.version +
+          ", environment " +
+          health.environment +
+          ")",
+      ),
+      el(
+        "p",
+        {},
+        "Bindings: " +
+          Object.entries(health.bindings || {})
+            .map(([n, ok]) => n + (ok ? " bound" : " missing"))
+            .join(", ") +
+          ". Secrets: " +
+          secrets.join(", ") +
+          ".",
+      ),
+      health.problems?.length
+        ? el(
+            "ul",
+            { class: "bad", "aria-label": "Problems" },
+            health.problems.map((p) => el("li", {}, p)),
+          )
+        : el("p", {}, "No configuration problems."),
+      el(
+        "div",
+        { class: "scroll" },
+        el(
+          "table",
+          {},
+          el("caption", {}, "Sources"),
+          el(
+            "thead",
+            {},
+            el(
+              "tr",
+              {},
+              [
+                "Source",
+                "Region",
+                "Names (events / track)",
+                "Tokens",
+                "Write key",
+                "Last delivery",
+                "Last failure (status)",
+              ].map((h) => el("th", { scope: "col" }, h)),
+            ),
+          ),
+          el("tbody", {}, sources),
+        ),
+      ),
+      el("h3", {}, "Recent alerts"),
+      (alerts.entries || []).length
+        ? el(
+            "ul",
+            {},
+            alerts.entries.map((a) =>
+              el("li", {}, `${when(a.sentAt)} ${a.kind} (${a.source}): ${a.count} occurrence(s)`),
+            ),
+          )
+        : el("p", {}, "No alert within its interval."),
+    );
+  }
+
+  // Dead letters
+  const dead = { cursor: null, filter: {} };
+
+  function readFilter() {
+    const form = new FormData($("#dead-filter"));
+    const filter = {};
+    for (const name of ["source", "reason", "event"]) filter[name] = String(form.get(name) || "").trim();
+    for (const name of ["from", "to"]) {
+      const value = String(form.get(name) || "");
+      filter[name] = value ? String(Date.parse(`${value}Z`)) : "";
+    }
+    return filter;
+  }
+
+  async function loadDead(reset) {
+    if (reset) {
+      dead.cursor = null;
+      dead.filter = readFilter();
+      clear($("#dead-rows"));
+      const { body } = await api(`/admin/dead-letters/summary?${query(dead.filter)}`);
+      const parts = Object.entries(body.byReason || {}).map(([reason, n]) => `${reason}: ${n}`);
+      $("#dead-counts").textContent =
+        (body.total || 0) +
+        " dead letter(s)" +
+        (parts.length ? ` (${parts.join(", ")})` : "") +
+        (body.complete === false ? ", and more" : "");
+    }
+    const { body } = await api(
+      `/admin/dead-letters?${query({ ...dead.filter, limit: "50", cursor: dead.cursor || "" })}`,
+    );
+    for (const entry of body.entries || []) $("#dead-rows").append(deadRow(entry));
+    dead.cursor = body.cursor;
+    $("#dead-more").hidden = !dead.cursor;
+  }
+
+  function deadRow(entry) {
+    return el(
+      "tr",
+      { "data-id": entry.id },
+      el(
+        "td",
+        {},
+        el("input", {
+          type: "checkbox",
+          class: "pick",
+          value: entry.id,
+          "aria-label": `Select ${entry.eventId || entry.id}`,
+        }),
+      ),
+      el("td", {}, entry.event || "(none)"),
+      el("td", {}, el("code", {}, entry.eventId || "")),
+      el("td", {}, entry.reason),
+      el("td", {}, entry.status === null || entry.status === undefined ? "none" : String(entry.status)),
+      el("td", {}, String(entry.attempts ?? "")),
+      el("td", {}, when(entry.at)),
+      el(
+        "td",
+        { class: "actions" },
+        el("button", { type: "button", onclick: () => showDead(entry.id) }, "Details"),
+        el("button", { type: "button", onclick: () => previewReplay(entry.id) }, "Replay"),
+      ),
+    );
+  }
+
+  async function showDead(id) {
+    const { body } = await api(`/admin/dead-letters/${encodeURIComponent(id)}`);
+    const calls = body.message ? body.message.calls.map((call) => JSON.parse(call)) : null;
+    openDialog(`Dead letter ${body.event || id}`, [
+      el(
+        "dl",
+        {},
+        [
+          ["Reason", body.reason],
+          ["Pendo uniqueId", body.eventId],
+          ["Source", body.source],
+          ["Received", when(body.receivedAt)],
+          ["Last failure", when(body.lastFailureAt)],
+          ["Attempts", String(body.attempts)],
+          ["Last Segment status", body.lastStatus === null ? "none" : String(body.lastStatus)],
+        ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]),
+      ),
+      ...block("Segment's answer", body.detail || "(none)"),
+      ...(body.rawBody !== undefined ? block("Raw webhook", body.rawBody) : []),
+      ...(body.rawMessage !== undefined ? block("Queue message as received", body.rawMessage) : []),
+      ...(calls ? block("Stored Segment calls", calls) : []),
+    ]);
+  }
+
+  async function previewReplay(id) {
+    const { body } = await api(`/admin/dead-letters/${encodeURIComponent(id)}/preview`);
+    if (!body.ok)
+      return openDialog("Cannot replay", [el("p", { role: "alert" }, `${body.reason}: ${body.detail}`)]);
+    const content = [];
+    if (body.outsideDedupWindow) {
+      content.push(
+        el(
+          "p",
+          { class: "bad", role: "alert" },
+          "This event is " +
+            body.ageHours +
+            " hours old, beyond Segment's ~24 h messageId dedup: if Segment already has it, it will be stored again.",
+        ),
+      );
+    }
+    if (!body.replayable)
+      content.push(
+        el("p", { class: "bad" }, "This record cannot be replayed (already replayed, or nothing to send)."),
+      );
+    if (body.note) content.push(el("p", {}, `The replay sends what is below: ${body.note}.`));
+    if (body.stored && body.differs) {
+      content.push(
+        el(
+          "div",
+          { class: "side" },
+          el("div", {}, ...block("Will send (current mapping)", body.willSend)),
+          el("div", {}, ...block("Stored", body.stored)),
+        ),
+      );
+    } else content.push(...block("Will send", body.willSend));
+    openDialog("Replay preview", content, body.replayable ? "Replay" : "", async () => {
+      const result = await api(`/admin/dead-letters/${encodeURIComponent(id)}/replay`, {
+        method: "POST",
+      });
+      showResults([result.body]);
+      await loadDead(true);
+    });
+  }
+
+  function showResults(results) {
+    clear(
+      $("#replay-results"),
+      el("h3", {}, "Replay results"),
+      el(
+        "ul",
+        {},
+        results.map((r) =>
+          el(
+            "li",
+            { class: r.ok ? "ok" : "bad" },
+            r.id +
+              ": " +
+              (r.ok
+                ? r.status + (r.removed === false ? " (record kept: delete it)" : "")
+                : r.reason + (r.detail ? ` (${r.detail})` : r.issues ? ` ${pretty(r.issues)}` : "")),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function replaySelected() {
+    const ids = [...document.querySelectorAll(".pick:checked")].map((box) => box.value);
+    if (ids.length === 0) return openDialog("Replay selected", [el("p", {}, "Select dead letters first.")]);
+    openDialog(
+      `Replay ${ids.length} dead letter(s)?`,
+      [el("p", {}, "Each is sent with the calls it was stored with; the results are listed per record.")],
+      "Confirm",
+      async () => {
+        const results = [];
+        for (const id of ids)
+          results.push(
+            (await api(`/admin/dead-letters/${encodeURIComponent(id)}/replay`, { method: "POST" })).body,
+          );
+        showResults(results);
+        await loadDead(true);
+      },
+    );
+  }
+
+  function replayMatching() {
+    const filter = readFilter();
+    const any = Object.values(filter).some((v) => v !== "");
+    openDialog(
+      "Replay every dead letter matching the filter?",
+      [el("p", {}, any ? `Filter: ${query(filter)}` : "No filter: every dead letter.")],
+      "Confirm",
+      async () => {
+        const results = [];
+        let cursor = "";
+        do {
+          const { body } = await api(
+            `/admin/dead-letters/replay?${query({ ...filter, all: any ? "" : "true", cursor })}`,
+            { method: "POST" },
+          );
+          results.push(...(body.results || []));
+          cursor = body.cursor || "";
+        } while (cursor);
+        showResults(results);
+        await loadDead(true);
+      },
+    );
+  }
+
+  // Quarantine
+  async function loadQuarantine() {
+    const { body } = await api("/admin/quarantine?limit=50");
+    const entries = body.entries || [];
+    // The issues live in each record, not in the listing: read the first ones to show them inline.
+    const records = await Promise.all(
+      entries
+        .slice(0, 20)
+        .map((e) => api(`/admin/quarantine/${encodeURIComponent(e.id)}`).then((r) => r.body)),
+    );
+    clear(
+      $("#quarantine-rows"),
+      ...entries.map((entry, i) => {
+        const issues = records[i]?.issues
+          ? records[i].issues.map((issue) => `${issue.path || "(body)"}: ${issue.message}`).join("; ")
+          : "";
+        return el(
+          "tr",
+          {},
+          el("td", {}, when(entry.at)),
+          el("td", {}, entry.source),
+          el("td", {}, entry.event || "(unknown)"),
+          el("td", {}, issues),
+          el(
+            "td",
+            { class: "actions" },
+            el("button", { type: "button", onclick: () => showQuarantined(entry.id) }, "Details"),
+            el("button", { type: "button", onclick: () => replayQuarantined(entry.id) }, "Replay"),
+            el("button", { type: "button", onclick: () => deleteQuarantined(entry.id) }, "Delete"),
+          ),
+        );
+      }),
+    );
+    $("#quarantine-empty").hidden = entries.length > 0;
+  }
+
+  async function showQuarantined(id) {
+    const { body } = await api(`/admin/quarantine/${encodeURIComponent(id)}`);
+    openDialog("Quarantined webhook", [
+      el(
+        "table",
+        {},
+        el("caption", {}, "Issues"),
+        el(
+          "tbody",
+          {},
+          (body.issues || []).map((issue) =>
+            el("tr", {}, el("th", { scope: "row" }, issue.path || "(body)"), el("td", {}, issue.message)),
+          ),
+        ),
+      ),
+      ...block("Raw body", body.rawBody || "(empty)"),
+    ]);
+  }
+
+  async function replayQuarantined(id) {
+    const { body } = await api(`/admin/quarantine/${encodeURIComponent(id)}/replay`, { method: "POST" });
+    showResults([body.error ? { ...body, ok: false } : body]);
+    await loadQuarantine();
+  }
+
+  function deleteQuarantined(id) {
+    openDialog(
+      "Delete this quarantined webhook?",
+      [el("p", {}, "It is gone for good.")],
+      "Confirm",
+      async () => {
+        await api(`/admin/quarantine/${encodeURIComponent(id)}`, { method: "DELETE" });
+        await loadQuarantine();
+      },
+    );
+  }
+
+  // Drift
+  async function loadDrift() {
+    const { body } = await api("/admin/drift");
+    const entries = (body.entries || []).sort((a, b) => b.lastSeen - a.lastSeen);
+    clear(
+      $("#drift-rows"),
+      ...entries.map((d) =>
+        el(
+          "tr",
+          {},
+          el("td", {}, d.source),
+          el("td", {}, d.kind === "event" ? "unknown event" : "new property"),
+          el("td", {}, d.event),
+          el("td", {}, d.key || ""),
+          el("td", {}, when(d.firstSeen)),
+          el("td", {}, when(d.lastSeen)),
+          el("td", {}, String(d.count)),
+        ),
+      ),
+    );
+    $("#drift-empty").hidden = entries.length > 0;
+  }
+
+  // Playground
+  async function preview(event) {
+    event.preventDefault();
+    const source = $("#pg-source").value || "default";
+    const { status, body } = await api(`/debug/transform?${query({ source })}`, {
+      method: "POST",
+      body: $("#pg-payload").value,
+    });
+    const out = $("#pg-out");
+    out.textContent =
+      status === 200 ? pretty({ calls: body.calls, warnings: body.warnings }) : pretty({ status, ...body });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const examples = JSON.parse($("#examples").textContent);
+    clear(
+      $("#pg-examples"),
+      ...Object.keys(examples).map((name) =>
+        el(
+          "button",
+          { type: "button", onclick: () => ($("#pg-payload").value = pretty(examples[name])) },
+          `${name} example`,
+        ),
+      ),
+    );
+    $("#signin-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      token = $("#token").value.trim();
+      sessionStorage.setItem(KEY, token);
+      $("#token").value = "";
+      signIn();
+    });
+    $("#signout").addEventListener("click", () => signOut(""));
+    $("#dead-filter").addEventListener("submit", (event) => {
+      event.preventDefault();
+      loadDead(true);
+    });
+    $("#dead-more").addEventListener("click", () => loadDead(false));
+    $("#replay-selected").addEventListener("click", replaySelected);
+    $("#replay-matching").addEventListener("click", replayMatching);
+    $("#pg-form").addEventListener("submit", preview);
+    $("#dialog-close").addEventListener("click", () => $("#dialog").close());
+    if (token) signIn();
+  });
+})();

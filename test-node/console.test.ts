@@ -1,0 +1,168 @@
+/**
+ * The operator console in a real browser: Debian's Chromium driven by playwright-core, against
+ * the real `wrangler dev` and the Segment stand-in. Signs in, finds a dead letter, previews and
+ * replays it and checks Segment got it; reads the quarantine and the playground; and checks the
+ * page raised no script error and asked no other origin for anything.
+ *
+ * Chromium: `apt-get install chromium` (as .ci/run does), or CHROMIUM_PATH. Without it the test
+ * fails in CI and, elsewhere, is skipped with that instruction printed: never a silent pass.
+ * SCREENSHOT=docs/console.png rewrites the README's screenshot.
+ */
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { after, before, test } from "node:test";
+import { type Browser, chromium, type Page } from "playwright-core";
+import {
+  LOCAL_ADMIN_TOKEN,
+  LOCAL_TOKEN,
+  type LocalRelay,
+  startLocalRelay,
+  waitFor,
+} from "../scripts/harness/local-relay";
+import { sampleWebhook } from "../scripts/samples";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const HOW_TO_INSTALL = `Chromium is missing at ${CHROMIUM}: install Debian's package (sudo apt-get install -y chromium) or set CHROMIUM_PATH.`;
+const available = existsSync(CHROMIUM);
+if (!available) console.error(`\n*** console browser test: ${HOW_TO_INSTALL}\n`);
+const browserTest = available || process.env.CI ? test : test.skip;
+
+let local: LocalRelay;
+let browser: Browser;
+
+const admin = (path: string, init: RequestInit = {}) =>
+  fetch(`${local.url}/admin${path}`, { ...init, headers: { authorization: `Bearer ${LOCAL_ADMIN_TOKEN}` } });
+const post = (body: unknown) =>
+  fetch(`${local.url}/pendo?token=${LOCAL_TOKEN}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+
+before(async () => {
+  if (!available) return;
+  local = await startLocalRelay();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    // As this machine's probe runs it: no sandbox as root, and no calls home.
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await local?.stop();
+});
+
+/** A page of the console that records script errors and every request to another origin. */
+async function openConsole(width = 1280) {
+  const page = await browser.newPage({ viewport: { width, height: 900 } });
+  const errors: string[] = [];
+  const foreign: string[] = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  page.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
+  page.on("request", (request) => {
+    if (!request.url().startsWith(local.url)) foreign.push(request.url());
+  });
+  return { page, errors, foreign };
+}
+
+const section = (page: Page, name: string) => page.getByRole("region", { name });
+
+browserTest("signs in, previews and replays a dead letter, reads quarantine and the playground", async () => {
+  assert.ok(available, HOW_TO_INSTALL);
+  const standIn = local.standIn.standIn;
+  // A dead letter: Segment refuses the batch (413), so the consumer keeps it.
+  standIn.failNext(413);
+  const webhook = sampleWebhook("guideDisplayed");
+  assert.equal((await post(webhook)).status, 202);
+  await waitFor(
+    "the dead letter",
+    async () => {
+      const list = (await (await admin("/dead-letters?limit=500")).json()) as {
+        entries: { eventId: string }[];
+      };
+      return list.entries.some((e) => e.eventId === webhook.uniqueId) ? true : undefined;
+    },
+    30_000,
+  );
+  // A quarantined webhook: no event name.
+  assert.equal((await post({ visitorId: "quarantined-visitor" })).status, 400);
+
+  // Without a token only the sign-in shows; a wrong one is refused.
+  const { page, errors, foreign } = await openConsole();
+  await page.goto(`${local.url}/console`);
+  await page.getByLabel("Admin token").fill("not-the-admin-token-0123456789");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByText("That admin token is not valid.").waitFor();
+  assert.equal(await section(page, "Status").isVisible(), false);
+  await page.getByLabel("Admin token").fill(LOCAL_ADMIN_TOKEN);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await section(page, "Status").getByText("Relay ok").waitFor();
+
+  // The dead letter, by its full uniqueId; preview, then the confirming "Replay".
+  const row = section(page, "Dead letters")
+    .getByRole("row")
+    .filter({ hasText: String(webhook.uniqueId) });
+  await row.waitFor();
+  assert.match((await row.textContent()) ?? "", /segment-refused/);
+  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT, fullPage: true });
+  await row.getByRole("button", { name: "Replay", exact: true }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByText("Will send").waitFor();
+  assert.match((await dialog.textContent()) ?? "", new RegExp(`pendo:default:${webhook.uniqueId}:track`));
+  await dialog.getByRole("button", { name: "Replay", exact: true }).click();
+  await page.getByText(/: replayed/).waitFor();
+  const messageId = `pendo:default:${webhook.uniqueId}:track`;
+  await waitFor(
+    "the replayed event at Segment",
+    async () => (standIn.messageIds.includes(messageId) ? true : undefined),
+    30_000,
+  );
+
+  // Quarantine lists the refused webhook with its issue by field path.
+  await section(page, "Quarantine")
+    .getByRole("row")
+    .filter({ hasText: "event: event is required" })
+    .first()
+    .waitFor();
+
+  // The playground maps a published example.
+  const playground = section(page, "Playground");
+  await playground.getByRole("button", { name: "guideDisplayed example" }).click();
+  await playground.getByRole("button", { name: "Preview" }).click();
+  await playground.getByText('"event": "guideDisplayed"').waitFor();
+
+  // The one error the test provoked: the wrong token's 401.
+  assert.deepEqual(
+    errors.filter((e) => !e.includes("status of 401")),
+    [],
+  );
+  assert.deepEqual(foreign, []);
+  await page.close();
+});
+
+browserTest("takes the token from the URL fragment, and fits a phone-width screen", async () => {
+  assert.ok(available, HOW_TO_INSTALL);
+  const { page, errors } = await openConsole(390);
+  await page.goto(`${local.url}/console#token=${LOCAL_ADMIN_TOKEN}`);
+  await section(page, "Status").getByText("Relay ok").waitFor();
+  assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
+  // Evaluated in the page, where the DOM exists (this file is type-checked without it).
+  const overflow = (await page.evaluate(
+    "document.documentElement.scrollWidth - window.innerWidth",
+  )) as number;
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
