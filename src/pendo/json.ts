@@ -4,15 +4,11 @@
  * Unsafe integers (and literals that overflow to Infinity) are kept as their raw digits, as
  * strings.
  *
- * Cost, on the hot path: one plain JSON.parse and one scan of the text (its nesting depth, and
- * whether any literal could be inexact). Only a body that holds 16 digits in a row or a
- * three-digit exponent is parsed again, with a reviver that reads each literal's source (several
- * times slower); only a body nested too deep is walked, to name where.
+ * Cost, on the hot path: one plain JSON.parse and one walk of the result, which both bounds the
+ * nesting and looks for numbers that cannot be exact (measured cheaper, in workerd, than a
+ * regular expression over the text). Only a body holding one is parsed again, with a reviver
+ * that reads each literal's source, several times slower.
  */
-
-// An integer past 2^53 has at least 16 digits; a literal past 1e308 has a three-digit exponent.
-// Matches inside strings too: that only costs the slower parse, never a lost digit.
-const MAYBE_INEXACT = /\d{16}|[eE][+-]?\d{3}/;
 
 const INTEGER_LITERAL = /^-?\d+$/;
 
@@ -31,35 +27,28 @@ function keepRawNumbers(this: unknown, _key: string, value: unknown, context?: R
   return value;
 }
 
-/** The deepest nesting of objects and arrays in a JSON text (which is valid: it just parsed). */
-function nestingDepth(text: string): number {
-  let depth = 0;
-  let deepest = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (inString) {
-      if (code === 0x5c)
-        i++; // backslash: skip the escaped character
-      else if (code === 0x22) inString = false;
-    } else if (code === 0x22) inString = true;
-    else if (code === 0x7b || code === 0x5b) {
-      depth++;
-      if (depth > deepest) deepest = depth;
-    } else if (code === 0x7d || code === 0x5d) depth--;
-  }
-  return deepest;
+interface Walk {
+  /** A number may not be what its literal said: parse again with the reviver. */
+  inexact: boolean;
 }
 
-/** The path (outermost first) at which `value` nests deeper than `limit`, or undefined. */
-function pathTooDeep(value: unknown, depth: number, limit: number): string[] | undefined {
-  if (value === null || typeof value !== "object") return undefined;
+/**
+ * One walk of the parsed body: the path (outermost first) at which it nests deeper than `limit`,
+ * or undefined; on the way, whether any number is an unsafe integer or overflowed.
+ */
+function walk(value: object, depth: number, limit: number, state: Walk): string[] | undefined {
   if (depth >= limit) return [];
-  for (const key of Object.keys(value)) {
-    const path = pathTooDeep((value as Record<string, unknown>)[key], depth + 1, limit);
-    if (path) {
-      path.unshift(key);
-      return path;
+  for (const key in value) {
+    const child = (value as Record<string, unknown>)[key];
+    if (typeof child === "number") {
+      if (!Number.isSafeInteger(child) && (Number.isInteger(child) || !Number.isFinite(child)))
+        state.inexact = true;
+    } else if (child !== null && typeof child === "object") {
+      const path = walk(child, depth + 1, limit, state);
+      if (path) {
+        path.unshift(key);
+        return path;
+      }
     }
   }
   return undefined;
@@ -78,11 +67,11 @@ export function parseJsonLossless(text: string, maxDepth: number): JsonParseResu
       message: `body is not valid JSON: ${error instanceof Error ? error.message : "?"}`,
     };
   }
-  if (nestingDepth(text) > maxDepth) {
-    const path = pathTooDeep(value, 0, maxDepth) ?? [];
-    return { ok: false, path: path.join("."), message: `nested deeper than ${maxDepth} levels` };
-  }
-  if (MAYBE_INEXACT.test(text))
-    value = JSON.parse(text, keepRawNumbers as (key: string, value: unknown) => unknown);
+  if (value === null || typeof value !== "object") return { ok: true, value };
+  const state: Walk = { inexact: false };
+  const tooDeep = walk(value, 0, maxDepth, state);
+  if (tooDeep)
+    return { ok: false, path: tooDeep.join("."), message: `nested deeper than ${maxDepth} levels` };
+  if (state.inexact) value = JSON.parse(text, keepRawNumbers as (key: string, value: unknown) => unknown);
   return { ok: true, value };
 }
