@@ -51,6 +51,8 @@ interface AlertState {
 }
 
 const stateOf = isolateState<AlertState>(() => ({ nextAllowedAt: 0, sending: false }));
+const MAX_NAMED_STATES = 200;
+const named = new Set<string>();
 
 /** Counts one occurrence and, when the limit allows, sends the alert in the background. */
 export function raiseAlert(
@@ -63,7 +65,13 @@ export function raiseAlert(
   const url = (resolveSource(scope.settings, source) ?? resolveSource(scope.settings, DEFAULT_SOURCE))
     ?.alertWebhookUrl;
   if (!url) return;
-  const state = stateOf(scope.kv, `${source}\n${kind}\n${occurrence.name ?? ""}`);
+  const id = `${source}\n${kind}\n${occurrence.name ?? ""}`;
+  // One state per unknown event name: bounded, whatever names a sender invents.
+  if (occurrence.name !== undefined && !named.has(id)) {
+    if (named.size >= MAX_NAMED_STATES) return;
+    named.add(id);
+  }
+  const state = stateOf(scope.kv, id);
   const tally = tallied(
     state.tally,
     occurrence.since ?? scope.now,
