@@ -10,9 +10,6 @@ export interface Issue {
 }
 
 /** valibot issues flattened to `Issue`s. */
-export function issuesOf(issues: readonly v.BaseIssue<unknown>[], prefix = ""): Issue[] {
-  return issues.map((issue) => {
-    const path = v.getDotPath(issue) ?? "";
-    return { path: prefix && path ? `${prefix}.${path}` : prefix || path, message: issue.message };
-  });
+export function issuesOf(issues: readonly v.BaseIssue<unknown>[]): Issue[] {
+  return issues.map((issue) => ({ path: v.getDotPath(issue) ?? "", message: issue.message }));
 }
