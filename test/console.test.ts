@@ -60,7 +60,7 @@ describe("admin API for the console", () => {
   it("previews a replay: the stored calls, and a warning past Segment's 24 h dedup window", async () => {
     const fresh = await seedDeadLetter();
     const { json } = await get(`/admin/dead-letters/${fresh.id}/preview`);
-    expect(json).toMatchObject({ ok: true, replayable: true, outsideDedupWindow: false, differs: false });
+    expect(json).toMatchObject({ ok: true, replayable: true, outsideDedupWindow: false, from: "stored" });
     expect(json.willSend).toEqual(fresh.message.calls.map((call) => JSON.parse(call)));
 
     const message = relayMessage();
@@ -92,6 +92,7 @@ describe("admin API for the console", () => {
     expect((json.willSend as { messageId: string }[])[0]?.messageId).toBe(
       `pendo:default:${webhook.uniqueId}:track`,
     );
+    expect(json.from).toBe("mapped");
   });
 
   it("counts dead letters by reason under a filter", async () => {

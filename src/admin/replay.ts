@@ -4,6 +4,7 @@ import { prepareEvent } from "../intake/prepare";
 import type { Issue } from "../issues";
 import { deleteRecord, getRecord, putRecord, type RecordKind, type StoredRecords } from "../kv/records";
 import { log } from "../log";
+import { visitorOf } from "../pendo/identity";
 import { isDoNotProcess } from "../privacy/doNotProcess";
 import { encodeRelayMessage, type RelayMessage } from "../queue/message";
 import { resolveSource } from "../sources";
@@ -26,6 +27,71 @@ export type ReplayResult =
       detail: string;
     };
 
+/** The stored record and what replaying it would send, or why nothing can be. */
+type ReplayPlan =
+  | {
+      ok: true;
+      record: StoredRecords[RecordKind];
+      message: RelayMessage;
+      visitor: string | undefined;
+      /** Where the calls come from: stored as accepted, or mapped afresh from the raw webhook. */
+      from: "stored" | "mapped";
+    }
+  | Extract<ReplayResult, { ok: false }>;
+
+/**
+ * The one place that decides what a replay sends, shared by the replay and its preview: a
+ * queued message as it was accepted; a raw body (quarantine, too-large dead letters) through
+ * intake and the transform of today's code and settings.
+ */
+async function planReplay(
+  env: Env,
+  settings: Settings,
+  kind: RecordKind,
+  id: string,
+  now: number,
+): Promise<ReplayPlan> {
+  const read = await getRecord(env.DEDUP, kind, id);
+  if (!read.ok) {
+    return read.reason === "not-found"
+      ? { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` }
+      : { ok: false, id, reason: "malformed-record", issues: read.issues };
+  }
+  const record: StoredRecords[RecordKind] = read.record;
+  if ("rawMessage" in record && record.rawMessage !== undefined) {
+    return {
+      ok: false,
+      id,
+      reason: "not-replayable",
+      detail: "a malformed queue message has no event to send",
+    };
+  }
+  if ("message" in record && record.message) {
+    return {
+      ok: true,
+      record,
+      message: record.message,
+      visitor: visitorOfCalls(record.message),
+      from: "stored",
+    };
+  }
+  const source = resolveSource(settings, record.source);
+  if (!source) return { ok: false, id, reason: "unknown-source", detail: record.source };
+  const prepared = await prepareEvent(record.rawBody ?? "", source, now);
+  if (!prepared.ok) {
+    return prepared.reason === "invalid"
+      ? { ok: false, id, reason: "invalid", issues: prepared.issues }
+      : { ok: false, id, reason: "event-too-large", detail: prepared.detail };
+  }
+  return {
+    ok: true,
+    record,
+    message: prepared.message,
+    visitor: visitorOf(prepared.webhook),
+    from: "mapped",
+  };
+}
+
 /**
  * Re-enqueue one stored entry. The dedup marker is not consulted: replay exists to send again
  * what the edge once accepted. A raw body (quarantine, too-large dead letters) goes through
@@ -44,13 +110,9 @@ export async function replayRecord(
   now: number,
   waitUntil: (promise: Promise<unknown>) => void,
 ): Promise<ReplayResult> {
-  const read = await getRecord(env.DEDUP, kind, id);
-  if (!read.ok) {
-    return read.reason === "not-found"
-      ? { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` }
-      : { ok: false, id, reason: "malformed-record", issues: read.issues };
-  }
-  const record: StoredRecords[RecordKind] = read.record;
+  const plan = await planReplay(env, settings, kind, id, now);
+  if (!plan.ok) return plan;
+  const { record, message, visitor } = plan;
   if (record.replayedAt !== undefined) {
     const at = new Date(record.replayedAt).toISOString();
     return {
@@ -59,30 +121,6 @@ export async function replayRecord(
       reason: "already-replayed",
       detail: `replayed at ${at}; delete it if it is done`,
     };
-  }
-  if ("rawMessage" in record && record.rawMessage !== undefined) {
-    return {
-      ok: false,
-      id,
-      reason: "not-replayable",
-      detail: "a malformed queue message has no event to send",
-    };
-  }
-
-  let message: RelayMessage | undefined = "message" in record ? record.message : undefined;
-  let visitor: string | undefined;
-  if (message) visitor = visitorOfCalls(message);
-  else {
-    const source = resolveSource(settings, record.source);
-    if (!source) return { ok: false, id, reason: "unknown-source", detail: record.source };
-    const prepared = await prepareEvent(record.rawBody ?? "", source, now);
-    if (!prepared.ok) {
-      return prepared.reason === "invalid"
-        ? { ok: false, id, reason: "invalid", issues: prepared.issues }
-        : { ok: false, id, reason: "event-too-large", detail: prepared.detail };
-    }
-    message = prepared.message;
-    visitor = prepared.webhook.visitorId?.trim() || undefined;
   }
 
   const kv = env.DEDUP;
@@ -147,24 +185,18 @@ export type ReplayPreview =
   | {
       ok: true;
       id: string;
-      /** The calls a replay sends now: stored ones as stored, a raw body mapped by today's code and settings. */
+      /** The calls a replay sends now. */
       willSend: unknown[];
-      /** The calls stored with the record, when it holds any. */
-      stored: unknown[] | null;
-      differs: boolean;
+      /** Stored as accepted, or mapped afresh from the raw webhook by today's code and settings. */
+      from: "stored" | "mapped";
       receivedAt: number;
       ageHours: number;
       /** Older than Segment's messageId dedup: Segment will not drop a copy it already has. */
       outsideDedupWindow: boolean;
+      /** False once claimed by an earlier replay. */
       replayable: boolean;
-      note?: string;
     }
-  | {
-      ok: false;
-      id: string;
-      reason: "not-found" | "malformed-record" | "invalid" | "unknown-source" | "event-too-large";
-      detail: string;
-    };
+  | Extract<ReplayResult, { ok: false }>;
 
 /** What a replay of the record would send, sending nothing. */
 export async function previewReplay(
@@ -174,42 +206,17 @@ export async function previewReplay(
   id: string,
   now: number,
 ): Promise<ReplayPreview> {
-  const read = await getRecord(env.DEDUP, kind, id);
-  if (!read.ok) {
-    const detail = read.reason === "not-found" ? `no ${kind} entry ${id}` : JSON.stringify(read.issues);
-    return { ok: false, id, reason: read.reason, detail };
-  }
-  const record: StoredRecords[RecordKind] = read.record;
-  const ageHours = Math.round(((now - record.receivedAt) / 3_600_000) * 10) / 10;
-  const base = {
-    ok: true as const,
-    id,
-    receivedAt: record.receivedAt,
-    ageHours,
-    outsideDedupWindow: now - record.receivedAt > SEGMENT_DEDUP_WINDOW_MS,
-    replayable:
-      record.replayedAt === undefined && !("rawMessage" in record && record.rawMessage !== undefined),
-  };
-  const message = "message" in record ? record.message : undefined;
-  if (message) {
-    const stored = message.calls.map((call) => JSON.parse(call) as unknown);
-    const note = "a queued event is replayed with the calls it was accepted with";
-    return { ...base, willSend: stored, stored, differs: false, note };
-  }
-  if (record.rawBody === undefined)
-    return { ...base, willSend: [], stored: null, differs: false, replayable: false };
-  const source = resolveSource(settings, record.source);
-  if (!source) return { ok: false, id, reason: "unknown-source", detail: record.source };
-  const prepared = await prepareEvent(record.rawBody, source, now);
-  if (!prepared.ok) {
-    const detail = prepared.reason === "invalid" ? JSON.stringify(prepared.issues) : prepared.detail;
-    return { ok: false, id, reason: prepared.reason, detail };
-  }
+  const plan = await planReplay(env, settings, kind, id, now);
+  if (!plan.ok) return plan;
+  const { receivedAt, replayedAt } = plan.record;
   return {
-    ...base,
-    willSend: prepared.calls,
-    stored: null,
-    differs: false,
-    note: "mapped afresh from the raw webhook",
+    ok: true,
+    id,
+    willSend: plan.message.calls.map((call) => JSON.parse(call) as unknown),
+    from: plan.from,
+    receivedAt,
+    ageHours: Math.round(((now - receivedAt) / 3_600_000) * 10) / 10,
+    outsideDedupWindow: now - receivedAt > SEGMENT_DEDUP_WINDOW_MS,
+    replayable: replayedAt === undefined,
   };
 }

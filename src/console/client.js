@@ -295,20 +295,15 @@
       );
     }
     if (!body.replayable)
-      content.push(
-        el("p", { class: "bad" }, "This record cannot be replayed (already replayed, or nothing to send)."),
-      );
-    if (body.note) content.push(el("p", {}, `The replay sends what is below: ${body.note}.`));
-    if (body.stored && body.differs) {
-      content.push(
-        el(
-          "div",
-          { class: "side" },
-          el("div", {}, ...block("Will send (current mapping)", body.willSend)),
-          el("div", {}, ...block("Stored", body.stored)),
-        ),
-      );
-    } else content.push(...block("Will send", body.willSend));
+      content.push(el("p", { class: "bad" }, "An earlier replay already claimed this record."));
+    const from =
+      body.from === "stored"
+        ? "the calls it was accepted with"
+        : "mapped afresh from the raw webhook by today's code";
+    content.push(
+      el("p", {}, `The replay sends what is below: ${from}.`),
+      ...block("Will send", body.willSend),
+    );
     openDialog("Replay preview", content, body.replayable ? "Replay" : "", async () => {
       const result = await api(`/admin/dead-letters/${encodeURIComponent(id)}/replay`, {
         method: "POST",

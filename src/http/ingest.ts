@@ -49,12 +49,13 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const config = loadSettings(c.env);
   if (!config.ok) return fail(config);
   const settings = config.settings;
-  const alerts = (): AlertScope => ({
+  // What alerts and drift need: they record in the background, never on the answer's path.
+  const scope: AlertScope = {
     kv: c.env.DEDUP,
     settings,
     waitUntil: (promise) => c.executionCtx.waitUntil(promise),
-    now: Date.now(),
-  });
+    now: started,
+  };
   const source = resolveSource(settings, sourceName);
   if (!source) return fail({ reason: "unknown-source", source: sourceName });
   if (source.tokens.length === 0) {
@@ -95,7 +96,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       log("error", "quarantine-write-failed", { source: source.name, error: String(error) });
       return fail({ reason: "unavailable", store: "kv" });
     }
-    raiseAlert(alerts(), source.name, "invalid-webhooks", {
+    raiseAlert(scope, source.name, "invalid-webhooks", {
       keys: prepared.issues.map((issue) => issue.path || "(body)"),
     });
     return fail({ reason: "invalid", issues: prepared.issues });
@@ -107,17 +108,12 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     if (!prepared.entry) {
       log("warn", "unmapped-event", { source: source.name, event: webhook.event, uniqueId: eventId });
       const example = { event: webhook.event, uniqueId: eventId };
-      raiseAlert(alerts(), source.name, "unknown-event", { name: webhook.event, example });
+      raiseAlert(scope, source.name, "unknown-event", { name: webhook.event, example });
+      noteDrift(scope, { source: source.name, kind: "event", event: webhook.event });
     }
     if (prepared.warnings.length > 0) logged.warnings = prepared.warnings;
-    const drift = {
-      kv: c.env.DEDUP,
-      waitUntil: (p: Promise<unknown>) => c.executionCtx.waitUntil(p),
-      now: receivedAt,
-    };
-    if (!prepared.entry) noteDrift(drift, { source: source.name, kind: "event", event: webhook.event });
     for (const key of unknownPropertyKeys(prepared.entry, webhook.properties)) {
-      noteDrift(drift, { source: source.name, kind: "property", event: webhook.event, key });
+      noteDrift(scope, { source: source.name, kind: "property", event: webhook.event, key });
     }
   }
 
@@ -173,7 +169,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       return fail({ reason: "unavailable", store: "kv" });
     }
     logged.deadLetterId = letter.id;
-    raiseAlert(alerts(), source.name, "dead-letters", {
+    raiseAlert(scope, source.name, "dead-letters", {
       example: { event: webhook.event, uniqueId: eventId },
       keys: [letter.reason],
     });
