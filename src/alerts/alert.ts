@@ -29,6 +29,14 @@ export interface AlertTally {
   /** The unknown event name; the last Segment status for delivery alerts. */
   name?: string;
   lastStatus?: number | null;
+  /** unknown-event: the new names (the renderer caps the list). */
+  names?: string[];
+  /** Names the caller already left out. */
+  moreNames?: number;
+  /** Drift entries that gave way to newer ones since the last alert. */
+  evicted?: number;
+  /** Occurrences counted while sends failed. */
+  held?: number;
 }
 
 export const MAX_EXAMPLES = 5;
