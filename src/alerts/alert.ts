@@ -68,7 +68,7 @@ const SUMMARY: Record<AlertKind, (source: string, tally: AlertTally) => string> 
   "invalid-webhooks": (source, t) =>
     `${t.count} webhook(s) to source "${source}" could not be mapped and were quarantined (${breakdownText(t.breakdown)}).`,
   "unknown-event": (source, t) =>
-    `Source "${source}" received an event the relay does not know: "${t.name}" (${t.count} so far). It is forwarded as an unmapped track; Pendo may have added it.`,
+    `Source "${source}" received ${t.count} event name(s) the relay does not know: ${(t.names ?? []).join(", ")}${t.moreNames ? ` (and ${t.moreNames} more)` : ""}. They are forwarded as unmapped tracks; Pendo may have added them.`,
   "delivery-failing": (source, t) =>
     `Segment has answered nothing but failures for source "${source}" since ${new Date(t.since).toISOString()} (last status ${t.lastStatus ?? "none: no answer"}). Events wait on the queue and are retried.`,
   "delivery-recovered": (source, t) =>

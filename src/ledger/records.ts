@@ -143,7 +143,7 @@ const COLUMNS =
 /** The statement that stores one record; run alone or inside a batch with its counters. */
 export function insertRecord(db: D1Database, record: LedgerRecord, conflict = ""): D1PreparedStatement {
   return db
-    .prepare(`INSERT ${conflict} INTO records (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    .prepare(`INSERT ${conflict ? `${conflict} ` : ""}INTO records (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
     .bind(
       record.id,
       record.kind,
