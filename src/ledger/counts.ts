@@ -21,7 +21,10 @@ export interface CountDelta {
 
 /** Sums deltas per row in memory first: one row written per (hour, source, event), not per event. */
 export function countRows(deltas: readonly CountDelta[]) {
-  const rows = new Map<string, { hour: number; source: string; event: string; counts: number[]; last: number }>();
+  const rows = new Map<
+    string,
+    { hour: number; source: string; event: string; counts: number[]; last: number }
+  >();
   for (const delta of deltas) {
     const hour = hourOf(delta.at);
     const key = `${hour}\n${delta.source}\n${delta.event}`;
@@ -36,7 +39,10 @@ export function countRows(deltas: readonly CountDelta[]) {
   return [...rows.values()].map((row) => [row.hour, row.source, row.event, ...row.counts, row.last]);
 }
 
-export function countStatement(db: D1Database, deltas: readonly CountDelta[]): D1PreparedStatement | undefined {
+export function countStatement(
+  db: D1Database,
+  deltas: readonly CountDelta[],
+): D1PreparedStatement | undefined {
   if (deltas.length === 0) return undefined;
   return db
     .prepare(
