@@ -127,7 +127,9 @@ describe("names a sender invents", () => {
     expect(evicted?.count).toBeGreaterThan(0);
     // Counters: invented names share one row per hour, never one each.
     const counted = await db
-      .prepare("SELECT event, sum(delivered) AS delivered FROM counts WHERE source = ? GROUP BY event")
+      .prepare(
+        "SELECT e.key AS event, sum(e.value ->> 0) AS delivered FROM counts, json_each(counts.events) AS e WHERE source = ? GROUP BY e.key",
+      )
       .bind(source)
       .all<{ event: string; delivered: number }>();
     expect(counted.results).toHaveLength(2);
