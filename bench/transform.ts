@@ -1,6 +1,6 @@
 /** Transform cost: validate + map per event in workerd, beside JSON.parse + JSON.stringify. */
 import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
 import guideDisplayed from "../src/pendo/examples/guideDisplayed.json";
 import trackEventReceived from "../src/pendo/examples/trackEventReceived.json";
@@ -39,7 +39,11 @@ export async function benchTransform(): Promise<TransformFigures[]> {
     mainFields: ["module", "main"],
   });
   const script = bundle.outputFiles[0]?.text ?? "";
-  const mf = new Miniflare({ modules: true, script, compatibilityDate: "2026-04-20" });
+  // Miniflare 5 takes a list of workers with a config each; the converter keeps the one-script form.
+  // The date is wrangler.toml's compatibility_date, so the bench runs the Worker's semantics.
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({ modules: true, script, compatibilityDate: "2026-11-17" }),
+  );
   const sets = [
     { set: "published examples (3)", payloads: [guideDisplayed, trackEventReceived, visitorCreated] },
     {

@@ -116,8 +116,10 @@ export const SettingsSchema = v.object({
   MAX_BODY_BYTES: integer(262_144, 1_024, 1_048_576),
   SEGMENT_TIMEOUT_MS: integer(10_000, 100, 60_000),
   RETRY_BASE_SECONDS: integer(30, 1, 3_600),
-  // Cloudflare Queues caps a retry delay at 12 hours (43,200 s).
-  RETRY_MAX_SECONDS: integer(21_600, 1, 43_200),
+  // Cloudflare Queues caps a retry delay at 24 hours (86,400 s), raised from 12 hours in 2026
+  // (developers.cloudflare.com/queues/configuration/batching-retries; cloudflare-docs PRs 28335,
+  // 28737); miniflare's local queue broker enforces the same 86,400 s maximum.
+  RETRY_MAX_SECONDS: integer(21_600, 1, 86_400),
   // Must equal `max_retries` of the pendo-events consumer in wrangler.toml (a test holds them together).
   MAX_RETRIES: integer(20, 0, 100),
   // Queues deletes a message older than its retention, retried or not: the Workers Free plan keeps
@@ -274,7 +276,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
     kind: "var",
     description: "Backoff base: the first retry waits between half of it and all of it.",
   },
-  RETRY_MAX_SECONDS: { kind: "var", description: "Backoff cap (Queues allows at most 43,200 s)." },
+  RETRY_MAX_SECONDS: { kind: "var", description: "Backoff cap (Queues allows at most 86,400 s, 24 h)." },
   MAX_RETRIES: {
     kind: "var",
     description: "Retries before an event becomes a dead letter. Must equal `max_retries` in wrangler.toml.",
