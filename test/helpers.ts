@@ -39,12 +39,11 @@ export interface CallOptions {
   path?: string;
   headers?: Record<string, string>;
   env?: Partial<Env>;
+  /** Also put what the edge enqueued on the real queue, for its consumer to deliver. */
+  toQueue?: boolean;
 }
 
-/**
- * Calls the Worker's fetch handler with the test env, the real queue binding wrapped in a spy:
- * what the edge enqueued is visible, and it still reaches the real queue.
- */
+/** Posts a webhook to the Worker's fetch handler; what it enqueued is in the answer (see callWorker). */
 export async function postWebhook(body: unknown, options: CallOptions = {}) {
   const token = options.token === undefined ? TOKEN : options.token;
   const url = new URL(`https://relay.test${options.path ?? "/pendo"}`);
@@ -56,11 +55,18 @@ export async function postWebhook(body: unknown, options: CallOptions = {}) {
     headers,
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
-  return callWorker(request, options.env);
+  return callWorker(request, options.env, options.toQueue);
 }
 
-export async function callWorker(request: Request, overrides: Partial<Env> = {}) {
-  const send = vi.fn((body: string, options?: QueueSendOptions) => env.EVENTS.send(body, options));
+/**
+ * Calls the Worker with the test env; the queue binding is a spy that records what was enqueued.
+ * Only with `toQueue` does a message also reach the real queue: otherwise its consumer would
+ * deliver (and log) after the test file has ended, which vitest reports as a teardown error.
+ */
+export async function callWorker(request: Request, overrides: Partial<Env> = {}, toQueue = false) {
+  const send = vi.fn((body: string, options?: QueueSendOptions) =>
+    toQueue ? env.EVENTS.send(body, options) : Promise.resolve(),
+  );
   const testEnv = { ...env, EVENTS: { ...env.EVENTS, send }, ...overrides } as Env;
   const ctx = createExecutionContext();
   const response = await worker.fetch(request, testEnv, ctx);

@@ -21,7 +21,7 @@ function seeded(seed: number) {
 
 // The Worker's fetch handler called directly with the real bindings: the pool's loopback
 // (exports.default.fetch) slows down with every request made, which a 1,000-webhook run feels.
-const send = async (body: unknown) => (await postWebhook(body)).response;
+const send = async (body: unknown) => (await postWebhook(body, { toQueue: true })).response;
 
 const SCENARIO_SIZE = 1_000;
 
