@@ -166,3 +166,43 @@ browserTest("takes the token from the URL fragment, and fits a phone-width scree
   assert.deepEqual(errors, []);
   await page.close();
 });
+
+browserTest(
+  "reads a token link pasted into an open tab, refuses an unreadable one, shows bidi characters",
+  async () => {
+    assert.ok(available, HOW_TO_INSTALL);
+    // An unknown event whose name would read backwards past U+202E: drift lists it.
+    const hostile = `invoice\u202Efdp.exe-${Date.now()}`;
+    assert.equal((await post({ ...sampleWebhook("guideDisplayed"), event: hostile })).status, 202);
+    await waitFor(
+      "the drift entry",
+      async () => {
+        const drift = (await (await admin("/drift")).json()) as { entries: { event: string }[] };
+        return drift.entries.some((e) => e.event === hostile) ? true : undefined;
+      },
+      30_000,
+    );
+
+    const { page, errors } = await openConsole();
+    await page.goto(`${local.url}/console`);
+    await page.getByLabel("Admin token").waitFor();
+    // The fragment changes with no load: a link pasted into the open tab.
+    await page.evaluate('location.hash = "#token=%E0%A4%A"');
+    await page.getByText("That link's token could not be read").waitFor();
+    assert.equal(new URL(page.url()).hash, "", "an unreadable token leaves the address bar too");
+    assert.equal(await section(page, "Status").isVisible(), false);
+    await page.evaluate(`location.hash = "#token=${LOCAL_ADMIN_TOKEN}"`);
+    await section(page, "Status").getByText("Relay ok").waitFor();
+    assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
+
+    // The name is shown with its override written out, so it cannot reorder the row.
+    const shown = hostile.replace("\u202E", "\\u202E");
+    const cell = section(page, "Drift").getByRole("cell", { name: shown, exact: true });
+    await cell.waitFor();
+    assert.equal(await cell.textContent(), shown);
+    const pageText = (await page.evaluate("document.body.textContent")) as string;
+    assert.ok(!pageText.includes("\u202E"), "no raw U+202E anywhere on the page");
+    assert.deepEqual(errors, []);
+    await page.close();
+  },
+);

@@ -48,6 +48,19 @@ describe("console", () => {
     }
   });
 
+  it("opens with the Overview, and its script draws without inline style (the CSP forbids it)", async () => {
+    const html = await (await raw("/console")).text();
+    const sections = [...html.matchAll(/<section id="([^"]+)"/g)].map((m) => m[1]);
+    expect(sections.slice(0, 3)).toEqual(["signin", "overview", "status"]);
+    expect(html).toMatch(/<nav aria-label="Sections"><a href="#overview">Overview<\/a>/);
+    const script = await (await raw("/console/app.js")).text();
+    expect(script).toContain('api("/admin/overview?hours=24")');
+    expect(script).toContain('api("/admin/overview?hours=168")');
+    expect(script).not.toMatch(
+      /\.style\b|["']style["']|innerHTML|insertAdjacentHTML|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
+    );
+  });
+
   it("does not exist while ADMIN_TOKEN is unset", async () => {
     for (const path of ["/console", "/console/app.js"]) {
       const response = await raw(path, { ADMIN_TOKEN: undefined });
