@@ -1,8 +1,9 @@
 /**
  * The operator console in a real browser: Debian's Chromium driven by playwright-core, against
  * the real `wrangler dev` and the Segment stand-in. Signs in, finds a dead letter, previews and
- * replays it and checks Segment got it; reads the quarantine and the playground; and checks the
- * page raised no script error and asked no other origin for anything.
+ * replays it and checks Segment got it; reads the quarantine and the playground; reads token links
+ * and shows bidi characters written out; draws the Overview; and checks the page raised no script
+ * error and asked no other origin for anything.
  *
  * Chromium: `apt-get install chromium` (as .ci/run does), or CHROMIUM_PATH. Without it the test
  * fails in CI and, elsewhere, is skipped with that instruction printed: never a silent pass.
@@ -206,3 +207,80 @@ browserTest(
     await page.close();
   },
 );
+
+browserTest("draws the Overview from /admin/overview's answer, with or without queue metrics", async () => {
+  assert.ok(available, HOW_TO_INSTALL);
+  const hour = (ago: number) => new Date(Math.floor(Date.now() / 3_600_000 - ago) * 3_600_000).toISOString();
+  const counts = (delivered: number, deadLettered: number, dropped = 0, refused = 0) => ({
+    delivered,
+    deadLettered,
+    dropped,
+    refused,
+  });
+  const answer = (hours: number, backlog: unknown, backlogNote?: string) => ({
+    from: new Date(Date.now() - hours * 3_600_000).toISOString(),
+    to: new Date().toISOString(),
+    totals: [
+      { source: "default", event: "guideDisplayed", ...counts(40, 2, 1), lastSeen: hour(0) },
+      { source: "default", event: "evil\u202Eexe", ...counts(3, 0), lastSeen: null },
+    ],
+    hours: [
+      { hour: hour(0), source: "default", event: "guideDisplayed", ...counts(30, 2, 1) },
+      { hour: hour(3), source: "default", event: "guideDisplayed", ...counts(10, 0) },
+      { hour: hour(100), source: "default", event: "evil\u202Eexe", ...counts(3, 0) },
+    ],
+    backlog,
+    ...(backlogNote ? { backlogNote } : {}),
+  });
+  const { page, errors } = await openConsole(390);
+  let backlog: unknown = null;
+  // The page asks its own origin; only the answer is made up, to the contract main serves.
+  await page.route(/\/admin\/overview\?hours=\d+$/, (route) => {
+    const hours = Number(new URL(route.request().url()).searchParams.get("hours"));
+    return route.fulfill({
+      json: answer(hours, backlog, backlog ? undefined : "this runtime offers no queue metrics"),
+    });
+  });
+  await page.goto(`${local.url}/console#token=${LOCAL_ADMIN_TOKEN}`);
+  const overview = section(page, "Overview");
+  await overview.getByText("Queue backlog: not shown").waitFor();
+  assert.equal(
+    await overview.getByText(/^Queue backlog/).textContent(),
+    "Queue backlog: not shown: this platform offers no queue metrics (the relay says: this runtime offers no queue metrics).",
+  );
+  const day = overview.locator("figure").filter({ hasText: "Last 24 hours" });
+  const week = overview.locator("figure").filter({ hasText: "Last 7 days" });
+  assert.equal(
+    await day.locator("figcaption").textContent(),
+    "Last 24 hours: delivered 40, dead-lettered 2, dropped 1, refused 0",
+  );
+  assert.equal(
+    await week.locator("figcaption").textContent(),
+    "Last 7 days: delivered 43, dead-lettered 2, dropped 1, refused 0",
+  );
+  // Stacked bars: hour 0 has three outcomes, hour 3 one; the 7-day chart also hour 100.
+  assert.equal(await day.locator("rect.bar").count(), 4);
+  assert.equal(await week.locator("rect.bar").count(), 5);
+  assert.equal(await overview.locator("[style]").count(), 0, "no inline style: the CSP would block it");
+  const rows = overview.getByRole("row");
+  assert.deepEqual((await rows.nth(1).getByRole("cell").allTextContents()).slice(0, 5), [
+    "default",
+    "40",
+    "2",
+    "1",
+    "0",
+  ]);
+  await overview.getByRole("rowheader", { name: "evil\\u202Eexe" }).waitFor();
+  const overflow = (await page.evaluate(
+    "document.documentElement.scrollWidth - window.innerWidth",
+  )) as number;
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
+
+  backlog = { messages: 12, bytes: 3400, oldestAt: "2026-11-30T05:00:00.000Z" };
+  await page.reload();
+  await overview
+    .getByText("Queue backlog: 12 message(s), 3400 bytes, the oldest from 2026-11-30 05:00:00 UTC.")
+    .waitFor();
+  assert.deepEqual(errors, []);
+  await page.close();
+});

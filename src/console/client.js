@@ -271,8 +271,10 @@ const consolePure = (() => {
     const backlog = overview.backlog;
     if (!backlog) {
       return (
-        "Queue backlog: not shown, because this platform offers no queue metrics (the local simulator does not)" +
-        (overview.backlogNote ? `: ${overview.backlogNote}.` : ".")
+        "Queue backlog: not shown: this platform offers no queue metrics " +
+        (overview.backlogNote
+          ? `(the relay says: ${overview.backlogNote}).`
+          : "(the local simulator, for one).")
       );
     }
     return (
