@@ -1,4 +1,4 @@
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
 // Tests run inside workerd with the KV namespace and queues declared in wrangler.toml. Secrets
@@ -15,13 +15,16 @@ export const TEST_BINDINGS = {
   SEGMENT_TIMEOUT_MS: "1000",
 };
 
+// The real migrations, applied to the test database by test/setup.ts before any test runs.
+const migrations = await readD1Migrations("./migrations");
+
 export default defineConfig({
   plugins: [
     cloudflareTest({
       main: "./src/index.ts",
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
-        bindings: TEST_BINDINGS,
+        bindings: { ...TEST_BINDINGS, TEST_MIGRATIONS: migrations },
         // Same consumers as wrangler.toml but a 1 s batch window, so producer-to-consumer tests
         // wait one second instead of five.
         queueConsumers: {
@@ -31,7 +34,7 @@ export default defineConfig({
             maxRetries: 20,
             deadLetterQueue: "pendo-events-dlq",
           },
-          "pendo-events-dlq": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 50 },
+          "pendo-events-dlq": { maxBatchSize: 1, maxBatchTimeout: 1, maxRetries: 50 },
         },
       },
     }),

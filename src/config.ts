@@ -109,7 +109,6 @@ export const SettingsSchema = v.object({
   EVENT_NAMES: v.optional(v.picklist(EVENT_NAMING_VALUES, "must be one of pendo, legacy, segment"), "pendo"),
   TRACK_EVENTS: v.optional(v.picklist(TRACK_EVENT_VALUES, "must be wrapped or unwrap"), "wrapped"),
   HONOR_DO_NOT_PROCESS: flag(true),
-  DO_NOT_PROCESS_REFRESH_SECONDS: integer(300, 10, 86_400),
   DEDUP_MODE: v.optional(v.picklist(DEDUP_MODE_VALUES, "must be kv or off"), "kv"),
   // 7 days: Pendo does not document its redelivery window; a week covers any plausible one.
   DEDUP_TTL_SECONDS: integer(604_800, 60, 31_536_000),
@@ -248,12 +247,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   HONOR_DO_NOT_PROCESS: {
     kind: "var",
     description:
-      "Drop a visitor's events after `visitorDoNotProcessUpdated` sets the flag, until it is cleared.",
-  },
-  DO_NOT_PROCESS_REFRESH_SECONDS: {
-    kind: "var",
-    description:
-      "How often each isolate re-lists the do-not-process flags set elsewhere (one KV list each time; the Free plan allows 1,000 a day).",
+      "Drop a visitor's events after `visitorDoNotProcessUpdated` sets the flag, until it is cleared. Flags live in the ledger, ordered by Pendo's event time, and the consumer applies them to every batch: a change takes effect from the next batch, in every isolate.",
   },
   DEDUP_MODE: {
     kind: "var",
@@ -266,7 +260,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   },
   DEAD_LETTER_TTL_SECONDS: {
     kind: "var",
-    description: "How long dead letters and quarantined webhooks are kept.",
+    description: "How long dead letters and quarantined webhooks are kept (the cron purges older ones).",
   },
   MAX_BODY_BYTES: {
     kind: "var",
@@ -303,7 +297,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   ALERT_INTERVAL_SECONDS: {
     kind: "var",
     description:
-      "At most one alert per kind and source this often; what is held back is counted in the next. Unknown event names: once per name per day.",
+      "At most one alert per kind and source this often, across all isolates (the ledger decides); what is held back is counted in the next. A failed send is retried after a minute, doubling up to this.",
   },
   ALERT_FAILING_SECONDS: {
     kind: "var",

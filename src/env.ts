@@ -6,7 +6,10 @@ import type { SettingName } from "./config";
  * here; `config.ts` is the one place that turns them into typed settings.
  */
 export type Env = {
+  /** Dedup markers, and dead letters the ledger could not take (docs/operations.md#kv-layout). */
   DEDUP: KVNamespace;
+  /** The ledger: records, flags, drift, alerts, counters (migrations/). */
+  LEDGER: D1Database;
   /** Queue messages are text (see queue/message.ts). */
   EVENTS: Queue<string>;
 } & Partial<Record<SettingName, string>>;

@@ -2,6 +2,7 @@ import { consumeEvents } from "./delivery/consumer";
 import { consumeDeadLetters } from "./delivery/deadLetterConsumer";
 import type { Env } from "./env";
 import { createApp } from "./http/app";
+import { runScheduled } from "./ledger/cron";
 
 const app = createApp();
 
@@ -13,5 +14,8 @@ export default {
     // One Worker consumes both queues; the dead-letter queue is the one named *-dlq.
     if (batch.queue.endsWith("-dlq")) await consumeDeadLetters(batch, env, ctx);
     else await consumeEvents(batch, env, ctx);
+  },
+  async scheduled(controller, env, ctx) {
+    await runScheduled(env, ctx, controller.scheduledTime);
   },
 } satisfies ExportedHandler<Env, unknown>;

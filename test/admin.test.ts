@@ -1,14 +1,41 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { KEY_PREFIX } from "../src/kv/keys";
-import { deadLetterOf, putDeadLetter } from "../src/kv/records";
-import { ADMIN_TOKEN, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
-import { seedDeadLetter, seedQuarantine } from "./messages";
+import type { Env } from "../src/env";
+import worker from "../src/index";
+import { deadLetterOf, insertRecord, newRecordId } from "../src/ledger/records";
+import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
+import { quarantined, relayMessage, seedDeadLetter, seedQuarantine } from "./messages";
+import { useSegmentStandIn } from "./standin";
 
 const seed = (reason: "segment-refused" | "segment-rejected", event = "guideDisplayed") =>
   seedDeadLetter({ reason, event });
 
-import { useSegmentStandIn } from "./standin";
+/** A row this relay never wrote: its attempts column holds text, so it fails the row schema. */
+async function insertMalformedRow(event: string): Promise<string> {
+  const id = newRecordId(Date.now(), "default", "broken");
+  await env.LEDGER.prepare(
+    `INSERT INTO records (id, kind, state, reason, source, event, event_id, attempts, detail, received_at, created_at)
+     VALUES (?, 'dead-letters', 'stored', 'segment-refused', 'default', ?, 'broken', 'several', '', ?, ?)`,
+  )
+    .bind(id, event, Date.now(), Date.now())
+    .run();
+  return id;
+}
+
+/** A queue binding that keeps what is sent instead of delivering it. */
+function keptQueue() {
+  const bodies: unknown[] = [];
+  const queue = {
+    send: async (body: unknown) => {
+      bodies.push(body);
+    },
+    sendBatch: async (messages: Iterable<{ body: unknown }>) => {
+      for (const message of messages) bodies.push(message.body);
+    },
+  } as unknown as Queue<string>;
+  return { queue, bodies };
+}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -64,11 +91,20 @@ describe("dead letters", () => {
     const shown = await one.clone().text();
     for (const secret of [WRITE_KEY, TOKEN, ADMIN_TOKEN, btoa(`${WRITE_KEY}:`)])
       expect(shown).not.toContain(secret);
-    expect(await one.json()).toMatchObject({
+    const view = (await one.json()) as Record<string, unknown>;
+    expect(view).toMatchObject({
       id: refused.id,
+      kind: "dead-letters",
+      state: "stored",
       reason: "segment-refused",
+      eventId: refused.message.eventId,
       message: refused.message,
+      messageIds: refused.message.calls.map((call) => JSON.parse(call).messageId),
     });
+    expect(view.lastFailureAt).toEqual(expect.any(Number));
+    // The message is shown decoded, never in its queue encoding; no body, no body fields.
+    for (const gone of ["rawMessage", "replayedAt", "rawBody", "rawBodyBase64", "body", "createdAt"])
+      expect(view).not.toHaveProperty(gone);
     expect((await admin("/dead-letters/0000000000000-default.nope.0000")).status).toBe(404);
     expect((await admin("/dead-letters/not-an-id")).status).toBe(404);
   });
@@ -105,23 +141,7 @@ describe("dead letters", () => {
     const event = `bulk-${crypto.randomUUID().slice(0, 8)}`;
     const good = await seed("segment-refused", event);
     // A record this relay never wrote, listed under the same filter.
-    const broken = deadLetterOf(
-      {
-        reason: "segment-refused",
-        source: "default",
-        eventId: "x",
-        event,
-        attempts: 1,
-        lastStatus: 401,
-        detail: "",
-        receivedAt: Date.now(),
-      },
-      Date.now(),
-    );
-    await putDeadLetter(env.DEDUP, broken, 3_600);
-    await env.DEDUP.put(`${KEY_PREFIX.deadLetter}${broken.id}`, '{"not":"a dead letter"}', {
-      metadata: { at: Date.now(), source: "default", event, reason: "segment-refused" },
-    });
+    const broken = { id: await insertMalformedRow(event) };
     const response = await admin(`/dead-letters/replay?event=${event}`, { method: "POST" });
     expect(response.status).toBe(200);
     const body = (await response.json()) as {
@@ -138,6 +158,17 @@ describe("dead letters", () => {
     );
   });
 
+  it("answers 422 for a stored row that does not match the schema, to read or to replay", async () => {
+    const id = await insertMalformedRow(`broken-${crypto.randomUUID().slice(0, 8)}`);
+    const read = await admin(`/dead-letters/${id}`);
+    expect(read.status).toBe(422);
+    expect(await read.json()).toMatchObject({ error: "malformed-record" });
+    const replay = await admin(`/dead-letters/${id}/replay`, { method: "POST" });
+    expect(replay.status).toBe(422);
+    expect(await replay.json()).toMatchObject({ error: "malformed-record", ok: false });
+    expect((await admin(`/dead-letters/${id}/preview`)).status).toBe(422);
+  });
+
   it("scans past pages of records that do not match, up to its limit", async () => {
     useSegmentStandIn();
     const event = `paged-${crypto.randomUUID().slice(0, 8)}`;
@@ -152,23 +183,62 @@ describe("dead letters", () => {
     expect((await admin(`/dead-letters/${wanted.id}`)).status).toBe(404);
   });
 
-  it("does not send a stored event of a visitor flagged do-not-process since, and removes it", async () => {
-    const { spy } = useSegmentStandIn();
+  it("replays an event of a visitor flagged since, and the consumer drops it unsent", async () => {
+    // Replay no longer reads the flags: the consumer checks every batch, replays included.
+    const { standIn } = useSegmentStandIn();
     const visitor = `dnp-replay-${crypto.randomUUID()}`;
-    const letter = await seedDeadLetter({
-      webhook: { ...withUniqueId(PUBLISHED.guideDisplayed), visitorId: visitor },
-    });
+    const message = {
+      ...relayMessage({ ...withUniqueId(PUBLISHED.guideDisplayed), visitorId: visitor }),
+      visitor,
+      // After the flag event's time (the published example's, in 2021): the flag applies to it.
+      eventTime: Date.now(),
+    };
+    const letter = deadLetterOf(
+      {
+        reason: "segment-refused",
+        source: "default",
+        eventId: message.eventId,
+        event: message.event,
+        attempts: 1,
+        lastStatus: 401,
+        detail: "seeded",
+        receivedAt: Date.now(),
+        message,
+      },
+      Date.now(),
+    );
+    await insertRecord(env.LEDGER, letter).run();
+    // Neither message reaches the real queue: this test hands them to the consumer itself.
+    const kept = keptQueue();
     const flag = {
       ...withUniqueId(PUBLISHED.visitorCreated),
       visitorId: visitor,
       event: "visitorDoNotProcessUpdated",
       properties: { doNotProcess: true },
     };
-    expect((await postWebhook(flag)).response.status).toBe(202);
-    const replay = await admin(`/dead-letters/${letter.id}/replay`, { method: "POST" });
-    expect(await replay.json()).toMatchObject({ ok: true, status: "dropped", reason: "do-not-process" });
+    expect((await postWebhook(flag, { env: { EVENTS: kept.queue } })).response.status).toBe(202);
+    const replay = await callWorker(
+      new Request(`https://relay.test/admin/dead-letters/${letter.id}/replay`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      }),
+      { EVENTS: kept.queue },
+    );
+    expect(replay.response.status).toBe(202);
+    expect(replay.json).toMatchObject({ ok: true, status: "replayed", eventId: message.eventId });
     expect((await admin(`/dead-letters/${letter.id}`)).status).toBe(404);
-    expect(spy).not.toHaveBeenCalled();
+    expect(kept.bodies).toHaveLength(2);
+
+    const batch = createMessageBatch<unknown>(
+      "pendo-events",
+      kept.bodies.map((body, i) => ({ id: `dnp-${i}`, timestamp: new Date(), attempts: 1, body })),
+    );
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env as Env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(2);
+    const replayedId = JSON.parse(message.calls[0] as string).messageId;
+    expect(standIn.messageIds).not.toContain(replayedId);
+    expect(standIn.messageIds).toContain(`pendo:default:${flag.uniqueId}:track`);
   });
 
   it("deletes one", async () => {
@@ -181,17 +251,21 @@ describe("dead letters", () => {
 
 describe("quarantine", () => {
   it("replay re-runs validation: still invalid stays, with its issues", async () => {
-    const body = JSON.stringify({ event: "", visitorId: "v" });
+    const body = JSON.stringify({ event: "", visitorId: `v-${crypto.randomUUID()}` });
     await postWebhook(body);
-    const list = (await (await admin("/quarantine?limit=500")).json()) as { entries: { id: string }[] };
-    const ids = list.entries.map((entry) => entry.id);
-    const details = await Promise.all(
-      ids.map(
-        async (id) => (await (await admin(`/quarantine/${id}`)).json()) as { rawBody: string; id: string },
-      ),
-    );
-    const entry = details.find((d) => d.rawBody === body);
-    expect(entry).toBeDefined();
+    const stored = (await quarantined()).find((record) => record.rawBody === body);
+    expect(stored).toBeDefined();
+    const detail = await admin(`/quarantine/${stored?.id}`);
+    expect(await detail.json()).toMatchObject({
+      id: stored?.id,
+      kind: "quarantine",
+      reason: "invalid",
+      state: "stored",
+      rawBody: body,
+      rawBodyBase64: btoa(body),
+      issues: [{ path: "event" }],
+    });
+    const entry = stored;
     const replay = await admin(`/quarantine/${entry?.id}/replay`, { method: "POST" });
     expect(replay.status).toBe(422);
     expect(await replay.json()).toMatchObject({ error: "invalid", issues: [{ path: "event" }] });

@@ -1,12 +1,19 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { AlertBody } from "../src/alerts/alert";
+import { evaluateAlert } from "../src/alerts/notify";
+import { parseSettings } from "../src/config";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import type { RelayMessage } from "../src/queue/message";
 import { SegmentStandIn } from "../standin/segment";
-import { faultyKv } from "./faults";
 import { PUBLISHED, postWebhook, WRITE_KEY, withUniqueId } from "./helpers";
 import { deadLetterFor, queueMessages, relayMessage } from "./messages";
 
@@ -46,15 +53,13 @@ function network(receiverStatus: number | "down" = 200) {
 }
 
 let counter = 0;
-/** A source of its own (its alerts are rate-limited apart from other tests'), with a fresh isolate state. */
+/** A source of its own: its alerts are rate-limited apart from other tests'. */
 function alertingSource(extra: Partial<Env> = {}) {
   counter++;
   const name = `alerts-${counter}-${crypto.randomUUID().slice(0, 6)}`;
   const token = `token-${name}-0123456789`;
   const bindings: Partial<Env> = {
     SOURCES: JSON.stringify({ [name]: { writeKey: WRITE_KEY, tokens: [token], alertWebhookUrl: ALERT_URL } }),
-    // A wrapper of the real namespace: the per-isolate alert state is keyed by it, so it starts empty.
-    DEDUP: faultyKv(env.DEDUP, () => false),
     ...extra,
   };
   return {
@@ -76,6 +81,9 @@ const messageFor = (source: string, webhook: object = withUniqueId(PUBLISHED.gui
   ...relayMessage(webhook),
   source,
 });
+
+/** As the edge marks a message whose event name the catalog does not know. */
+const unmapped = (message: RelayMessage): RelayMessage => ({ ...message, unmapped: true });
 
 function clockAt(ms: number) {
   return vi.spyOn(Date, "now").mockReturnValue(ms);
@@ -115,17 +123,68 @@ describe("alerts", () => {
     ]);
   });
 
-  it("unknown-event: once per name per day, each name on its own", async () => {
+  it("unknown-event: one alert per source per interval, listing the new names", async () => {
     const { alerts } = network();
+    const source = alertingSource({ ALERT_INTERVAL_SECONDS: "60" });
+    const t0 = Date.now();
+    clockAt(t0);
+    const unknown = (event: string) => messageFor(source.name, { ...withUniqueId(PUBLISHED.guideDisplayed), event });
+    await consume([unknown("guideSnoozed"), unknown("guideSnoozed"), unknown("pollSkipped")].map(unmapped), source.bindings);
+    clockAt(t0 + 1_000);
+    await consume([unmapped(unknown("guideTeleported"))], source.bindings);
+    expect(alerts.map((a) => a.body.alert.kind)).toEqual(["unknown-event"]);
+    expect(alerts[0]?.raw).toContain("guideSnoozed");
+    expect(alerts[0]?.raw).toContain("pollSkipped");
+    // The next interval says only what is new since the last alert.
+    clockAt(t0 + 61_000);
+    await consume([unmapped(unknown("guideSnoozed"))], source.bindings);
+    expect(alerts).toHaveLength(2);
+    expect(alerts[1]?.raw).toContain("guideTeleported");
+    expect(alerts[1]?.raw).not.toContain("pollSkipped");
+  });
+
+  it("two isolates deciding at once send one alert", async () => {
+    const { alerts, standIn } = network();
     const source = alertingSource();
-    const unknown = (event: string) => source.post({ ...withUniqueId(PUBLISHED.guideDisplayed), event });
-    await unknown("guideSnoozed");
-    await unknown("guideSnoozed");
-    await unknown("pollSkipped");
-    expect(alerts.map((a) => [a.body.alert.kind, a.body.alert.name])).toEqual([
-      ["unknown-event", "guideSnoozed"],
-      ["unknown-event", "pollSkipped"],
+    standIn.failNext(413);
+    await consume([messageFor(source.name)], source.bindings);
+    alerts.length = 0;
+    // A new dead letter, then two evaluations racing (as two isolates would).
+    standIn.failNext(413);
+    const config = parseSettings({ ...env, ...source.bindings, ALERT_INTERVAL_SECONDS: "60" } as Env);
+    if (!config.ok) throw new Error("settings");
+    const later = Date.now() + 61_000;
+    clockAt(later);
+    await consume([messageFor(source.name)], { ...source.bindings, ALERT_INTERVAL_SECONDS: "60" });
+    alerts.length = 0;
+    await env.LEDGER.prepare("UPDATE alerts SET next_at = 0, covered_to = 0 WHERE source = ?").bind(source.name).run();
+    const scope = { db: env.LEDGER, settings: config.settings, now: later + 1, waitUntil: () => {} };
+    const outcomes = await Promise.all([
+      evaluateAlert(scope, source.name, "dead-letters"),
+      evaluateAlert(scope, source.name, "dead-letters"),
+      evaluateAlert(scope, source.name, "dead-letters"),
     ]);
+    expect(outcomes.filter((o) => o === "sent")).toHaveLength(1);
+    expect(alerts).toHaveLength(1);
+  });
+
+  it("the cron reports a failing delivery when nothing else runs", async () => {
+    const { alerts, standIn } = network();
+    const source = alertingSource({ ALERT_FAILING_SECONDS: "60" });
+    const t0 = Date.now();
+    clockAt(t0);
+    standIn.failNext(503);
+    await consume([messageFor(source.name)], source.bindings);
+    expect(alerts).toHaveLength(0);
+    const ctx = createExecutionContext();
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: t0 + 61_000, cron: "*/5 * * * *" }),
+      { ...env, ...source.bindings } as Env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(alerts.map((a) => a.body.alert.kind)).toEqual(["delivery-failing"]);
+    expect(alerts[0]?.body.alert).toMatchObject({ lastStatus: 503 });
   });
 
   it("sends at most one alert per kind and source per interval, and counts what it held back", async () => {
@@ -212,9 +271,15 @@ describe("alerts", () => {
       expect(errors.some((line) => JSON.parse(line).msg === "alert-failed")).toBe(true);
       receiver.status = 200;
       alerts.length = 0;
+      // Backed off: nothing is sent within the first minute, whatever happens.
       standIn.failNext(413);
       await consume([messageFor(source.name)], source.bindings);
-      expect(alerts.map((a) => a.body.alert.count)).toEqual([3]);
+      expect(alerts).toEqual([]);
+      clockAt(Date.now() + 61_000);
+      standIn.failNext(413);
+      await consume([messageFor(source.name)], source.bindings);
+      // Nothing was held in memory: the ledger still holds all four, and the alert says so.
+      expect(alerts.map((a) => a.body.alert.count)).toEqual([4]);
     },
   );
 });

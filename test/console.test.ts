@@ -1,11 +1,12 @@
-import { createExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import { deadLetterOf, putDeadLetter } from "../src/kv/records";
+import { deadLetterOf, insertRecord } from "../src/ledger/records";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
 import { relayMessage, seedDeadLetter, seedQuarantine } from "./messages";
+import { useSegmentStandIn } from "./standin";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -91,7 +92,7 @@ describe("admin API for the console", () => {
       },
       Date.now(),
     );
-    await putDeadLetter(env.DEDUP, old, 3_600);
+    await insertRecord(env.LEDGER, old).run();
     expect((await get(`/admin/dead-letters/${old.id}/preview`)).json).toMatchObject({
       outsideDedupWindow: true,
       ageHours: 30,
@@ -122,10 +123,27 @@ describe("admin API for the console", () => {
   });
 
   it("lists drift: an unknown event name and a property key new to a documented family", async () => {
+    // The edge notes drift on the message; the consumer records it. This test hands the two
+    // messages to the consumer itself (not the real queue), so each is counted exactly once.
+    useSegmentStandIn();
+    const bodies: unknown[] = [];
+    const kept = { send: async (body: unknown) => void bodies.push(body) } as unknown as Queue<string>;
     const name = `guideSnoozed${crypto.randomUUID().slice(0, 6)}`;
-    await postWebhook({ ...withUniqueId(PUBLISHED.guideDisplayed), event: name });
+    const key = `snooze${crypto.randomUUID().slice(0, 6)}`;
+    await postWebhook({ ...withUniqueId(PUBLISHED.guideDisplayed), event: name }, { env: { EVENTS: kept } });
     const guide = withUniqueId(PUBLISHED.guideDisplayed);
-    await postWebhook({ ...guide, properties: { ...guide.properties, snoozeMinutes: 10 } });
+    await postWebhook(
+      { ...guide, properties: { ...guide.properties, [key]: 10 } },
+      { env: { EVENTS: kept } },
+    );
+    expect(bodies).toHaveLength(2);
+    const batch = createMessageBatch<unknown>(
+      "pendo-events",
+      bodies.map((body, i) => ({ id: `drift-${i}`, timestamp: new Date(), attempts: 1, body })),
+    );
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env as Env, ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(2);
     const { json } = await get("/admin/drift");
     const entries = json.entries as {
       kind: string;
@@ -136,12 +154,12 @@ describe("admin API for the console", () => {
     }[];
     expect(entries).toContainEqual(expect.objectContaining({ kind: "event", event: name, count: 1 }));
     expect(entries).toContainEqual(
-      expect.objectContaining({ kind: "property", event: "guideDisplayed", key: "snoozeMinutes" }),
+      expect.objectContaining({ kind: "property", event: "guideDisplayed", key, count: 1 }),
     );
   });
 
   it("needs the admin token for every route the console reads", async () => {
-    for (const path of ["/admin/drift", "/admin/alerts", "/admin/dead-letters/summary"]) {
+    for (const path of ["/admin/drift", "/admin/alerts", "/admin/dead-letters/summary", "/admin/overview"]) {
       const { response } = await callWorker(new Request(`https://relay.test${path}`));
       expect(response.status, path).toBe(401);
     }

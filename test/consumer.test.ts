@@ -5,7 +5,7 @@ import type { Env } from "../src/env";
 import worker from "../src/index";
 import type { RelayMessage } from "../src/queue/message";
 import { MAX_REQUEST_BYTES } from "../src/segment/batch";
-import { kvFailing } from "./faults";
+import { dbFailingOn, kvFailing } from "./faults";
 import { PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";
 import { deadLetterFor, poisonedMessage, queueMessages, relayMessage } from "./messages";
 import { useSegmentStandIn } from "./standin";
@@ -193,11 +193,12 @@ describe("consumer: permanent failures become dead letters", () => {
     expect(errors.filter((line) => line.includes('"no-write-key"'))).toHaveLength(1);
   });
 
-  it("retries instead of acking when the dead letter cannot be stored", async () => {
+  it("retries instead of acking when neither the ledger nor KV can store the dead letter", async () => {
     const { standIn } = useSegmentStandIn();
     standIn.failNext(401);
     const brokenKv = kvFailing(env.DEDUP, "put");
-    const result = await consume([relayMessage()], { env: { DEDUP: brokenKv } });
+    const brokenDb = dbFailingOn(env.LEDGER, "INTO records");
+    const result = await consume([relayMessage()], { env: { DEDUP: brokenKv, LEDGER: brokenDb } });
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toHaveLength(1);
   });

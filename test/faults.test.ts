@@ -1,17 +1,31 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DLQ_MAX_RETRIES } from "../src/delivery/deadLetterConsumer";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { KEY_PREFIX } from "../src/kv/keys";
+import { putFallback } from "../src/ledger/fallback";
+import { bytesOfBase64, deadLetterOf } from "../src/ledger/records";
 import { MAX_QUEUE_MESSAGE_BYTES, type RelayMessage } from "../src/queue/message";
 import { MAX_EVENT_BYTES, utf8Length } from "../src/segment/calls";
 import type { InjectedAnswer } from "../standin/segment";
 import { FAULT_MATRIX, type FaultCell, type FaultEnd } from "./fault-matrix";
-import { faultyKv, faultyQueue, type KvMethod } from "./faults";
+import { dbFailingOn, faultyKv, faultyQueue, type KvMethod } from "./faults";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, withUniqueId } from "./helpers";
-import { deadLetterFor, poisonedMessage, queueMessages, relayMessage, seedDeadLetter } from "./messages";
+import {
+  deadLetterFor,
+  poisonedMessage,
+  quarantined,
+  queueMessages,
+  relayMessage,
+  seedDeadLetter,
+} from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 afterEach(() => {
@@ -72,10 +86,24 @@ async function consumeAndObserve(
 }
 
 async function malformedLetter() {
-  const { keys } = await env.DEDUP.list<{ reason: string }>({ prefix: KEY_PREFIX.deadLetter });
-  const key = keys.find((k) => k.metadata?.reason === "malformed-message");
-  return key ? { reason: "malformed-message" } : undefined;
+  const row = await env.LEDGER.prepare(
+    "SELECT reason FROM records WHERE kind = 'dead-letters' AND reason = 'malformed-message' LIMIT 1",
+  ).first<{ reason: string }>();
+  return row ?? undefined;
 }
+
+/** A dead letter waiting in KV because D1 refused it: found by its uniqueId. */
+async function fallbackFor(eventId: string) {
+  const { keys } = await env.DEDUP.list({ prefix: KEY_PREFIX.fallback });
+  for (const key of keys) {
+    const value = await env.DEDUP.get<{ eventId: string; reason: string }>(key.name, "json");
+    if (value?.eventId === eventId) return { key: key.name, ...value };
+  }
+  return undefined;
+}
+
+const ledgerFailingOn = (fragment: string | RegExp) => dbFailingOn(env.LEDGER, fragment);
+const failingKv = faultyKv(env.DEDUP, () => true);
 
 /** Posts a webhook with the given bindings, then follows it: to Segment, to KV, or back to the sender. */
 async function postAndObserve(body: unknown, bindings: Partial<Env>): Promise<Observation> {
@@ -86,10 +114,8 @@ async function postAndObserve(body: unknown, bindings: Partial<Env>): Promise<Ob
     return { status, end: "sender retries" };
   }
   if (status === 400) {
-    const { keys } = await env.DEDUP.list<{ at: number }>({ prefix: KEY_PREFIX.quarantine });
-    const stored = await Promise.all(keys.map((key) => env.DEDUP.get<{ rawBody: string }>(key.name, "json")));
     const text = typeof body === "string" ? body : JSON.stringify(body);
-    expect(stored.some((entry) => entry?.rawBody === text)).toBe(true);
+    expect((await quarantined()).some((entry) => entry.rawBody === text)).toBe(true);
     return { status, end: "quarantined" };
   }
   if (json.status === "dead-lettered") {
@@ -133,7 +159,7 @@ async function replayAndObserve(
   const bodies = [...earlier, ...sent.map(([body]) => body)].map((body) => ({ raw: body }));
   const stored = await deadLetterFor(message.eventId);
   if (bodies.length === 0) {
-    expect(stored?.replayedAt).toBeUndefined();
+    expect(stored?.state).toBe("stored");
     return { status: response.status, end: stored ? "dead-lettered" : "delivered" };
   }
   expect(bodies).toHaveLength(1); // never sent twice
@@ -145,31 +171,26 @@ async function replayAndObserve(
 
 const SCENARIOS: Record<string, () => Promise<Observation>> = {
   "edge-kv-get": () => postAndObserve(withUniqueId(PUBLISHED.guideDisplayed), { DEDUP: kvFailingOn("get") }),
-  "edge-kv-list": () =>
-    // A fresh namespace wrapper: the isolate has not loaded this one's flags yet, so it must list.
-    postAndObserve(withUniqueId(PUBLISHED.guideDisplayed), { DEDUP: kvFailingOn("list") }),
   "edge-queue-send": () =>
     postAndObserve(withUniqueId(PUBLISHED.guideDisplayed), { EVENTS: faultyQueue(env.EVENTS, () => true) }),
   "edge-kv-put-marker": () =>
     postAndObserve(withUniqueId(PUBLISHED.guideDisplayed), { DEDUP: kvFailingOn("put", KEY_PREFIX.dedup) }),
   "edge-quarantine-stored": () =>
     postAndObserve(JSON.stringify({ visitorId: `q-${crypto.randomUUID()}` }), {}),
-  "edge-kv-put-quarantine": () =>
-    postAndObserve(JSON.stringify({ visitorId: "v" }), { DEDUP: kvFailingOn("put", KEY_PREFIX.quarantine) }),
+  "edge-d1-quarantine": () =>
+    postAndObserve(JSON.stringify({ visitorId: "v" }), { LEDGER: ledgerFailingOn("INSERT") }),
   "edge-too-large-stored": () => {
     const webhook = withUniqueId(PUBLISHED.visitorCreated);
     (webhook.properties as Record<string, unknown>).bio = "b".repeat(40_000);
     return postAndObserve(webhook, {});
   },
-  "edge-kv-put-dead-letter": () => {
+  "edge-d1-dead-letter": () => {
     const webhook = withUniqueId(PUBLISHED.visitorCreated);
     (webhook.properties as Record<string, unknown>).bio = "b".repeat(40_000);
-    return postAndObserve(webhook, { DEDUP: kvFailingOn("put", KEY_PREFIX.deadLetter) });
+    return postAndObserve(webhook, { LEDGER: ledgerFailingOn("INSERT INTO records") });
   },
-  "edge-kv-put-flag": () =>
-    postAndObserve(doNotProcess(true), { DEDUP: kvFailingOn("put", KEY_PREFIX.doNotProcess) }),
-  "edge-kv-delete-flag": () =>
-    postAndObserve(doNotProcess(false), { DEDUP: kvFailingOn("delete", KEY_PREFIX.doNotProcess) }),
+  "edge-d1-flag-set": () => postAndObserve(doNotProcess(true), { LEDGER: ledgerFailingOn("INTO flags") }),
+  "edge-d1-flag-clear": () => postAndObserve(doNotProcess(false), { LEDGER: ledgerFailingOn("INTO flags") }),
   "edge-escaped-calls": async () => {
     const webhook = {
       ...withUniqueId(PUBLISHED.visitorCreated),
@@ -229,8 +250,32 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
   "segment-past-retention": () =>
     // Enqueued 23.9 hours ago: the next retry would land after the queue's 24 h retention.
     consumeAndObserve([relayMessage()], [503], { enqueuedAt: new Date(Date.now() - 23.9 * 3_600_000) }),
-  "consumer-kv-put-dead-letter": () =>
-    consumeAndObserve([relayMessage()], [413], { env: { DEDUP: kvFailingOn("put", KEY_PREFIX.deadLetter) } }),
+  "consumer-d1-dead-letter": async () => {
+    const message = relayMessage();
+    const { standIn } = useSegmentStandIn();
+    standIn.failNext(413);
+    const result = await consume("pendo-events", [message], { env: { LEDGER: ledgerFailingOn("INTO records") } });
+    expect(result.explicitAcks).toHaveLength(1);
+    expect(await deadLetterFor(message.eventId)).toBeUndefined();
+    const kept = await fallbackFor(message.eventId);
+    return { end: kept ? "dead-lettered" : "delivered", reason: kept?.reason };
+  },
+  "consumer-d1-and-kv-dead-letter": async () => {
+    // Enqueued 23.5 hours ago: whatever the delay, it must end before the 24 h retention does.
+    const seen = await consumeAndObserve([relayMessage()], [413], {
+      env: { LEDGER: ledgerFailingOn("INTO records"), DEDUP: failingKv },
+      enqueuedAt: new Date(Date.now() - 23.5 * 3_600_000),
+    });
+    expect(seen.delay).toBeLessThanOrEqual(0.5 * 3_600 - 600);
+    return seen;
+  },
+  "consumer-d1-flags": async () => {
+    const seen = await consumeAndObserve([relayMessage()], [], { env: { LEDGER: ledgerFailingOn("FROM json_each(?) AS p") } });
+    expect(seen.received).toEqual([]);
+    return seen;
+  },
+  "consumer-d1-counters": () =>
+    consumeAndObserve([relayMessage()], [], { env: { LEDGER: ledgerFailingOn(/INTO (counts|delivery|drift)/) } }),
   "consumer-budget": async () => {
     // Two poisoned events among 20 need more than 3 requests to isolate: the rest waits.
     const bodies = [
@@ -272,41 +317,79 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
     expect(result.explicitAcks).toHaveLength(1);
     return { end: "dead-lettered", reason: (await deadLetterFor(message.eventId))?.reason };
   },
-  "dlq-kv-put": async () => {
+  "dlq-d1": async () => {
+    const message = relayMessage();
+    const result = await consume("pendo-events-dlq", [message], { env: { LEDGER: ledgerFailingOn("INTO records") } });
+    expect(result.explicitAcks).toHaveLength(1);
+    const kept = await fallbackFor(message.eventId);
+    return { end: kept ? "dead-lettered" : "delivered", reason: kept?.reason };
+  },
+  "dlq-d1-and-kv": async () => {
     const result = await consume("pendo-events-dlq", [relayMessage()], {
       attempts: 3,
-      env: { DEDUP: kvFailingOn("put") },
+      env: { LEDGER: ledgerFailingOn("INTO records"), DEDUP: kvFailingOn("put") },
     });
     expect(result.explicitAcks).toEqual([]);
     // Growing: attempt 3 waits 120-240 s, more than the first try's 30-60 s.
     expect(result.delays[0]).toBeGreaterThanOrEqual(120);
     return { end: "retried by the queue" };
   },
-  "dlq-kv-put-last": async () => {
+  "dlq-d1-and-kv-last": async () => {
     const errors: string[] = [];
     vi.spyOn(console, "error").mockImplementation((line: string) => errors.push(line));
     const message = relayMessage();
     const result = await consume("pendo-events-dlq", [message], {
       attempts: DLQ_MAX_RETRIES + 1,
-      env: { DEDUP: kvFailingOn("put") },
+      env: { LEDGER: ledgerFailingOn("INTO records"), DEDUP: kvFailingOn("put") },
     });
     expect(result.explicitAcks).toEqual([]);
     const lost = errors.map((l) => JSON.parse(l)).find((l) => l.msg === "dead-letter-lost");
-    expect(lost?.message).toContain(message.calls[0]);
+    const recovered = new TextDecoder().decode(bytesOfBase64(lost?.messageBase64 ?? ""));
+    expect(recovered).toContain(message.calls[0]);
+    // One bounded line: the largest message (128 KB) in base64 stays under 256 KB of logs.
+    expect(errors.join("\n").length).toBeLessThan(256 * 1024);
     return { end: "retried by the queue" };
   },
   "replay-queue-send": () => replayAndObserve({ EVENTS: faultyQueue(env.EVENTS, () => true) }),
-  "replay-kv-put-claim": () => replayAndObserve({ DEDUP: kvFailingOn("put", KEY_PREFIX.deadLetter) }),
-  "replay-kv-delete": () => replayAndObserve({ DEDUP: kvFailingOn("delete", KEY_PREFIX.deadLetter) }),
+  "replay-d1-claim": () => replayAndObserve({ LEDGER: ledgerFailingOn("SET state = 'replaying'") }),
+  "replay-d1-delete": () => replayAndObserve({ LEDGER: ledgerFailingOn("DELETE FROM records") }),
   "replay-twice": () =>
     replayAndObserve({}, async (id) => {
-      const first = await admin(`/dead-letters/${id}/replay`, {
-        DEDUP: kvFailingOn("delete", KEY_PREFIX.deadLetter),
-      });
+      const first = await admin(`/dead-letters/${id}/replay`, { LEDGER: ledgerFailingOn("DELETE FROM records") });
       expect(first.json).toMatchObject({ status: "replayed", removed: false });
       return first.sent.map(([body]) => body);
     }),
+  "cron-moves-fallback": () => cronAndObserve({}),
+  "cron-d1-down": () => cronAndObserve({ LEDGER: ledgerFailingOn("INTO records") }),
 };
+
+/** A dead letter in KV's fallback store, then one cron run with the given bindings. */
+async function cronAndObserve(bindings: Partial<Env>): Promise<Observation> {
+  const message = relayMessage();
+  const letter = deadLetterOf(
+    {
+      reason: "segment-refused",
+      source: "default",
+      eventId: message.eventId,
+      event: message.event,
+      attempts: 1,
+      lastStatus: 401,
+      detail: "seeded",
+      receivedAt: Date.now(),
+      message,
+    },
+    Date.now(),
+  );
+  await putFallback(env.DEDUP, letter, 3_600);
+  const ctx = createExecutionContext();
+  await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }), { ...env, ...bindings } as Env, ctx);
+  const inLedger = await deadLetterFor(message.eventId);
+  const inKv = await fallbackFor(message.eventId);
+  // Exactly one store holds it: never both, never neither.
+  expect(Boolean(inLedger) !== Boolean(inKv)).toBe(true);
+  if (inKv) await env.DEDUP.delete(inKv.key);
+  return { end: "dead-lettered", reason: (inLedger ?? inKv)?.reason };
+}
 
 describe("fault matrix (docs/reliability.md)", () => {
   it("has a scenario for every row, and a row for every scenario", () => {

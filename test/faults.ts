@@ -34,3 +34,44 @@ export function faultyQueue<T>(queue: Queue<T>, fails: (method: "send" | "sendBa
 /** Every call of the given KV methods fails. */
 export const kvFailing = (kv: KVNamespace, ...methods: KvMethod[]) =>
   faultyKv(kv, (method) => methods.includes(method));
+
+/**
+ * A D1 database whose statements fail when the rule says so: the rule sees each statement's SQL,
+ * so a test can fail only the dead-letter insert, or only the flag check. A batch fails whole
+ * (it is one transaction) when any of its statements would.
+ */
+export function faultyDb(db: D1Database, fails: (sql: string) => boolean): D1Database {
+  const real = new WeakMap<object, { statement: D1PreparedStatement; sql: string }>();
+  const wrap = (statement: D1PreparedStatement, sql: string): D1PreparedStatement => {
+    const proxy = new Proxy(statement, {
+      get(target, property) {
+        const value = Reflect.get(target, property, target);
+        if (typeof value !== "function") return value;
+        if (property === "bind") return (...args: unknown[]) => wrap(value.apply(target, args), sql);
+        return (...args: unknown[]) =>
+          fails(sql) ? Promise.reject(new Error("injected D1 failure")) : value.apply(target, args);
+      },
+    });
+    real.set(proxy, { statement, sql });
+    return proxy;
+  };
+  return new Proxy(db, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      if (property === "prepare") return (sql: string) => wrap(value.call(target, sql), sql);
+      if (property === "batch") {
+        return (statements: D1PreparedStatement[]) => {
+          const unwrapped = statements.map((s) => real.get(s) ?? { statement: s, sql: "" });
+          if (unwrapped.some(({ sql }) => fails(sql))) return Promise.reject(new Error("injected D1 failure"));
+          return value.call(target, unwrapped.map(({ statement }) => statement));
+        };
+      }
+      return value.bind(target);
+    },
+  });
+}
+
+/** Every statement whose SQL contains `fragment` fails. */
+export const dbFailingOn = (db: D1Database, fragment: string | RegExp) =>
+  faultyDb(db, (sql) => (typeof fragment === "string" ? sql.includes(fragment) : fragment.test(sql)));

@@ -1,20 +1,17 @@
 import type { createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import * as v from "valibot";
-import { KEY_PREFIX } from "../src/kv/keys";
 import {
-  type DeadLetter,
+  bodyText,
   type DeadLetterReason,
-  DeadLetterSchema,
   deadLetterOf,
-  newRecordId,
-  putDeadLetter,
-  putQuarantine,
-  type RecordMeta,
-} from "../src/kv/records";
+  insertRecord,
+  type LedgerRecord,
+  quarantineOf,
+  recordFromRow,
+} from "../src/ledger/records";
 import { readWebhook } from "../src/pendo/intake";
 import { transformWebhook } from "../src/pendo/transform";
-import { encodeRelayMessage, type RelayMessage } from "../src/queue/message";
+import { decodeRelayMessage, encodeRelayMessage, type RelayMessage } from "../src/queue/message";
 import { freshUniqueId, PUBLISHED, withUniqueId } from "./helpers";
 
 /** The queue message the edge would enqueue for a webhook, built by the same code. */
@@ -30,14 +27,17 @@ export function relayMessage(webhook: object = withUniqueId(PUBLISHED.guideDispl
     receivedAt: Date.now(),
   });
   if (!result.ok) throw new Error(result.reason);
-  return {
+  const message: RelayMessage = {
     source: "default",
     eventId,
     event: intake.webhook.event,
     receivedAt: Date.now(),
     calls: result.encoded.map((call) => call.json),
     bytes: result.encoded.reduce((sum, call) => sum + call.bytes, 0),
+    eventTime: Date.now(),
   };
+  if (intake.webhook.visitorId) message.visitor = intake.webhook.visitorId;
+  return message;
 }
 
 /**
@@ -68,25 +68,42 @@ export function queueMessages(
   }));
 }
 
-/** Every dead letter stored, checked against its schema as the admin API reads it. */
-export async function deadLetters(): Promise<DeadLetter[]> {
-  const letters: DeadLetter[] = [];
-  let cursor: string | undefined;
-  do {
-    const page = await env.DEDUP.list<RecordMeta>({ prefix: KEY_PREFIX.deadLetter, cursor });
-    for (const key of page.keys)
-      letters.push(v.parse(DeadLetterSchema, await env.DEDUP.get(key.name, "json")));
-    cursor = page.list_complete ? undefined : page.cursor;
-  } while (cursor);
-  return letters;
+/** A dead letter as a test reads it: the row, its message decoded and its body as text. */
+export type DeadLetter = Omit<LedgerRecord, "message"> & { message?: RelayMessage; rawBody?: string };
+
+function readable(record: LedgerRecord): DeadLetter {
+  const { message, ...rest } = record;
+  const letter: DeadLetter = rest;
+  if (message !== undefined) {
+    const decoded = decodeRelayMessage(message);
+    if (!decoded.ok) throw new Error(decoded.detail);
+    letter.message = decoded.message;
+  }
+  const text = bodyText(record.body);
+  if (text !== undefined) letter.rawBody = text;
+  return letter;
 }
 
-/** The dead letter of one event, found by the eventId its listing metadata carries. */
-export async function deadLetterFor(eventId: string): Promise<DeadLetter | undefined> {
-  const { keys } = await env.DEDUP.list<RecordMeta>({ prefix: KEY_PREFIX.deadLetter });
-  const match = keys.find((key) => key.metadata?.eventId === eventId);
-  return match ? v.parse(DeadLetterSchema, await env.DEDUP.get(match.name, "json")) : undefined;
+async function rows(sql: string, ...params: unknown[]): Promise<DeadLetter[]> {
+  const { results } = await env.LEDGER.prepare(sql).bind(...params).all();
+  return results.map((row) => {
+    const record = recordFromRow(row);
+    if (!record) throw new Error(`a ledger row does not match its schema: ${JSON.stringify(row).slice(0, 200)}`);
+    return readable(record);
+  });
 }
+
+/** Every dead letter stored, checked against its schema as the admin API reads it. */
+export const deadLetters = () => rows("SELECT * FROM records WHERE kind = 'dead-letters' ORDER BY id");
+
+/** The dead letter of one event, found by its Pendo uniqueId. */
+export async function deadLetterFor(eventId: string): Promise<DeadLetter | undefined> {
+  return (await rows("SELECT * FROM records WHERE kind = 'dead-letters' AND event_id = ? ORDER BY id", eventId))[0];
+}
+
+/** Quarantined webhooks of one source (newest last). */
+export const quarantined = (source = "default") =>
+  rows("SELECT * FROM records WHERE kind = 'quarantine' AND source = ? ORDER BY id", source);
 
 /** A dead letter as the consumer stores one, for the admin and replay tests. */
 export async function seedDeadLetter(
@@ -109,21 +126,20 @@ export async function seedDeadLetter(
     },
     Date.now(),
   );
-  await putDeadLetter(env.DEDUP, letter, 3_600);
+  await insertRecord(env.LEDGER, letter).run();
   return { id: letter.id, message };
 }
 
-/** A webhook quarantined as an older relay would have kept it: authenticated, refused, stored. */
+/** A webhook quarantined under an older rule: authenticated, refused, stored. */
 export async function seedQuarantine(webhook: object): Promise<string> {
-  const id = newRecordId(Date.now(), "default");
-  const rawBody = JSON.stringify(webhook);
-  const entry = {
-    id,
-    source: "default",
-    receivedAt: Date.now(),
-    issues: [{ path: "x", message: "old rule" }],
-    rawBody,
-  };
-  await putQuarantine(env.DEDUP, entry, 3_600);
-  return id;
+  const entry = quarantineOf(
+    {
+      source: "default",
+      issues: [{ path: "x", message: "old rule" }],
+      body: new TextEncoder().encode(JSON.stringify(webhook)),
+    },
+    Date.now(),
+  );
+  await insertRecord(env.LEDGER, entry).run();
+  return entry.id;
 }

@@ -153,9 +153,9 @@ describe("health", () => {
     expect(response.status).toBe(200);
     expect(json).toMatchObject({
       status: "ok",
-      bindings: { DEDUP: true, EVENTS: true },
+      bindings: { DEDUP: true, LEDGER: true, EVENTS: true },
       secrets: { WEBHOOK_TOKEN: true, SEGMENT_WRITE_KEY: true, ADMIN_TOKEN: true, SOURCES: true },
-      checks: { kv: "ok", queue: "ok" },
+      checks: { kv: "ok", ledger: "ok", queue: "ok" },
     });
     expect((json.sources as { name: string }[]).map((s) => s.name)).toEqual(["default", "prod", "staging"]);
     const text = JSON.stringify(json);
@@ -171,6 +171,21 @@ describe("health", () => {
     const kv = await get("/health", { DEDUP: broken }, asAdmin);
     expect(kv.response.status).toBe(503);
     expect(kv.json.checks).toMatchObject({ kv: "failed" });
+    // A ledger that does not answer: every statement throws.
+    const deadDb = {
+      prepare() {
+        throw new Error("injected D1 failure");
+      },
+      batch: () => Promise.reject(new Error("injected D1 failure")),
+    } as unknown as D1Database;
+    const ledger = await get("/health", { LEDGER: deadDb }, asAdmin);
+    expect(ledger.response.status).toBe(503);
+    expect(ledger.json.checks).toMatchObject({ kv: "ok", ledger: "failed" });
+    expect(ledger.json.problems).toContain("D1 database LEDGER did not answer");
+    // Anyone else learns only that the relay is unhealthy.
+    const anyone = await get("/health", { LEDGER: deadDb });
+    expect(anyone.response.status).toBe(503);
+    expect(anyone.json).toEqual({ status: "unhealthy", name: "pendo-segment-relay", version: RELAY_VERSION });
   });
 
   it("acks a queue probe without sending it to Segment", async () => {

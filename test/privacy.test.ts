@@ -1,7 +1,13 @@
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { faultyKv, kvFailing } from "./faults";
-import { PUBLISHED, postWebhook, withUniqueId } from "./helpers";
+import type { Env } from "../src/env";
+import worker from "../src/index";
+import type { RelayMessage } from "../src/queue/message";
+import { dbFailingOn } from "./faults";
+import { ADMIN_TOKEN, callWorker, decoded as decodedMessage, PUBLISHED, postWebhook, withUniqueId } from "./helpers";
+import { deadLetterFor, queueMessages } from "./messages";
+import { useSegmentStandIn } from "./standin";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -16,51 +22,174 @@ const doNotProcess = (visitorId: string, flag: boolean) => ({
   properties: { doNotProcess: flag },
 });
 
-describe("do not process", () => {
-  it("forwards the flag, then drops the visitor's later events until it is cleared", async () => {
+/** Runs one consumer batch over these messages; answers the messageIds Segment received. */
+async function consume(messages: RelayMessage[], overrides: Partial<Env> = {}, failNext?: number) {
+  const { standIn } = useSegmentStandIn();
+  if (failNext !== undefined) standIn.failNext(failNext);
+  const batch = createMessageBatch<unknown>("pendo-events", queueMessages(messages));
+  const ctx = createExecutionContext();
+  await worker.queue(batch, { ...env, ...overrides } as Env, ctx);
+  const result = await getQueueResult(batch, ctx);
+  return { received: standIn.messageIds, result };
+}
+
+/** Posts each webhook (each enqueued at the edge), then consumes them all in one batch. */
+async function relay(webhooks: object[], overrides: Partial<Env> = {}) {
+  const enqueued: RelayMessage[] = [];
+  for (const webhook of webhooks) {
+    const { response, enqueued: sent } = await postWebhook(webhook, { env: overrides });
+    expect(response.status).toBeLessThan(300);
+    enqueued.push(...sent);
+  }
+  return consume(enqueued, overrides);
+}
+
+const idsOf = (message: RelayMessage) => message.calls.map((call) => JSON.parse(call).messageId as string);
+const at = (seconds: number) => ({ timestamp: 1_790_000_000 + seconds });
+
+async function flagRow(visitor: string) {
+  const { visitorHash } = await import("../src/ledger/flags");
+  return env.LEDGER.prepare("SELECT flagged, event_time AS eventTime FROM flags WHERE source = 'default' AND visitor_hash = ?")
+    .bind(await visitorHash(visitor))
+    .first<{ flagged: number; eventTime: number }>();
+}
+
+describe("do not process (applied by the consumer, per batch, from the ledger)", () => {
+  it("delivers the flag, then drops the visitor's later events until it is cleared", async () => {
     const visitor = `dnp-${crypto.randomUUID()}`;
-    const set = await postWebhook(doNotProcess(visitor, true));
+    const set = await postWebhook({ ...doNotProcess(visitor, true), ...at(100) });
     expect(set.response.status).toBe(202);
     const traits = JSON.parse(set.enqueued[0]?.calls[1] as string).traits;
     expect(traits).toEqual({ doNotProcess: true });
+    const later = await postWebhook({ ...forVisitor(visitor), ...at(200) });
+    const other = await postWebhook({ ...forVisitor(`other-${visitor}`), ...at(200) });
+    // Nothing is dropped at the edge: the event is accepted and enqueued.
+    expect(later.response.status).toBe(202);
+    const { received } = await consume([...set.enqueued, ...later.enqueued, ...other.enqueued]);
+    for (const id of idsOf(set.enqueued[0] as RelayMessage)) expect(received).toContain(id);
+    for (const id of idsOf(later.enqueued[0] as RelayMessage)) expect(received).not.toContain(id);
+    for (const id of idsOf(other.enqueued[0] as RelayMessage)) expect(received).toContain(id);
 
-    const dropped = await postWebhook(forVisitor(visitor));
-    expect(dropped.response.status).toBe(200);
-    expect(dropped.json).toMatchObject({ status: "dropped", reason: "do-not-process" });
-    expect(dropped.enqueued).toHaveLength(0);
-
-    // Other visitors are untouched.
-    expect((await postWebhook(forVisitor(`other-${visitor}`))).response.status).toBe(202);
-
-    const cleared = await postWebhook(doNotProcess(visitor, false));
-    expect(cleared.response.status).toBe(202);
-    expect((await postWebhook(forVisitor(visitor))).response.status).toBe(202);
+    await relay([{ ...doNotProcess(visitor, false), ...at(300) }]);
+    const after = await postWebhook({ ...forVisitor(visitor), ...at(400) });
+    const next = await consume(after.enqueued);
+    for (const id of idsOf(after.enqueued[0] as RelayMessage)) expect(next.received).toContain(id);
   });
 
-  it("logs each drop", async () => {
+  it("keeps events from before the flag's own time, and drops those at or after it", async () => {
     const visitor = `dnp-${crypto.randomUUID()}`;
-    await postWebhook(doNotProcess(visitor, true));
+    await relay([{ ...doNotProcess(visitor, true), ...at(100) }]);
+    const before = await postWebhook({ ...forVisitor(visitor), ...at(99) });
+    const same = await postWebhook({ ...forVisitor(visitor), ...at(100) });
+    const { received } = await consume([...before.enqueued, ...same.enqueued]);
+    for (const id of idsOf(before.enqueued[0] as RelayMessage)) expect(received).toContain(id);
+    for (const id of idsOf(same.enqueued[0] as RelayMessage)) expect(received).not.toContain(id);
+  });
+
+  it("applies a flag from the same batch before it sends anything of that batch", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const flag = await postWebhook({ ...doNotProcess(visitor, true), ...at(100) });
+    // The edge already set it; clear the row to prove the consumer applies the message itself.
+    const { visitorHash } = await import("../src/ledger/flags");
+    await env.LEDGER.prepare("DELETE FROM flags WHERE visitor_hash = ?").bind(await visitorHash(visitor)).run();
+    const later = await postWebhook({ ...forVisitor(visitor), ...at(150) });
+    const { received } = await consume([...flag.enqueued, ...later.enqueued]);
+    for (const id of idsOf(later.enqueued[0] as RelayMessage)) expect(received).not.toContain(id);
+    expect(await flagRow(visitor)).toEqual({ flagged: 1, eventTime: 1_790_000_100_000 });
+  });
+
+  it("ignores an update older than the one in force: a late retry of 'set' cannot undo a 'clear'", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const setOld = { ...doNotProcess(visitor, true), ...at(100) };
+    await postWebhook(setOld);
+    await postWebhook({ ...doNotProcess(visitor, false), ...at(200) });
+    // Pendo retries the older "set" (say its first answer was lost): the newer "clear" stays.
+    await postWebhook({ ...setOld, uniqueId: `${setOld.uniqueId.slice(0, 39)}b` });
+    expect(await flagRow(visitor)).toEqual({ flagged: 0, eventTime: 1_790_000_200_000 });
+    const later = await postWebhook({ ...forVisitor(visitor), ...at(300) });
+    const { received } = await consume(later.enqueued);
+    for (const id of idsOf(later.enqueued[0] as RelayMessage)) expect(received).toContain(id);
+  });
+
+  it("ends in the newest update when many arrive at once, in any order", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const times = [5, 3, 9, 1, 7, 2, 8, 4, 6, 10];
+    await Promise.all(times.map((t) => postWebhook({ ...doNotProcess(visitor, t % 2 === 0), ...at(t) })));
+    expect(await flagRow(visitor)).toEqual({ flagged: 1, eventTime: 1_790_000_010_000 });
+  });
+
+  it("ends in the newest update when two consumers apply the same updates at once", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const posted = await Promise.all(
+      [3, 1, 2].map((t) => postWebhook({ ...doNotProcess(visitor, t !== 2), ...at(t) }, { env: { HONOR_DO_NOT_PROCESS: "false" } })),
+    );
+    const messages = posted.flatMap((p) => p.enqueued);
+    await Promise.all([consume(messages), consume([...messages].reverse())]);
+    expect(await flagRow(visitor)).toEqual({ flagged: 1, eventTime: 1_790_000_003_000 });
+  });
+
+  it("applies a flag event too large to forward (it is dead-lettered, the flag is set)", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const webhook = { ...doNotProcess(visitor, true), ...at(100) };
+    (webhook.properties as Record<string, unknown>).padding = "p".repeat(40_000);
+    const { response, json } = await postWebhook(webhook);
+    expect(response.status).toBe(202);
+    expect(json.status).toBe("dead-lettered");
+    expect(await flagRow(visitor)).toMatchObject({ flagged: 1 });
+  });
+
+  it("applies a replayed flag event", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const webhook = { ...doNotProcess(visitor, true), ...at(100) };
+    // Refused by Segment: dead-lettered. Then the flag row is lost (say, restored from a backup).
+    const posted = await postWebhook(webhook);
+    await consume(posted.enqueued, {}, 401);
+    const letter = await deadLetterFor(webhook.uniqueId);
+    expect(letter?.reason).toBe("segment-refused");
+    const { visitorHash } = await import("../src/ledger/flags");
+    await env.LEDGER.prepare("DELETE FROM flags WHERE visitor_hash = ?").bind(await visitorHash(visitor)).run();
+    const replay = await callWorker(
+      new Request(`https://relay.test/admin/dead-letters/${letter?.id}/replay`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      }),
+    );
+    expect(replay.response.status).toBe(202);
+    await consume(replay.sent.map(([body]) => decodedMessage(body)));
+    expect(await flagRow(visitor)).toMatchObject({ flagged: 1, eventTime: 1_790_000_100_000 });
+  });
+
+  it("logs and counts each drop, never the visitor id", async () => {
+    const visitor = `dnp-${crypto.randomUUID()}`;
+    const event = `dnpEvent${crypto.randomUUID().slice(0, 8)}`;
+    await relay([{ ...doNotProcess(visitor, true), ...at(100) }]);
     const lines: string[] = [];
     vi.spyOn(console, "log").mockImplementation((line: string) => lines.push(line));
-    await postWebhook(forVisitor(visitor));
+    await relay([{ ...forVisitor(visitor), event, ...at(200) }]);
     const drops = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === "do-not-process-drop");
     expect(drops).toHaveLength(1);
     expect(JSON.stringify(drops)).not.toContain(visitor);
+    const counted = await env.LEDGER.prepare(
+      "SELECT sum(dropped) AS dropped FROM counts WHERE source = 'default' AND event = '(unknown)'",
+    ).first<{ dropped: number }>();
+    expect(counted?.dropped).toBeGreaterThanOrEqual(1);
   });
 
   it("is off with HONOR_DO_NOT_PROCESS=false", async () => {
     const visitor = `dnp-${crypto.randomUUID()}`;
-    const off = { env: { HONOR_DO_NOT_PROCESS: "false" } };
-    await postWebhook(doNotProcess(visitor, true), off);
-    expect((await postWebhook(forVisitor(visitor), off)).response.status).toBe(202);
+    const off = { HONOR_DO_NOT_PROCESS: "false" };
+    await relay([{ ...doNotProcess(visitor, true), ...at(100) }], off);
+    const later = await postWebhook({ ...forVisitor(visitor), ...at(200) }, { env: off });
+    const { received } = await consume(later.enqueued, off);
+    for (const id of idsOf(later.enqueued[0] as RelayMessage)) expect(received).toContain(id);
   });
 
   it("reads the flag written as a string", async () => {
     const visitor = `dnp-${crypto.randomUUID()}`;
-    await postWebhook({ ...doNotProcess(visitor, true), properties: { doNotProcess: "true" } });
-    expect((await postWebhook(forVisitor(visitor))).json).toMatchObject({ status: "dropped" });
-    await postWebhook({ ...doNotProcess(visitor, false), properties: { doNotProcess: "false" } });
-    expect((await postWebhook(forVisitor(visitor))).response.status).toBe(202);
+    await postWebhook({ ...doNotProcess(visitor, true), properties: { doNotProcess: "true" }, ...at(100) });
+    expect(await flagRow(visitor)).toMatchObject({ flagged: 1 });
+    await postWebhook({ ...doNotProcess(visitor, false), properties: { doNotProcess: "false" }, ...at(200) });
+    expect(await flagRow(visitor)).toMatchObject({ flagged: 0 });
   });
 
   it("forwards an unreadable flag, leaves the visitor as it was, and logs it", async () => {
@@ -77,62 +206,14 @@ describe("do not process", () => {
       },
     ]);
     expect(lines.some((line) => JSON.parse(line).msg === "do-not-process-unreadable")).toBe(true);
-    expect((await postWebhook(forVisitor(visitor))).response.status).toBe(202);
+    expect(await flagRow(visitor)).toBeNull();
   });
 
   it("answers 503, and forwards nothing, when the flag cannot be stored", async () => {
     const visitor = `dnp-${crypto.randomUUID()}`;
-    const broken = kvFailing(env.DEDUP, "put");
-    const { response, enqueued } = await postWebhook(doNotProcess(visitor, true), { env: { DEDUP: broken } });
+    const broken = dbFailingOn(env.LEDGER, "INTO flags");
+    const { response, enqueued } = await postWebhook(doNotProcess(visitor, true), { env: { LEDGER: broken } });
     expect(response.status).toBe(503);
     expect(enqueued).toEqual([]);
-  });
-});
-
-describe("do-not-process flag set (per isolate)", () => {
-  it("honours a flag written elsewhere once its set is refreshed, never sooner than KV allows", async () => {
-    const { isDoNotProcess, REFRESH_MS, visitorHash } = await import("../src/privacy/doNotProcess");
-    const { doNotProcessKey } = await import("../src/kv/keys");
-    const source = `iso-${crypto.randomUUID().slice(0, 8)}`;
-    const pending: Promise<unknown>[] = [];
-    const waitUntil = (promise: Promise<unknown>) => void pending.push(promise);
-    const t0 = Date.now();
-
-    expect(await isDoNotProcess(env.DEDUP, source, "abc", t0, waitUntil)).toBe(false);
-    await env.DEDUP.put(doNotProcessKey(source, (await visitorHash("abc")) as string), "{}"); // as another isolate would
-    expect(await isDoNotProcess(env.DEDUP, source, "abc", t0 + 1_000, waitUntil)).toBe(false);
-    expect(pending).toHaveLength(0);
-
-    expect(await isDoNotProcess(env.DEDUP, source, "abc", t0 + REFRESH_MS + 1, waitUntil)).toBe(false);
-    expect(pending).toHaveLength(1);
-    await Promise.all(pending);
-    expect(await isDoNotProcess(env.DEDUP, source, "abc", t0 + REFRESH_MS + 2, waitUntil)).toBe(true);
-  });
-
-  it("keeps a flag this isolate set over a refresh whose list does not show it yet", async () => {
-    const { isDoNotProcess, setDoNotProcess, REFRESH_MS } = await import("../src/privacy/doNotProcess");
-    const source = `lag-${crypto.randomUUID().slice(0, 8)}`;
-    // KV's list lags behind its writes: this one never shows the new key.
-    const lagging = faultyKv(env.DEDUP, () => false);
-    const listLagging = new Proxy(lagging, {
-      get: (target, property) =>
-        property === "list"
-          ? async () => ({ keys: [], list_complete: true, cacheStatus: null })
-          : Reflect.get(target, property, target),
-    });
-    const pending: Promise<unknown>[] = [];
-    const waitUntil = (promise: Promise<unknown>) => void pending.push(promise);
-    const t0 = Date.now();
-    expect(await isDoNotProcess(listLagging, source, "h1", t0, waitUntil)).toBe(false);
-    await setDoNotProcess(listLagging, source, "h1", true, t0);
-    expect(await isDoNotProcess(listLagging, source, "h1", t0 + REFRESH_MS + 1, waitUntil)).toBe(true);
-    await Promise.all(pending);
-    expect(await isDoNotProcess(listLagging, source, "h1", t0 + REFRESH_MS + 2, waitUntil)).toBe(true);
-  });
-
-  it("refuses (throws) rather than guesses when the flags cannot be loaded", async () => {
-    const { isDoNotProcess } = await import("../src/privacy/doNotProcess");
-    const broken = { list: () => Promise.reject(new Error("kv down")) } as unknown as KVNamespace;
-    await expect(isDoNotProcess(broken, "default", "abc", Date.now(), () => {})).rejects.toThrow("kv down");
   });
 });

@@ -3,14 +3,9 @@ import { parseSettings } from "../src/config";
 import { retryDelaySeconds, retryWindowSeconds } from "../src/delivery/backoff";
 import type { Env } from "../src/env";
 import { readBodyLimited } from "../src/http/body";
-import {
-  capForJson,
-  deadLetterOf,
-  METADATA_LIMIT,
-  newRecordId,
-  RECORD_ID,
-  recordMeta,
-} from "../src/kv/records";
+import { countRows } from "../src/ledger/counts";
+import { BATCH_LIMIT, driftRows, NAME_LIMIT } from "../src/ledger/drift";
+import { deadLetterOf, newRecordId, RECORD_ID } from "../src/ledger/records";
 import { eventTime } from "../src/pendo/time";
 import { decodeRelayMessage, encodeRelayMessage, queuedBytes, type RelayMessage } from "../src/queue/message";
 import { batchBody, batchBytes, MAX_REQUEST_BYTES, packBatches } from "../src/segment/batch";
@@ -213,9 +208,13 @@ describe("readBodyLimited", () => {
     else expect(result.reason).toBe("too-large");
   });
 
-  it("refuses bytes that are not UTF-8", async () => {
+  it("refuses bytes that are not UTF-8, and keeps them as received", async () => {
     const bad = new Request("https://relay.test/", { method: "POST", body: new Uint8Array([0xff, 0xfe]) });
-    expect(await readBodyLimited(bad, 1_024)).toEqual({ ok: false, reason: "not-utf8" });
+    expect(await readBodyLimited(bad, 1_024)).toEqual({
+      ok: false,
+      reason: "not-utf8",
+      bytes: new Uint8Array([0xff, 0xfe]),
+    });
   });
 });
 
@@ -269,31 +268,66 @@ describe("dead-letter records", () => {
     for (const id of [a.id, b.id, c.id]) expect(id).toMatch(RECORD_ID);
   });
 
-  it("keep listing metadata under KV's 1,024 bytes whatever the event name holds", () => {
-    for (const event of ["\u0001".repeat(200), "😀".repeat(500), "x".repeat(10_000), '"\\'.repeat(300)]) {
-      const meta = recordMeta({
-        at: NOW,
-        source: "a".repeat(24),
-        event,
+  it("cut hostile names to what a ledger column keeps", () => {
+    const letter = deadLetterOf(
+      {
         reason: "segment-rejected",
-        eventId: "f".repeat(48),
-        status: 503,
-        attempts: 21,
-      });
-      expect(utf8Length(JSON.stringify(meta))).toBeLessThanOrEqual(METADATA_LIMIT);
-      expect(meta.event.length).toBeGreaterThan(0);
-    }
-  });
-
-  it("cut a string to its serialized bytes, and leave a short one alone", () => {
-    expect(capForJson("short", 100)).toBe("short");
-    const cut = capForJson("\u0001".repeat(200), 100);
-    expect(utf8Length(JSON.stringify(cut))).toBeLessThanOrEqual(100);
-    expect(cut.endsWith("…")).toBe(true);
+        source: "default",
+        eventId: "f".repeat(5_000),
+        event: "x".repeat(10_000),
+        attempts: 1,
+        lastStatus: 400,
+        detail: "",
+        receivedAt: NOW,
+      },
+      NOW,
+    );
+    expect(letter.event.length).toBe(200);
+    expect(letter.eventId.length).toBe(200);
+    expect(letter.event.endsWith("…")).toBe(true);
   });
 
   it("make ids KV keys can hold", () => {
     expect(newRecordId(NOW, "default", "../../etc")).toMatch(RECORD_ID);
+  });
+});
+
+describe("ledger rows", () => {
+  it("count one row per hour, source and event, summing outcomes", () => {
+    const hour = 3_600_000;
+    const rows = countRows([
+      { source: "a", event: "e", outcome: "delivered", at: 10 * hour + 1 },
+      { source: "a", event: "e", outcome: "delivered", at: 10 * hour + 2 },
+      { source: "a", event: "e", outcome: "dropped", at: 10 * hour + 3 },
+      { source: "a", event: "e", outcome: "delivered", at: 11 * hour },
+      { source: "b", event: "e", outcome: "refused", at: 10 * hour },
+    ]);
+    expect(rows).toEqual([
+      [10, "a", "e", 2, 0, 1, 0, 10 * hour + 3],
+      [11, "a", "e", 1, 0, 0, 0, 11 * hour],
+      [10, "b", "e", 0, 0, 0, 1, 10 * hour],
+    ]);
+  });
+
+  it("bound drift per batch and per name, keeping the newest items", () => {
+    const items = Array.from({ length: 2_000 }, (_, i) => ({
+      source: "s",
+      kind: "property" as const,
+      event: "guideSeen",
+      key: `k${i}-${"z".repeat(300)}`,
+    }));
+    const rows = driftRows([...items, { source: "s", kind: "event", event: "guideSnoozed" }]);
+    expect(rows).toHaveLength(BATCH_LIMIT);
+    expect(rows.every((row) => row[3].length <= NAME_LIMIT)).toBe(true);
+    // The newest (last) items are the ones kept: a real new name after junk is never lost.
+    expect(rows.map((row) => row[2])).toContain("guideSnoozed");
+    expect(rows.some((row) => row[3].startsWith("k1999-"))).toBe(true);
+    expect(rows.some((row) => row[3].startsWith("k0-"))).toBe(false);
+  });
+
+  it("count repeats of one drift item instead of listing them", () => {
+    const item = { source: "s", kind: "event" as const, event: "x" };
+    expect(driftRows([item, item, item])).toEqual([["s", "event", "x", "", 3]]);
   });
 });
 

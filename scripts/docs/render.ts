@@ -11,7 +11,7 @@ import { SETTINGS_DOC, settingDefaults } from "../../src/config";
 import { type RetryStep, retrySchedule } from "../../src/delivery/backoff";
 import { DLQ_MAX_RETRIES, dlqSchedule } from "../../src/delivery/deadLetterConsumer";
 import { KV_LAYOUT } from "../../src/kv/keys";
-import { DEAD_LETTER_REASONS } from "../../src/kv/records";
+import { DEAD_LETTER_REASONS } from "../../src/ledger/records";
 import { CATALOG } from "../../src/pendo/catalog";
 import { segmentEventName } from "../../src/pendo/names";
 import { TRIM_STEPS } from "../../src/pendo/trim";

@@ -2,16 +2,21 @@ import type { Settings } from "../config";
 import type { Env } from "../env";
 import { prepareEvent } from "../intake/prepare";
 import type { Issue } from "../issues";
-import { deleteRecord, getRecord, putRecord, type RecordKind, type StoredRecords } from "../kv/records";
+import {
+  bodyText,
+  claimRecord,
+  deleteRecord,
+  getRecord,
+  type LedgerRecord,
+  type RecordKind,
+  releaseRecord,
+} from "../ledger/records";
 import { log } from "../log";
-import { visitorOf } from "../pendo/identity";
-import { isDoNotProcess } from "../privacy/doNotProcess";
-import { encodeRelayMessage, type RelayMessage } from "../queue/message";
+import { decodeRelayMessage, encodeRelayMessage, type RelayMessage } from "../queue/message";
 import { resolveSource } from "../sources";
 
 export type ReplayResult =
   | { ok: true; id: string; status: "replayed"; eventId: string; removed: boolean }
-  | { ok: true; id: string; status: "dropped"; reason: "do-not-process"; eventId: string }
   | { ok: false; id: string; reason: "invalid" | "malformed-record"; issues: Issue[] }
   | {
       ok: false;
@@ -27,80 +32,57 @@ export type ReplayResult =
       detail: string;
     };
 
-/** The stored record and what replaying it would send, or why nothing can be. */
+type Failure = Extract<ReplayResult, { ok: false }>;
+
+/** What replaying a record would send, or why nothing can be. */
 type ReplayPlan =
   | {
       ok: true;
-      record: StoredRecords[RecordKind];
       message: RelayMessage;
-      visitor: string | undefined;
       /** Where the calls come from: stored as accepted, or mapped afresh from the raw webhook. */
       from: "stored" | "mapped";
     }
-  | Extract<ReplayResult, { ok: false }>;
+  | Failure;
 
 /**
  * The one place that decides what a replay sends, shared by the replay and its preview: a
- * queued message as it was accepted; a raw body (quarantine, too-large dead letters) through
- * intake and the transform of today's code and settings.
+ * queued message as it was accepted; the bytes of a message no reader understood, read again by
+ * today's code; a raw body (quarantine, too-large dead letters) through intake and the transform
+ * of today's code and settings. Do-not-process flags are not checked here: the consumer applies
+ * them to every batch, replays included.
  */
-async function planReplay(
-  env: Env,
-  settings: Settings,
-  kind: RecordKind,
-  id: string,
-  now: number,
-): Promise<ReplayPlan> {
-  const read = await getRecord(env.DEDUP, kind, id);
-  if (!read.ok) {
-    return read.reason === "not-found"
-      ? { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` }
-      : { ok: false, id, reason: "malformed-record", issues: read.issues };
+async function planReplay(settings: Settings, record: LedgerRecord, now: number): Promise<ReplayPlan> {
+  const { id } = record;
+  if (record.message !== undefined) {
+    const decoded = decodeRelayMessage(record.message);
+    if (decoded.ok) return { ok: true, message: decoded.message, from: "stored" };
+    return { ok: false, id, reason: "not-replayable", detail: decoded.detail };
   }
-  const record: StoredRecords[RecordKind] = read.record;
-  if ("rawMessage" in record && record.rawMessage !== undefined) {
-    return {
-      ok: false,
-      id,
-      reason: "not-replayable",
-      detail: "a malformed queue message has no event to send",
-    };
+  const text = bodyText(record.body);
+  if (record.reason === "malformed-message") {
+    const decoded = decodeRelayMessage(text ?? record.body);
+    if (decoded.ok) return { ok: true, message: decoded.message, from: "stored" };
+    return { ok: false, id, reason: "not-replayable", detail: `the message still cannot be read: ${decoded.detail}` };
   }
-  if ("message" in record && record.message) {
-    return {
-      ok: true,
-      record,
-      message: record.message,
-      visitor: visitorOfCalls(record.message),
-      from: "stored",
-    };
+  if (text === undefined) {
+    return { ok: false, id, reason: "invalid", issues: [{ path: "", message: "body is not valid UTF-8" }] };
   }
   const source = resolveSource(settings, record.source);
   if (!source) return { ok: false, id, reason: "unknown-source", detail: record.source };
-  const prepared = await prepareEvent(record.rawBody ?? "", source, now);
+  const prepared = await prepareEvent(text, source, now);
   if (!prepared.ok) {
     return prepared.reason === "invalid"
       ? { ok: false, id, reason: "invalid", issues: prepared.issues }
       : { ok: false, id, reason: "event-too-large", detail: prepared.detail };
   }
-  return {
-    ok: true,
-    record,
-    message: prepared.message,
-    visitor: visitorOf(prepared.webhook),
-    from: "mapped",
-  };
+  return { ok: true, message: prepared.message, from: "mapped" };
 }
 
 /**
- * Re-enqueue one stored entry. The dedup marker is not consulted: replay exists to send again
- * what the edge once accepted. A raw body (quarantine, too-large dead letters) goes through
- * intake and the transform again, so a fixed relay can ingest what it once refused. A visitor
- * flagged do-not-process since is not sent, and the record is removed.
- *
- * Never twice: the record is claimed (`replayedAt`) before it is sent, and a claimed record is
- * refused. If the send fails the claim is lifted; if the delete after a send fails, the claim
- * stays, so the record is kept but can never be replayed again.
+ * Re-enqueue one stored record. The dedup marker is not consulted: replay exists to send again
+ * what the edge once accepted. Exactly once: the row is claimed by one conditional statement, so
+ * of any number of concurrent replays one sends and the others are told it is taken. A send that
+ * fails gives the row back at once; a sent record is deleted.
  */
 export async function replayRecord(
   env: Env,
@@ -108,74 +90,38 @@ export async function replayRecord(
   kind: RecordKind,
   id: string,
   now: number,
-  waitUntil: (promise: Promise<unknown>) => void,
 ): Promise<ReplayResult> {
-  const plan = await planReplay(env, settings, kind, id, now);
-  if (!plan.ok) return plan;
-  const { record, message, visitor } = plan;
-  if (record.replayedAt !== undefined) {
-    const at = new Date(record.replayedAt).toISOString();
-    return {
-      ok: false,
-      id,
-      reason: "already-replayed",
-      detail: `replayed at ${at}; delete it if it is done`,
-    };
+  const db = env.LEDGER;
+  const record = await claimRecord(db, kind, id, now);
+  if (!record) {
+    const read = await getRecord(db, kind, id);
+    if (!read.ok && read.reason === "not-found") return { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` };
+    if (!read.ok) return { ok: false, id, reason: "malformed-record", issues: read.issues };
+    const at = read.record.claimedAt ? new Date(read.record.claimedAt).toISOString() : "just now";
+    return { ok: false, id, reason: "already-replayed", detail: `another replay claimed it at ${at}` };
   }
-
-  const kv = env.DEDUP;
-  const ttl = settings.DEAD_LETTER_TTL_SECONDS;
-  if (
-    settings.HONOR_DO_NOT_PROCESS &&
-    visitor &&
-    (await isDoNotProcess(
-      kv,
-      message.source,
-      visitor,
-      now,
-      waitUntil,
-      settings.DO_NOT_PROCESS_REFRESH_SECONDS * 1000,
-    ))
-  ) {
-    await deleteRecord(kv, kind, id);
-    log("info", "do-not-process-drop", { kind, id, source: message.source, uniqueId: message.eventId });
-    return { ok: true, id, status: "dropped", reason: "do-not-process", eventId: message.eventId };
-  }
-
-  try {
-    await putRecord(kv, kind, { ...record, replayedAt: now }, ttl);
-  } catch (error) {
-    return { ok: false, id, reason: "store-unavailable", detail: String(error) };
-  }
+  const give = async <T extends Failure>(failure: T): Promise<T> => {
+    await releaseRecord(db, id).catch((error) =>
+      log("error", "replay-unclaim-failed", { kind, id, error: String(error) }),
+    );
+    return failure;
+  };
+  const plan = await planReplay(settings, record, now);
+  if (!plan.ok) return give(plan);
+  const { message } = plan;
   try {
     await env.EVENTS.send(encodeRelayMessage({ ...message, replayedAt: now }), { contentType: "text" });
   } catch (error) {
-    await putRecord(kv, kind, record, ttl).catch((unclaim) =>
-      log("error", "replay-unclaim-failed", { kind, id, error: String(unclaim) }),
-    );
-    return { ok: false, id, reason: "queue-unavailable", detail: String(error) };
+    return give({ ok: false, id, reason: "queue-unavailable", detail: String(error) } as const);
   }
   let removed = true;
-  await deleteRecord(kv, kind, id).catch((error) => {
+  await deleteRecord(db, kind, id, true).catch((error) => {
+    // Sent, so it stays claimed: it can never be replayed twice; the console shows it as replaying.
     removed = false;
     log("error", "replay-not-removed", { kind, id, error: String(error) });
   });
-  log("info", "replayed", {
-    kind,
-    id,
-    source: message.source,
-    event: message.event,
-    uniqueId: message.eventId,
-  });
+  log("info", "replayed", { kind, id, source: message.source, event: message.event, uniqueId: message.eventId });
   return { ok: true, id, status: "replayed", eventId: message.eventId, removed };
-}
-
-/** The visitor of a stored message, read from its first call (admin path only: parsing is fine here). */
-function visitorOfCalls(message: RelayMessage): string | undefined {
-  const first = message.calls[0];
-  if (!first) return undefined;
-  const call = JSON.parse(first) as { userId?: string; anonymousId?: string };
-  return call.userId ?? call.anonymousId;
 }
 
 // Segment drops a messageId it has seen in about the last 24 hours, and no longer.
@@ -187,16 +133,15 @@ export type ReplayPreview =
       id: string;
       /** The calls a replay sends now. */
       willSend: unknown[];
-      /** Stored as accepted, or mapped afresh from the raw webhook by today's code and settings. */
       from: "stored" | "mapped";
       receivedAt: number;
       ageHours: number;
       /** Older than Segment's messageId dedup: Segment will not drop a copy it already has. */
       outsideDedupWindow: boolean;
-      /** False once claimed by an earlier replay. */
+      /** False while a replay holds it. */
       replayable: boolean;
     }
-  | Extract<ReplayResult, { ok: false }>;
+  | Failure;
 
 /** What a replay of the record would send, sending nothing. */
 export async function previewReplay(
@@ -206,9 +151,15 @@ export async function previewReplay(
   id: string,
   now: number,
 ): Promise<ReplayPreview> {
-  const plan = await planReplay(env, settings, kind, id, now);
+  const read = await getRecord(env.LEDGER, kind, id);
+  if (!read.ok) {
+    return read.reason === "not-found"
+      ? { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` }
+      : { ok: false, id, reason: "malformed-record", issues: read.issues };
+  }
+  const plan = await planReplay(settings, read.record, now);
   if (!plan.ok) return plan;
-  const { receivedAt, replayedAt } = plan.record;
+  const { receivedAt, state } = read.record;
   return {
     ok: true,
     id,
@@ -217,6 +168,6 @@ export async function previewReplay(
     receivedAt,
     ageHours: Math.round(((now - receivedAt) / 3_600_000) * 10) / 10,
     outsideDedupWindow: now - receivedAt > SEGMENT_DEDUP_WINDOW_MS,
-    replayable: replayedAt === undefined,
+    replayable: state === "stored",
   };
 }

@@ -1,22 +1,30 @@
 import { type Context, Hono } from "hono";
 import { recentAlerts } from "../alerts/notify";
 import { loadSettings } from "../config";
-import { listDrift } from "../drift/watch";
 import type { Env } from "../env";
 import { isAdmin } from "../http/auth";
 import { failureResponse, notFound } from "../http/failures";
-import { deleteRecord, getRecord, listRecords, type RecordFilter, type RecordKind } from "../kv/records";
+import { listDrift } from "../ledger/drift";
+import {
+  countByReason,
+  deleteRecord,
+  getRecord,
+  listRecords,
+  type RecordFilter,
+  type RecordKind,
+} from "../ledger/records";
 import { log } from "../log";
+import { overviewOf } from "./overview";
+import { recordView } from "./view";
 import { previewReplay, type ReplayResult, replayRecord } from "./replay";
 
 type AdminContext = Context<{ Bindings: Env }>;
 
 const MAX_LIMIT = 500;
-// One bulk replay call re-enqueues at most this many; the answer's cursor continues. About four
-// KV operations each keeps a call well inside the 1,000 per invocation.
-const BULK_REPLAY_MAX = 100;
-// A summary reads at most this many pages of 1,000 keys (a KV list each).
-const SUMMARY_PAGES = 10;
+// One bulk replay call re-enqueues at most this many; the answer's cursor continues. Each costs a
+// claim, a queue send and a delete: 75 statements and 25 sends stay inside the Free plan's
+// 50 subrequests per invocation when D1 queries count one each.
+const BULK_REPLAY_MAX = 25;
 
 /**
  * /admin: dead letters and quarantine, behind ADMIN_TOKEN (Bearer only). Unset token: every
@@ -38,24 +46,24 @@ export function createAdminRoutes() {
     await next();
   });
 
-  admin.get("/drift", async (c) => c.json({ entries: await listDrift(c.env.DEDUP) }));
-  admin.get("/alerts", async (c) => c.json({ entries: await recentAlerts(c.env.DEDUP) }));
+  admin.get("/drift", async (c) => c.json({ entries: await listDrift(c.env.LEDGER) }));
+  admin.get("/alerts", async (c) => c.json({ entries: await recentAlerts(c.env.LEDGER) }));
+  admin.get("/overview", async (c) => {
+    const hours = Number(c.req.query("hours") ?? 24);
+    if (!Number.isInteger(hours) || hours < 1 || hours > 2_160) {
+      return c.json({ error: "invalid", message: "hours must be a whole number from 1 to 2160 (90 days)" }, 400);
+    }
+    return c.json(await overviewOf(c.env, hours, Date.now()));
+  });
 
   for (const kind of ["dead-letters", "quarantine"] as const satisfies readonly RecordKind[]) {
-    // Counts by reason over every record matching the filter (up to SUMMARY_PAGES pages of keys).
+    // Exact counts by reason over every record matching the filter.
     admin.get(`/${kind}/summary`, async (c) => {
       const filter = readFilter(c);
       if ("error" in filter) return c.json(filter, 400);
-      const byReason: Record<string, number> = {};
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const page = await listRecords(c.env.DEDUP, kind, filter, 1_000, cursor ?? undefined);
-        for (const entry of page.entries) byReason[entry.reason] = (byReason[entry.reason] ?? 0) + 1;
-        cursor = page.cursor;
-      } while (cursor && ++pages < SUMMARY_PAGES);
+      const byReason = await countByReason(c.env.LEDGER, kind, filter);
       const total = Object.values(byReason).reduce((sum, n) => sum + n, 0);
-      return c.json({ total, byReason, complete: cursor === null });
+      return c.json({ total, byReason, complete: true });
     });
 
     admin.get(`/${kind}/:id/preview`, async (c) => {
@@ -69,12 +77,12 @@ export function createAdminRoutes() {
       const filter = readFilter(c);
       if ("error" in filter) return c.json(filter, 400);
       const limit = Math.min(MAX_LIMIT, Math.max(1, Number(c.req.query("limit") ?? 50) || 50));
-      return c.json(await listRecords(c.env.DEDUP, kind, filter, limit, c.req.query("cursor")));
+      return c.json(await listRecords(c.env.LEDGER, kind, filter, limit, c.req.query("cursor") || undefined));
     });
 
     admin.get(`/${kind}/:id`, async (c) => {
-      const read = await getRecord(c.env.DEDUP, kind, c.req.param("id"));
-      if (read.ok) return c.json(read.record);
+      const read = await getRecord(c.env.LEDGER, kind, c.req.param("id"));
+      if (read.ok) return c.json(recordView(read.record));
       if (read.reason === "not-found") return recordNotFound(c, kind);
       return c.json(
         { error: read.reason, message: "the stored record does not match its schema", issues: read.issues },
@@ -82,8 +90,9 @@ export function createAdminRoutes() {
       );
     });
 
-    // Every record matching the filter, oldest first, up to BULK_REPLAY_MAX per call; each gets
-    // its own result, and `cursor` continues where this call stopped.
+    // The records that matched when the run started (created up to its start), oldest first, up
+    // to BULK_REPLAY_MAX per call, each with its own result. `cursor` continues the same run, so
+    // no record is replayed twice in it, and what fails again (a new dead letter) is not in it.
     admin.post(`/${kind}/replay`, async (c) => {
       const filter = readFilter(c);
       if ("error" in filter) return c.json(filter, 400);
@@ -93,23 +102,28 @@ export function createAdminRoutes() {
           400,
         );
       }
+      const run = readRunCursor(c.req.query("cursor"), Date.now());
+      if (!run) return c.json({ error: "invalid", message: "cursor is not one this relay returned" }, 400);
       const config = loadSettings(c.env);
       if (!config.ok) return failureResponse(c, config);
-      const results: ReplayResult[] = [];
-      let cursor: string | null = c.req.query("cursor") ?? null;
-      do {
-        const page = await listRecords(
-          c.env.DEDUP,
+      let page: Awaited<ReturnType<typeof listRecords>>;
+      try {
+        page = await listRecords(
+          c.env.LEDGER,
           kind,
-          filter,
-          BULK_REPLAY_MAX - results.length,
-          cursor ?? undefined,
+          { ...filter, createdUpTo: run.startedAt, state: "stored" },
+          BULK_REPLAY_MAX,
+          run.after,
         );
-        for (const entry of page.entries) results.push(await replayOne(c, config.settings, kind, entry.id));
-        cursor = page.cursor;
-      } while (cursor && results.length < BULK_REPLAY_MAX);
+      } catch (error) {
+        log("error", "ledger-read-failed", { action: "replay", error: String(error) });
+        return c.json({ error: "unavailable", message: "the ledger did not answer; retry later" }, 503);
+      }
+      const results: ReplayResult[] = [];
+      for (const entry of page.entries) results.push(await replayOne(c, config.settings, kind, entry.id));
       const replayed = results.filter((result) => result.ok).length;
       log("info", "admin", { action: "replay", kind, ids: results.map((r) => r.id), count: replayed });
+      const cursor = page.cursor ? `${run.startedAt}.${page.cursor}` : null;
       return c.json({ replayed, failed: results.length - replayed, results, cursor });
     });
 
@@ -132,9 +146,7 @@ export function createAdminRoutes() {
 
     admin.delete(`/${kind}/:id`, async (c) => {
       const id = c.req.param("id");
-      const read = await getRecord(c.env.DEDUP, kind, id);
-      if (!read.ok && read.reason === "not-found") return recordNotFound(c, kind);
-      await deleteRecord(c.env.DEDUP, kind, id);
+      if (!(await deleteRecord(c.env.LEDGER, kind, id))) return recordNotFound(c, kind);
       log("info", "admin", { action: "delete", kind, ids: [id], count: 1 });
       return c.json({ status: "deleted", id });
     });
@@ -150,7 +162,7 @@ async function replayOne(
   id: string,
 ): Promise<ReplayResult> {
   try {
-    return await replayRecord(c.env, settings, kind, id, Date.now(), (p) => c.executionCtx.waitUntil(p));
+    return await replayRecord(c.env, settings, kind, id, Date.now());
   } catch (error) {
     return { ok: false, id, reason: "store-unavailable", detail: String(error) };
   }
@@ -158,6 +170,13 @@ async function replayOne(
 
 function recordNotFound(c: AdminContext, kind: RecordKind) {
   return c.json({ error: "not-found", message: `no ${kind} entry ${c.req.param("id")}` }, 404);
+}
+
+/** `<startedAt>.<last id>`: a bulk replay run, continued. A first call starts a run now. */
+function readRunCursor(raw: string | undefined, now: number): { startedAt: number; after?: string } | undefined {
+  if (!raw) return { startedAt: now };
+  const match = /^(\d{1,15})\.(\d{13}-[A-Za-z0-9_.-]{1,200})$/.exec(raw);
+  return match ? { startedAt: Number(match[1]), after: match[2] } : undefined;
 }
 
 function readFilter(c: AdminContext): RecordFilter | { error: string; message: string } {

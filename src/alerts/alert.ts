@@ -181,7 +181,7 @@ const SUMMARY: Record<AlertKind, Summary> = {
   "invalid-webhooks": (source, t, room) =>
     `${t.count} webhook(s) to source "${source}" could not be mapped and were quarantined (${breakdownText(t, room)}).`,
   "unknown-event": (source, t, room) =>
-    `Source "${source}" received ${t.names.length + t.namesCut} event name(s) the relay does not know: ${quoted(t.names.slice(0, room.names))}${andMore(namesCut(t, room))} (${t.count} occurrence(s) so far). They are forwarded as unmapped tracks; Pendo may have added them.`,
+    `Source "${source}" received ${t.names.length + t.namesCut} event name(s) the relay does not know: ${quoted(t.names.slice(0, room.names))}${andMore(namesCut(t, room))}. They are forwarded as unmapped tracks; Pendo may have added them.`,
   "delivery-failing": (source, t) =>
     `Segment has answered nothing but failures for source "${source}" since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}). Events wait on the queue and are retried.`,
   "delivery-recovered": (source, t) =>

@@ -42,3 +42,6 @@ export function retrySchedule(maxRetries: number, baseSeconds: number, maxSecond
   }
   return steps;
 }
+
+/** Room for a retried message's batch window and its delivery before the queue's retention ends. */
+export const RETENTION_MARGIN_SECONDS = 600;

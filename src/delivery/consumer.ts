@@ -1,16 +1,20 @@
-import { type AlertScope, raiseAlert } from "../alerts/notify";
+import { type AlertScope, alertSoon } from "../alerts/notify";
 import { loadSettings, type Settings } from "../config";
 import type { Env } from "../env";
-import { type DeadLetterReason, deadLetterOf, putDeadLetter } from "../kv/records";
+import { type CountDelta, countStatement, UNKNOWN_EVENT } from "../ledger/counts";
+import { type DeliveryRound, deliveryStatement } from "../ledger/delivery";
+import { type DriftItem, driftRows, driftStatement, evictionStatements } from "../ledger/drift";
+import { putFallback } from "../ledger/fallback";
+import { flagKey, flaggedStatement, flagStatement, visitorHash } from "../ledger/flags";
+import { type DeadLetterInput, type DeadLetterReason, deadLetterOf, insertRecord, type LedgerRecord } from "../ledger/records";
 import { cutDetail, log } from "../log";
 import { decodeRelayMessage, type RelayMessage } from "../queue/message";
 import { batchBody, batchBytes, countCalls, type Packable, packBatches } from "../segment/batch";
 import { classifySegmentResponse } from "../segment/classify";
 import { postBatch, type SegmentTarget } from "../segment/client";
 import { resolveSource } from "../sources";
-import { retryDelaySeconds } from "./backoff";
+import { RETENTION_MARGIN_SECONDS, retryDelaySeconds } from "./backoff";
 import { malformedLetter } from "./letters";
-import { type DeliveryRound, recordDeliveryRounds } from "./status";
 
 type QueueMessage = Message<unknown>;
 
@@ -22,13 +26,15 @@ interface Unit extends Packable {
 
 // Used only when the settings themselves are unreadable, so there is no configured base.
 const MISCONFIGURED_RETRY_SECONDS = 300;
-// Room for a retried message's batch window and its delivery before the queue's retention ends.
-const RETENTION_MARGIN_SECONDS = 600;
 
 /**
  * The `pendo-events` consumer. Every message is settled explicitly (ack, retry with a delay, or
  * stored as a dead letter then acked); the handler never throws, because a throwing queue handler
  * retries the whole batch, acked messages included in the local simulator.
+ *
+ * Ledger work per queue batch, whatever its size: one query for the do-not-process flags (before
+ * anything is sent), one batch of dead-letter inserts (only when there are dead letters), one
+ * batch of counters, drift and delivery status (after; its failure never touches the events).
  */
 export async function consumeEvents(
   batch: MessageBatch<unknown>,
@@ -42,21 +48,19 @@ export async function consumeEvents(
     return;
   }
   const alerts: AlertScope = {
-    kv: env.DEDUP,
+    db: env.LEDGER,
     settings: config.settings,
     waitUntil: (promise) => ctx.waitUntil(promise),
     now: Date.now(),
   };
   const delivery = new Delivery(env, config.settings, batch.messages, alerts);
   try {
-    const groups = new Map<string, { target: SegmentTarget; source: string; units: Unit[] }>();
-    const unconfigured = new Set<string>();
-    const stores: Promise<unknown>[] = [];
+    const units: Unit[] = [];
     for (const queued of batch.messages) {
       const decoded = decodeRelayMessage(queued.body);
       if (!decoded.ok) {
         // Checked on read: one bad message is stored at once and never holds up its neighbours.
-        stores.push(delivery.storeMalformed(queued, decoded.detail));
+        delivery.store(queued, malformedLetter(queued, decoded.detail), "(malformed)");
         continue;
       }
       const message = decoded.message;
@@ -64,7 +68,14 @@ export async function consumeEvents(
         delivery.ack(queued);
         continue;
       }
-      const unit: Unit = { queued, message, calls: message.calls, bytes: message.bytes };
+      units.push({ queued, message, calls: message.calls, bytes: message.bytes });
+    }
+    const kept = await delivery.applyFlags(units);
+    const groups = new Map<string, { target: SegmentTarget; source: string; units: Unit[] }>();
+    const unconfigured = new Set<string>();
+    const sends: Promise<unknown>[] = [];
+    for (const unit of kept) {
+      const { message } = unit;
       const source = resolveSource(config.settings, message.source);
       if (!source?.writeKey) {
         // One line per source per batch, not per message.
@@ -77,7 +88,7 @@ export async function consumeEvents(
               : "this source is no longer configured: its events stay queued and are retried",
           });
         }
-        stores.push(delivery.failTransient(unit, null, "no-write-key", "no Segment write key is configured"));
+        delivery.failTransient(unit, null, "no-write-key", "no Segment write key is configured");
         continue;
       }
       // Sources sharing a write key and endpoint share requests.
@@ -94,12 +105,12 @@ export async function consumeEvents(
       group.units.push(unit);
     }
     for (const group of groups.values()) {
-      for (const request of packBatches(group.units))
-        stores.push(delivery.send(group.target, group.source, request));
+      for (const request of packBatches(group.units)) sends.push(delivery.send(group.target, group.source, request));
     }
-    await Promise.all(stores);
+    await Promise.all(sends);
     delivery.reportDeferred();
-    await recordDeliveryRounds(alerts, delivery.rounds);
+    await delivery.storeDeadLetters();
+    await delivery.recordLedger(units);
   } catch (error) {
     log("error", "consumer-failed", { error: String(error) });
   } finally {
@@ -112,8 +123,12 @@ class Delivery {
   /** Segment requests this invocation may still make (SEGMENT_REQUEST_BUDGET). */
   private budget: number;
   private deferred = 0;
-  /** Per source: did Segment deliver, did it fail, with what status (for delivery alerts). */
+  /** Per source: did the destination deliver, did it fail, with what status. */
   readonly rounds = new Map<string, DeliveryRound>();
+  /** Dead letters of this invocation, stored together before their messages are acked. */
+  private readonly pending: { queued: QueueMessage; record: LedgerRecord; event: string }[] = [];
+  /** Outcomes for the delivery counters, added in one statement at the end. */
+  private readonly counts: CountDelta[] = [];
 
   constructor(
     private readonly env: Env,
@@ -133,12 +148,71 @@ class Delivery {
     return round;
   }
 
+  private count(message: RelayMessage, outcome: CountDelta["outcome"]) {
+    const event = message.unmapped ? UNKNOWN_EVENT : message.event;
+    this.counts.push({ source: message.source, event, outcome, at: this.alerts.now });
+  }
+
+  /**
+   * Do-not-process: applies the flag events of this batch, then reads which visitors are flagged,
+   * in one round trip. An event at or after its visitor's flag time is dropped (acked, counted);
+   * the flag event itself is always delivered. Without an answer from the ledger nothing is
+   * sent: the batch is retried, so a flagged visitor's events never leave on a guess.
+   */
+  async applyFlags(units: Unit[]): Promise<Unit[]> {
+    if (!this.settings.HONOR_DO_NOT_PROCESS) return units;
+    const withVisitor = units.filter((unit) => unit.message.visitor !== undefined);
+    if (withVisitor.length === 0) return units;
+    const hashes = new Map<string, string>();
+    await Promise.all(
+      [...new Set(withVisitor.map((unit) => unit.message.visitor as string))].map(async (visitor) => {
+        hashes.set(visitor, await visitorHash(visitor));
+      }),
+    );
+    const db = this.env.LEDGER;
+    const pairs = new Map<string, { source: string; visitorHash: string }>();
+    const updates: D1PreparedStatement[] = [];
+    for (const { message } of withVisitor) {
+      const hash = hashes.get(message.visitor as string) as string;
+      pairs.set(flagKey(message.source, hash), { source: message.source, visitorHash: hash });
+      if (message.doNotProcess !== undefined) {
+        const update = {
+          source: message.source,
+          visitorHash: hash,
+          flagged: message.doNotProcess,
+          eventTime: message.eventTime ?? message.receivedAt,
+        };
+        updates.push(flagStatement(db, update, this.alerts.now));
+      }
+    }
+    let flags: Map<string, number>;
+    try {
+      const results = await db.batch([...updates, flaggedStatement(db, [...pairs.values()])]);
+      const rows = (results.at(-1)?.results ?? []) as { source: string; visitorHash: string; eventTime: number }[];
+      flags = new Map(rows.map((row) => [flagKey(row.source, row.visitorHash), row.eventTime]));
+    } catch (error) {
+      log("error", "flag-check-failed", { messages: units.length, error: String(error) });
+      for (const unit of units) this.failTransient(unit, null, "retries-exhausted", "the do-not-process check failed");
+      return [];
+    }
+    return units.filter((unit) => {
+      const { message } = unit;
+      if (message.visitor === undefined || message.doNotProcess !== undefined) return true;
+      const since = flags.get(flagKey(message.source, hashes.get(message.visitor) as string));
+      if (since === undefined || (message.eventTime ?? message.receivedAt) < since) return true;
+      log("info", "do-not-process-drop", { source: message.source, event: message.event, uniqueId: message.eventId });
+      this.count(message, "dropped");
+      this.ack(unit.queued);
+      return false;
+    });
+  }
+
   /** Sends one packed request; a 400 is bisected until the events Segment rejects stand alone. */
   async send(target: SegmentTarget, source: string, units: Unit[]): Promise<void> {
     if (this.budget <= 0) {
       // Past the plan's subrequest limit every fetch would throw: these wait for a fresh invocation.
       this.deferred += units.length;
-      await Promise.all(units.map((unit) => this.defer(unit)));
+      for (const unit of units) this.defer(unit);
       return;
     }
     this.budget--;
@@ -162,12 +236,15 @@ class Delivery {
     switch (outcome.kind) {
       case "delivered":
         log("info", "segment-request", fields);
-        for (const unit of units) this.ack(unit.queued);
+        for (const unit of units) {
+          this.count(unit.message, "delivered");
+          this.ack(unit.queued);
+        }
         return;
       case "rejected": {
         log("warn", "segment-request", { ...fields, detail: outcome.detail });
         if (units.length === 1) {
-          await this.deadLetter(units[0] as Unit, "segment-rejected", 400, outcome.detail);
+          this.deadLetter(units[0] as Unit, "segment-rejected", 400, outcome.detail);
           return;
         }
         const half = Math.ceil(units.length / 2);
@@ -179,9 +256,7 @@ class Delivery {
       }
       case "refused":
         log("error", "segment-request", { ...fields, detail: outcome.detail });
-        await Promise.all(
-          units.map((u) => this.deadLetter(u, "segment-refused", outcome.status, outcome.detail)),
-        );
+        for (const unit of units) this.deadLetter(unit, "segment-refused", outcome.status, outcome.detail);
         return;
       case "rate-limited":
       case "redirected":
@@ -190,9 +265,7 @@ class Delivery {
         // A 429 waits its Retry-After, but never less than the backoff: a short Retry-After on
         // every attempt would otherwise spend all retries in minutes.
         const atLeast = outcome.kind === "rate-limited" ? outcome.retryAfterSeconds : undefined;
-        const next = await Promise.all(
-          units.map((u) => this.failTransient(u, outcome.status, "retries-exhausted", detail, atLeast)),
-        );
+        const next = units.map((u) => this.failTransient(u, outcome.status, "retries-exhausted", detail, atLeast));
         // A redirect is a configuration fault, not Segment's weather: said at error level.
         log(outcome.kind === "redirected" ? "error" : "warn", "segment-request", {
           ...fields,
@@ -210,13 +283,13 @@ class Delivery {
    * Retry later, unless this was the last delivery the queue allows: then the message is kept as
    * a dead letter with what is known of its failure. Returns the delay, or undefined once stored.
    */
-  async failTransient(
+  failTransient(
     unit: Unit,
     status: number | null,
     finalReason: DeadLetterReason,
     detail: string,
     atLeastSeconds = 0,
-  ): Promise<number | undefined> {
+  ): number | undefined {
     const { attempts } = unit.queued;
     const { RETRY_BASE_SECONDS, RETRY_MAX_SECONDS } = this.settings;
     const delay = Math.max(
@@ -224,7 +297,7 @@ class Delivery {
       atLeastSeconds,
     );
     if (attempts > this.settings.MAX_RETRIES || this.wouldExpire(unit.queued, delay)) {
-      await this.deadLetter(unit, finalReason, status, detail);
+      this.deadLetter(unit, finalReason, status, detail);
       return undefined;
     }
     this.retry(unit.queued, delay);
@@ -232,11 +305,11 @@ class Delivery {
   }
 
   /** Not sent for want of budget: retried after the first backoff step, not counted as a failure. */
-  private async defer(unit: Unit): Promise<void> {
+  private defer(unit: Unit): void {
     const delay = retryDelaySeconds(1, this.settings.RETRY_BASE_SECONDS, this.settings.RETRY_MAX_SECONDS);
     if (unit.queued.attempts > this.settings.MAX_RETRIES || this.wouldExpire(unit.queued, delay)) {
       const detail = "not sent: the invocation's Segment request budget ran out";
-      await this.deadLetter(unit, "retries-exhausted", null, detail);
+      this.deadLetter(unit, "retries-exhausted", null, detail);
       return;
     }
     this.retry(unit.queued, delay);
@@ -247,8 +320,13 @@ class Delivery {
    * then it is kept as a dead letter now, rather than lost to the queue's retention.
    */
   private wouldExpire(queued: QueueMessage, delaySeconds: number): boolean {
+    return delaySeconds + RETENTION_MARGIN_SECONDS >= this.secondsLeft(queued);
+  }
+
+  /** Seconds until the queue's retention deletes the message. */
+  private secondsLeft(queued: QueueMessage): number {
     const expiresAt = queued.timestamp.getTime() + this.settings.QUEUE_RETENTION_SECONDS * 1000;
-    return this.alerts.now + (delaySeconds + RETENTION_MARGIN_SECONDS) * 1000 >= expiresAt;
+    return (expiresAt - this.alerts.now) / 1000;
   }
 
   reportDeferred() {
@@ -260,9 +338,9 @@ class Delivery {
     }
   }
 
-  async deadLetter(unit: Unit, reason: DeadLetterReason, status: number | null, detail: string) {
+  deadLetter(unit: Unit, reason: DeadLetterReason, status: number | null, detail: string) {
     const { message } = unit;
-    await this.store(unit.queued, {
+    const input: DeadLetterInput = {
       reason,
       source: message.source,
       eventId: message.eventId,
@@ -272,34 +350,108 @@ class Delivery {
       detail: cutDetail(detail),
       receivedAt: message.receivedAt,
       message,
-    });
+    };
+    this.store(unit.queued, input, message.unmapped ? UNKNOWN_EVENT : message.event);
   }
 
-  storeMalformed(queued: QueueMessage, detail: string) {
-    return this.store(queued, malformedLetter(queued, detail));
+  /** Queues a dead letter for `storeDeadLetters`; its message stays unsettled until then. */
+  store(queued: QueueMessage, input: DeadLetterInput, countedAs: string) {
+    this.pending.push({ queued, record: deadLetterOf(input, this.alerts.now), event: countedAs });
   }
 
-  private async store(queued: QueueMessage, input: Parameters<typeof deadLetterOf>[0]) {
-    const letter = deadLetterOf(input, Date.now());
+  /**
+   * Every dead letter of the invocation in one transaction; acked only once stored. If D1 fails,
+   * each goes to KV (the second store, moved into D1 by the cron); if that fails too, the message
+   * is retried, never later than the queue's retention allows.
+   */
+  async storeDeadLetters(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const db = this.env.LEDGER;
+    let stored: typeof this.pending = [];
     try {
-      await putDeadLetter(this.env.DEDUP, letter, this.settings.DEAD_LETTER_TTL_SECONDS);
+      await db.batch(this.pending.map(({ record }) => insertRecord(db, record)));
+      stored = this.pending;
+    } catch (error) {
+      log("error", "dead-letter-write-failed", { store: "ledger", count: this.pending.length, error: String(error) });
+      const ttl = this.settings.DEAD_LETTER_TTL_SECONDS;
+      await Promise.all(
+        this.pending.map(async (entry) => {
+          try {
+            await putFallback(this.env.DEDUP, entry.record, ttl);
+            stored.push(entry);
+          } catch (fallbackError) {
+            log("error", "dead-letter-write-failed", {
+              store: "kv",
+              uniqueId: entry.record.eventId,
+              error: String(fallbackError),
+            });
+            // No delay outlives the message: at most what its retention leaves, less the margin.
+            const left = this.secondsLeft(entry.queued) - RETENTION_MARGIN_SECONDS;
+            this.retry(entry.queued, Math.max(0, Math.min(MISCONFIGURED_RETRY_SECONDS, Math.floor(left))));
+          }
+        }),
+      );
+    }
+    const sources = new Set<string>();
+    for (const { queued, record, event } of stored) {
       log("warn", "dead-letter", {
-        source: letter.source,
-        event: letter.event,
-        uniqueId: letter.eventId,
-        reason: letter.reason,
-        status: letter.lastStatus,
+        source: record.source,
+        event: record.event,
+        uniqueId: record.eventId,
+        reason: record.reason,
+        status: record.lastStatus,
       });
       this.ack(queued);
-      raiseAlert(this.alerts, letter.source, "dead-letters", {
-        example: { event: letter.event, uniqueId: letter.eventId },
-        keys: [letter.reason],
+      this.counts.push({ source: record.source, event, outcome: "deadLettered", at: this.alerts.now });
+      sources.add(record.source);
+    }
+    for (const source of sources) alertSoon(this.alerts, source, "dead-letters");
+  }
+
+  /**
+   * Counters, drift and delivery status for the whole batch, in one round trip after delivery.
+   * Bookkeeping, not delivery: a failure is logged and never touches the events.
+   */
+  async recordLedger(units: readonly Unit[]): Promise<void> {
+    const db = this.env.LEDGER;
+    const now = this.alerts.now;
+    const drift: DriftItem[] = [];
+    for (const { message } of units) {
+      if (message.unmapped) drift.push({ source: message.source, kind: "event", event: message.event });
+      for (const key of message.drift ?? []) {
+        drift.push({ source: message.source, kind: "property", event: message.event, key });
+      }
+    }
+    const rows = driftRows(drift);
+    const counted = countStatement(db, this.counts);
+    const rounds = [...this.rounds];
+    const statements = [
+      ...rounds.map(([source, round]) => deliveryStatement(db, source, round, now)),
+      ...(rows.length > 0 ? [driftStatement(db, rows, now)] : []),
+      ...(counted ? [counted] : []),
+    ];
+    if (statements.length === 0) return;
+    try {
+      const results = await db.batch(statements);
+      rounds.forEach(([source, round], i) => {
+        const status = results[i]?.results[0] as { recovered: number; failingSince: number | null } | undefined;
+        // Only a change of state asks the ledger whether to alert: steady delivery asks nothing.
+        if (status?.recovered) alertSoon(this.alerts, source, "delivery-recovered");
+        else if (round.failed && !round.delivered) alertSoon(this.alerts, source, "delivery-failing");
       });
+      type Fresh = { source: string; kind: string; event: string; key: string; fresh: number };
+      const fresh = rows.length > 0 ? ((results[rounds.length]?.results ?? []) as Fresh[]).filter((r) => r.fresh) : [];
+      if (fresh.length === 0) return;
+      for (const row of fresh) {
+        log("warn", "drift", { source: row.source, kind: row.kind, event: row.event, key: row.key || undefined });
+      }
+      const sources = new Set(fresh.map((row) => row.source));
+      await db.batch([...sources].flatMap((source) => evictionStatements(db, source, now)));
+      for (const source of new Set(fresh.filter((row) => row.kind === "event").map((row) => row.source))) {
+        alertSoon(this.alerts, source, "unknown-event");
+      }
     } catch (error) {
-      // Not stored, so not acked: the queue keeps it and tries again (and past max_retries hands
-      // it to pendo-events-dlq, whose consumer stores it).
-      log("error", "dead-letter-write-failed", { uniqueId: letter.eventId, error: String(error) });
-      this.retry(queued, MISCONFIGURED_RETRY_SECONDS);
+      log("warn", "ledger-write-failed", { record: "counts", error: String(error) });
     }
   }
 
@@ -313,7 +465,7 @@ class Delivery {
     queued.retry({ delaySeconds });
   }
 
-  /** Anything an unexpected error left unsettled is retried, never dropped. */
+  /** Anything an unexpected error left unsettled (a dead letter never stored, too) is retried. */
   retryUnsettled() {
     for (const queued of this.messages) {
       if (!this.settled.has(queued)) this.retry(queued, this.settings.RETRY_BASE_SECONDS);

@@ -1,10 +1,11 @@
-import { raiseAlert } from "../alerts/notify";
+import { alertSoon } from "../alerts/notify";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
-import { type DeadLetterInput, deadLetterOf, putDeadLetter } from "../kv/records";
-import { log } from "../log";
-import { decodeRelayMessage } from "../queue/message";
-import { retryDelaySeconds, retrySchedule } from "./backoff";
+import { putFallback } from "../ledger/fallback";
+import { base64Of, type DeadLetterInput, deadLetterOf, insertRecord } from "../ledger/records";
+import { cutDetail, log } from "../log";
+import { bytesOfBody, decodeRelayMessage } from "../queue/message";
+import { RETENTION_MARGIN_SECONDS, retryDelaySeconds, retrySchedule } from "./backoff";
 import { malformedLetter } from "./letters";
 
 /**
@@ -29,8 +30,10 @@ const DEFAULT_TTL_SECONDS = 1_209_600;
 /**
  * The `pendo-events-dlq` consumer: messages the queue gave up on without the main consumer
  * settling them (it crashed or ran out of time on every try). Each is stored like any dead
- * letter. A message whose write fails is retried with growing delays, never acked unstored; on
- * the very last attempt it is written whole to the error log, so it can be recovered from
+ * letter: in the ledger, else in KV (the second store). A message neither store takes is retried
+ * with growing delays, never past its retention; on the very last attempt it is written to the
+ * error log as base64, one message per invocation (`max_batch_size = 1` in wrangler.toml), so the
+ * line stays under the platform's 256 KB of logs per invocation and can be recovered from
  * Workers Logs.
  */
 export async function consumeDeadLetters(
@@ -40,59 +43,69 @@ export async function consumeDeadLetters(
 ): Promise<void> {
   const config = loadSettings(env);
   const ttl = config.ok ? config.settings.DEAD_LETTER_TTL_SECONDS : DEFAULT_TTL_SECONDS;
+  const retention = config.ok ? config.settings.QUEUE_RETENTION_SECONDS : SHORTEST_QUEUE_RETENTION_SECONDS;
   const maxRetries = config.ok ? config.settings.MAX_RETRIES : null;
   const now = Date.now();
-  await Promise.all(
-    batch.messages.map(async (queued) => {
-      const decoded = decodeRelayMessage(queued.body);
-      const input: DeadLetterInput = decoded.ok
-        ? {
-            reason: "queue-exhausted",
-            source: decoded.message.source,
-            eventId: decoded.message.eventId,
-            event: decoded.message.event,
-            // The main queue's count is not carried over; it moved the message after max_retries.
-            attempts: maxRetries === null ? 0 : maxRetries + 1,
-            lastStatus: null,
-            detail: "the pendo-events queue exhausted its retries without the consumer settling the message",
-            receivedAt: decoded.message.receivedAt,
-            message: decoded.message,
-          }
-        : malformedLetter(queued, decoded.detail);
-      const letter = deadLetterOf(input, now);
-      try {
-        await putDeadLetter(env.DEDUP, letter, ttl);
-        log("warn", "dead-letter", {
-          source: letter.source,
-          event: letter.event,
-          uniqueId: letter.eventId,
-          reason: letter.reason,
-        });
-        queued.ack();
-        if (config.ok) {
-          const scope = {
-            kv: env.DEDUP,
-            settings: config.settings,
-            waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
-            now,
-          };
-          raiseAlert(scope, letter.source, "dead-letters", {
-            example: { event: letter.event, uniqueId: letter.eventId },
-            keys: [letter.reason],
-          });
+  const letters = batch.messages.map((queued) => {
+    const decoded = decodeRelayMessage(queued.body);
+    const input: DeadLetterInput = decoded.ok
+      ? {
+          reason: "queue-exhausted",
+          source: decoded.message.source,
+          eventId: decoded.message.eventId,
+          event: decoded.message.event,
+          // The main queue's count is not carried over; it moved the message after max_retries.
+          attempts: maxRetries === null ? 0 : maxRetries + 1,
+          lastStatus: null,
+          detail: "the pendo-events queue exhausted its retries without the consumer settling the message",
+          receivedAt: decoded.message.receivedAt,
+          message: decoded.message,
         }
+      : malformedLetter(queued, decoded.detail);
+    return { queued, letter: deadLetterOf(input, now) };
+  });
+  let inLedger = false;
+  try {
+    await env.LEDGER.batch(letters.map(({ letter }) => insertRecord(env.LEDGER, letter)));
+    inLedger = true;
+  } catch (error) {
+    log("error", "dead-letter-write-failed", { store: "ledger", count: letters.length, error: String(error) });
+  }
+  await Promise.all(
+    letters.map(async ({ queued, letter }) => {
+      try {
+        if (!inLedger) await putFallback(env.DEDUP, letter, ttl);
       } catch (error) {
         const last = queued.attempts > DLQ_MAX_RETRIES;
+        const bytes = bytesOfBody(queued.body);
         // The queue deletes the message after this try: the log line is the only copy left.
         log("error", last ? "dead-letter-lost" : "dead-letter-write-failed", {
+          store: "kv",
           uniqueId: letter.eventId,
           attempt: queued.attempts,
-          error: String(error),
-          ...(last ? { message: queued.body } : {}),
+          error: cutDetail(String(error)),
+          ...(last ? { bytes: bytes.length, messageBase64: base64Of(bytes) } : {}),
         });
-        queued.retry({
-          delaySeconds: retryDelaySeconds(queued.attempts, DLQ_RETRY_BASE_SECONDS, DLQ_RETRY_MAX_SECONDS),
-        });
+        const left = (queued.timestamp.getTime() + retention * 1000 - now) / 1000 - RETENTION_MARGIN_SECONDS;
+        const delay = retryDelaySeconds(queued.attempts, DLQ_RETRY_BASE_SECONDS, DLQ_RETRY_MAX_SECONDS);
+        queued.retry({ delaySeconds: Math.max(0, Math.min(delay, Math.floor(left))) });
+        return;
+      }
+      log("warn", "dead-letter", {
+        source: letter.source,
+        event: letter.event,
+        uniqueId: letter.eventId,
+        reason: letter.reason,
+      });
+      queued.ack();
+      if (config.ok) {
+        const scope = {
+          db: env.LEDGER,
+          settings: config.settings,
+          waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
+          now,
+        };
+        alertSoon(scope, letter.source, "dead-letters");
       }
     }),
   );

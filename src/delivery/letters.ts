@@ -1,9 +1,11 @@
-import type { DeadLetterInput } from "../kv/records";
+import type { DeadLetterInput } from "../ledger/records";
 import { cutDetail } from "../log";
+import { bytesOfBody } from "../queue/message";
 
 /**
- * The dead letter of a queue message no relay wrote (either consumer may meet one): kept as
- * received, under its own reason, with nothing to replay.
+ * The dead letter of a queue message this relay could not read (either consumer may meet one):
+ * kept as the bytes received, under its own reason. Replay reads those bytes again, so a message
+ * a later deploy understands can still be sent.
  */
 export function malformedLetter(queued: Message<unknown>, detail: string): DeadLetterInput {
   return {
@@ -15,6 +17,6 @@ export function malformedLetter(queued: Message<unknown>, detail: string): DeadL
     lastStatus: null,
     detail: cutDetail(detail),
     receivedAt: queued.timestamp.getTime(),
-    rawMessage: JSON.stringify(queued.body) ?? String(queued.body),
+    body: bytesOfBody(queued.body),
   };
 }

@@ -1,4 +1,8 @@
-export type BodyResult = { ok: true; text: string } | { ok: false; reason: "too-large" | "not-utf8" };
+/** The body as text, and as the bytes received (what a quarantine entry keeps). */
+export type BodyResult =
+  | { ok: true; text: string; bytes: Uint8Array }
+  | { ok: false; reason: "too-large" }
+  | { ok: false; reason: "not-utf8"; bytes: Uint8Array };
 
 /**
  * Reads at most `limit` bytes. A declared Content-Length over the limit is refused before any
@@ -7,7 +11,7 @@ export type BodyResult = { ok: true; text: string } | { ok: false; reason: "too-
 export async function readBodyLimited(request: Request, limit: number): Promise<BodyResult> {
   const declared = Number(request.headers.get("content-length"));
   if (Number.isFinite(declared) && declared > limit) return { ok: false, reason: "too-large" };
-  if (!request.body) return { ok: true, text: "" };
+  if (!request.body) return { ok: true, text: "", bytes: new Uint8Array() };
 
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -24,9 +28,9 @@ export async function readBodyLimited(request: Request, limit: number): Promise<
   }
   const bytes = chunks.length === 1 ? (chunks[0] as Uint8Array) : concat(chunks, size);
   try {
-    return { ok: true, text: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes) };
+    return { ok: true, text: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes), bytes };
   } catch {
-    return { ok: false, reason: "not-utf8" };
+    return { ok: false, reason: "not-utf8", bytes };
   }
 }
 

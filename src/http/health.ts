@@ -1,7 +1,7 @@
 import type { Context } from "hono";
 import { loadSettings } from "../config";
-import { deliveryStatusOf } from "../delivery/status";
 import type { Env } from "../env";
+import { deliveryStatuses } from "../ledger/delivery";
 import { log } from "../log";
 import { encodeRelayMessage } from "../queue/message";
 import { resolveSource, sourceNames } from "../sources";
@@ -39,7 +39,7 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     : [];
   const admin = await isAdmin(c.req.raw, config.ok ? config.settings.ADMIN_TOKEN : undefined);
 
-  const checks: { kv: Check; queue: Check } = { kv: "skipped", queue: "skipped" };
+  const checks: { kv: Check; ledger: Check; queue: Check } = { kv: "skipped", ledger: "skipped", queue: "skipped" };
   try {
     await env.DEDUP.get(HEALTH_KEY);
     checks.kv = "ok";
@@ -47,6 +47,15 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     checks.kv = "failed";
     problems.push("KV namespace DEDUP did not answer");
     log("error", "health-kv-failed", { error: String(error) });
+  }
+  try {
+    // Reads no table: proves the database answers, at no billed row.
+    await env.LEDGER.prepare("SELECT 1").first();
+    checks.ledger = "ok";
+  } catch (error) {
+    checks.ledger = "failed";
+    problems.push("D1 database LEDGER did not answer");
+    log("error", "health-ledger-failed", { error: String(error) });
   }
   if (admin && c.req.query("deep") === "1") {
     const probe = {
@@ -70,15 +79,14 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
   const status = problems.length === 0 ? 200 : 503;
   const summary = { status: status === 200 ? "ok" : "unhealthy", name: RELAY_NAME, version: RELAY_VERSION };
   if (!admin) return c.json(summary, status);
-  // Admin only: one KV read per source, never paid by monitors polling without the token.
-  const delivery = await Promise.all(
-    sources.map((source) => deliveryStatusOf(env.DEDUP, source.name).catch(() => null)),
-  );
+  // Admin only: one query for every source, never paid by monitors polling without the token.
+  const statuses = await deliveryStatuses(env.LEDGER).catch(() => null);
+  const delivery = sources.map((source) => statuses?.get(source.name) ?? null);
   return c.json(
     {
       ...summary,
       environment: config.ok ? config.settings.ENVIRONMENT : undefined,
-      bindings: { DEDUP: Boolean(env.DEDUP), EVENTS: Boolean(env.EVENTS) },
+      bindings: { DEDUP: Boolean(env.DEDUP), LEDGER: Boolean(env.LEDGER), EVENTS: Boolean(env.EVENTS) },
       secrets: {
         WEBHOOK_TOKEN: Boolean(env.WEBHOOK_TOKEN),
         SEGMENT_WRITE_KEY: Boolean(env.SEGMENT_WRITE_KEY),

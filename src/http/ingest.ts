@@ -1,22 +1,24 @@
 import type { Context } from "hono";
-import { type AlertScope, raiseAlert } from "../alerts/notify";
+import { type AlertScope, alertSoon } from "../alerts/notify";
 import { loadSettings, type Settings } from "../config";
-import { noteDrift } from "../drift/watch";
 import type { Env } from "../env";
 import { type PreparedEvent, prepareEvent } from "../intake/prepare";
 import { dedupKey } from "../kv/keys";
-import { deadLetterOf, newRecordId, putDeadLetter, putQuarantine } from "../kv/records";
+import { countStatement, UNKNOWN_EVENT } from "../ledger/counts";
+import { flagStatement, visitorHash } from "../ledger/flags";
+import { deadLetterOf, insertRecord, type LedgerRecord, quarantineOf } from "../ledger/records";
 import { log } from "../log";
-import { DO_NOT_PROCESS_EVENT, unknownPropertyKeys } from "../pendo/catalog";
+import { catalogEntry, DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "../pendo/catalog";
+import type { PendoWebhook } from "../pendo/envelope";
 import { visitorOf } from "../pendo/identity";
-import { uniqueIdHint } from "../pendo/intake";
-import { isDoNotProcess, setDoNotProcess } from "../privacy/doNotProcess";
+import { eventNameHint, uniqueIdHint } from "../pendo/intake";
+import { eventTime } from "../pendo/time";
 import { resolveSource } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
 import { type EdgeFailure, failureResponse } from "./failures";
 
-type Outcome = "accepted" | "duplicate" | "dropped" | "dead-lettered" | EdgeFailure["reason"];
+type Outcome = "accepted" | "duplicate" | "dead-lettered" | EdgeFailure["reason"];
 
 const NOT_UTF8: PreparedEvent = {
   ok: false,
@@ -27,8 +29,9 @@ const NOT_UTF8: PreparedEvent = {
 /**
  * POST /pendo[/:source]: authenticate, read at most MAX_BODY_BYTES, check, dedup, transform,
  * enqueue, and only then mark the event as seen. Every path ends in exactly one log line, and in
- * one of: on the queue (202), stored in KV before the answer (400 quarantined, 202 dead-lettered),
- * deliberately not forwarded (200 duplicate or do-not-process), or a 5xx so the sender retries.
+ * one of: on the queue (202), stored in the ledger before the answer (400 quarantined, 202
+ * dead-lettered), a redelivery already accepted (200 duplicate), or a 5xx so the sender retries.
+ * Do-not-process flags are applied by the consumer, per batch: nothing is dropped here.
  */
 export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: string): Promise<Response> {
   const started = Date.now();
@@ -51,7 +54,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const settings = config.settings;
   // What alerts and drift need: they record in the background, never on the answer's path.
   const scope: AlertScope = {
-    kv: c.env.DEDUP,
+    db: c.env.LEDGER,
     settings,
     waitUntil: (promise) => c.executionCtx.waitUntil(promise),
     now: started,
@@ -79,69 +82,56 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const hinted = kvDedup && body.ok ? uniqueIdHint(text) : undefined;
   const early = hinted ? { eventId: hinted, read: settled(dedupRead(hinted)) } : undefined;
   const prepared = body.ok ? await prepareEvent(text, source, receivedAt) : NOT_UTF8;
+  const db = c.env.LEDGER;
 
   if (!prepared.ok && prepared.reason === "invalid") {
-    // Authenticated but unmappable: stored before the 400, since a sender does not retry a 400.
-    const entry = {
-      id: newRecordId(receivedAt, source.name),
-      source: source.name,
+    // Authenticated but unmappable: stored (the bytes as received) before the 400, since a
+    // sender does not retry a 400.
+    const hint = body.ok ? eventNameHint(text) : undefined;
+    const entry = quarantineOf(
+      {
+        source: source.name,
+        issues: prepared.issues,
+        body: body.ok || body.reason === "not-utf8" ? body.bytes : new Uint8Array(),
+        event: hint,
+        eventId: body.ok ? uniqueIdHint(text) : undefined,
+      },
       receivedAt,
-      issues: prepared.issues,
-      rawBody: text,
-    };
+    );
     Object.assign(logged, { quarantineId: entry.id, issues: prepared.issues.length });
     try {
-      await putQuarantine(c.env.DEDUP, entry, settings.DEAD_LETTER_TTL_SECONDS);
+      await storeWithCount(db, entry, hint && catalogEntry(hint) ? hint : UNKNOWN_EVENT, "refused");
     } catch (error) {
       log("error", "quarantine-write-failed", { source: source.name, error: String(error) });
-      return fail({ reason: "unavailable", store: "kv" });
+      return fail({ reason: "unavailable", store: "ledger" });
     }
-    raiseAlert(scope, source.name, "invalid-webhooks", {
-      keys: prepared.issues.map((issue) => issue.path || "(body)"),
-    });
+    alertSoon(scope, source.name, "invalid-webhooks");
     return fail({ reason: "invalid", issues: prepared.issues });
   }
 
   const { webhook, eventId } = prepared;
   Object.assign(logged, { event: webhook.event, uniqueId: eventId });
   if (prepared.ok) {
-    if (!prepared.entry) {
-      log("warn", "unmapped-event", { source: source.name, event: webhook.event, uniqueId: eventId });
-      const example = { event: webhook.event, uniqueId: eventId };
-      raiseAlert(scope, source.name, "unknown-event", { name: webhook.event, example });
-      noteDrift(scope, { source: source.name, kind: "event", event: webhook.event });
-    }
+    if (!prepared.entry) logged.unmapped = true;
     if (prepared.warnings.length > 0) logged.warnings = prepared.warnings;
-    for (const key of unknownPropertyKeys(prepared.entry, webhook.properties)) {
-      noteDrift(scope, { source: source.name, kind: "property", event: webhook.event, key });
-    }
   }
 
   const kv = c.env.DEDUP;
-  const refreshMs = settings.DO_NOT_PROCESS_REFRESH_SECONDS * 1000;
-  const visitorId = settings.HONOR_DO_NOT_PROCESS ? visitorOf(webhook) : undefined;
   let seen: string | null;
-  let flagged: boolean;
   try {
-    const checkFlag = visitorId !== undefined && webhook.event !== DO_NOT_PROCESS_EVENT;
-    const waitUntil = (promise: Promise<unknown>) => c.executionCtx.waitUntil(promise);
-    [seen, flagged] = await Promise.all([
-      early?.eventId === eventId ? early.read : dedupRead(eventId),
-      checkFlag ? isDoNotProcess(kv, source.name, visitorId, receivedAt, waitUntil, refreshMs) : false,
-    ]);
+    seen = await (early?.eventId === eventId ? early.read : dedupRead(eventId));
   } catch (error) {
-    // Without the do-not-process answer the relay cannot honour it: refuse, and Pendo retries.
     log("error", "kv-read-failed", { source: source.name, error: String(error) });
     return fail({ reason: "unavailable", store: "kv" });
   }
   if (seen !== null) return finish("duplicate", c.json({ status: "duplicate", eventId }, 200));
-  if (flagged) {
-    log("info", "do-not-process-drop", { source: source.name, event: webhook.event, uniqueId: eventId });
-    return finish("dropped", c.json({ status: "dropped", reason: "do-not-process", eventId }, 200));
-  }
   const remember = () => {
     if (kvDedup) c.executionCtx.waitUntil(rememberEvent(kv, settings, source.name, eventId, receivedAt));
   };
+
+  // A flag event sets its flag before the answer, whatever becomes of the event itself (too
+  // large, or enqueued): ordered by Pendo's event time, so a late retry of an older one loses.
+  const flag = settings.HONOR_DO_NOT_PROCESS ? await flagUpdateOf(webhook, source.name, receivedAt) : undefined;
 
   if (!prepared.ok) {
     const letter = deadLetterOf(
@@ -154,43 +144,38 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
         lastStatus: null,
         detail: prepared.detail,
         receivedAt,
-        rawBody: text,
+        body: body.ok ? body.bytes : undefined,
       },
       receivedAt,
     );
     try {
-      await putDeadLetter(kv, letter, settings.DEAD_LETTER_TTL_SECONDS);
+      const event = catalogEntry(webhook.event) ? webhook.event : UNKNOWN_EVENT;
+      await storeWithCount(db, letter, event, "deadLettered", flag);
     } catch (error) {
       log("error", "dead-letter-write-failed", {
         source: source.name,
         uniqueId: eventId,
         error: String(error),
       });
-      return fail({ reason: "unavailable", store: "kv" });
+      return fail({ reason: "unavailable", store: "ledger" });
     }
     logged.deadLetterId = letter.id;
-    raiseAlert(scope, source.name, "dead-letters", {
-      example: { event: webhook.event, uniqueId: eventId },
-      keys: [letter.reason],
-    });
+    alertSoon(scope, source.name, "dead-letters");
     // Kept, so marked like any accepted event: a redelivery must not store it twice.
     remember();
     const answer = { status: "dead-lettered", reason: "event-too-large", eventId, id: letter.id };
     return finish("dead-lettered", c.json(answer, 202));
   }
 
-  if (visitorId && webhook.event === DO_NOT_PROCESS_EVENT) {
-    if (prepared.doNotProcess === undefined) {
-      log("warn", "do-not-process-unreadable", { source: source.name, uniqueId: eventId });
-    } else {
-      try {
-        // Before the answer: a flag the relay said it took must be in force.
-        await setDoNotProcess(kv, source.name, visitorId, prepared.doNotProcess, receivedAt);
-      } catch (error) {
-        log("error", "kv-write-failed", { source: source.name, uniqueId: eventId, error: String(error) });
-        return fail({ reason: "unavailable", store: "kv" });
-      }
+  if (flag) {
+    try {
+      await flagStatement(db, flag, receivedAt).run();
+    } catch (error) {
+      log("error", "flag-write-failed", { source: source.name, uniqueId: eventId, error: String(error) });
+      return fail({ reason: "unavailable", store: "ledger" });
     }
+  } else if (webhook.event === DO_NOT_PROCESS_EVENT && settings.HONOR_DO_NOT_PROCESS) {
+    log("warn", "do-not-process-unreadable", { source: source.name, uniqueId: eventId });
   }
 
   try {
@@ -227,6 +212,36 @@ async function rememberEvent(
   } catch (error) {
     log("warn", "kv-write-failed", { source, uniqueId: eventId, error: String(error) });
   }
+}
+
+/** The flag a visitorDoNotProcessUpdated event sets or clears, when it names a visitor and a value. */
+async function flagUpdateOf(webhook: PendoWebhook, source: string, receivedAt: number) {
+  if (webhook.event !== DO_NOT_PROCESS_EVENT) return undefined;
+  const visitor = visitorOf(webhook);
+  const flagged = doNotProcessFlag(webhook.properties);
+  if (visitor === undefined || flagged === undefined) return undefined;
+  return {
+    source,
+    visitorHash: await visitorHash(visitor),
+    flagged,
+    eventTime: Date.parse(eventTime(webhook.timestamp, receivedAt).iso),
+  };
+}
+
+/** A record, its count and any flag it carries: one transaction, one round trip. */
+async function storeWithCount(
+  db: D1Database,
+  record: LedgerRecord,
+  event: string,
+  outcome: "refused" | "deadLettered",
+  flag?: Parameters<typeof flagStatement>[1],
+) {
+  const count = countStatement(db, [{ source: record.source, event, outcome, at: record.createdAt }]);
+  await db.batch([
+    insertRecord(db, record),
+    ...(count ? [count] : []),
+    ...(flag ? [flagStatement(db, flag, record.createdAt)] : []),
+  ]);
 }
 
 /** A promise that rejects only when awaited: started early, it must not be an unhandled rejection. */

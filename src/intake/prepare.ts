@@ -1,11 +1,19 @@
 import { digestHex } from "../hash";
 import type { Issue } from "../issues";
-import { type CatalogEntry, DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "../pendo/catalog";
+import {
+  type CatalogEntry,
+  DO_NOT_PROCESS_EVENT,
+  doNotProcessFlag,
+  unknownPropertyKeys,
+} from "../pendo/catalog";
 import type { PendoWebhook } from "../pendo/envelope";
+import { visitorOf } from "../pendo/identity";
 import { readWebhook } from "../pendo/intake";
+import { eventTime } from "../pendo/time";
 import { transformWebhook } from "../pendo/transform";
 import {
   encodeRelayMessage,
+  MAX_DRIFT_KEYS,
   MAX_QUEUE_MESSAGE_BYTES,
   queuedBytes,
   type RelayMessage,
@@ -32,6 +40,9 @@ export type PreparedEvent =
       doNotProcess: boolean | undefined;
     };
 
+/** Cut so that a hostile key cannot bloat a queue message or a ledger row. */
+const DRIFT_KEY_LIMIT = 100;
+
 /**
  * Raw webhook body -> the queue message for it: intake checks, the event id (Pendo's uniqueId,
  * or a SHA-1 of the body so redeliveries still dedupe), and the transform. Shared by the webhook
@@ -56,6 +67,8 @@ export async function prepareEvent(text: string, source: Source, receivedAt: num
     const detail = `${result.callType} call is ${result.bytes} bytes after trimming; Segment's limit is 32768`;
     return { ok: false, reason: "event-too-large", webhook, eventId, detail };
   }
+  const doNotProcess =
+    webhook.event === DO_NOT_PROCESS_EVENT ? doNotProcessFlag(webhook.properties) : undefined;
   const message: RelayMessage = {
     source: source.name,
     eventId,
@@ -63,7 +76,16 @@ export async function prepareEvent(text: string, source: Source, receivedAt: num
     receivedAt,
     calls: result.encoded.map((call) => call.json),
     bytes: result.encoded.reduce((sum, call) => sum + call.bytes, 0),
+    eventTime: Date.parse(eventTime(webhook.timestamp, receivedAt).iso),
   };
+  const visitor = visitorOf(webhook);
+  if (visitor !== undefined) message.visitor = visitor;
+  if (doNotProcess !== undefined) message.doNotProcess = doNotProcess;
+  if (!entry) message.unmapped = true;
+  const drift = unknownPropertyKeys(entry, webhook.properties);
+  if (drift.length > 0) {
+    message.drift = drift.slice(-MAX_DRIFT_KEYS).map((key) => key.slice(0, DRIFT_KEY_LIMIT));
+  }
   const encoded = encodeRelayMessage(message);
   const bytes = queuedBytes(message, encoded);
   // Each call fits 32 KB, so three fit 128 KB; measured anyway, as the queue will count it.
@@ -81,7 +103,7 @@ export async function prepareEvent(text: string, source: Source, receivedAt: num
     encoded,
     queuedBytes: bytes,
     warnings: result.warnings,
-    doNotProcess: webhook.event === DO_NOT_PROCESS_EVENT ? doNotProcessFlag(webhook.properties) : undefined,
+    doNotProcess,
   };
 }
 

@@ -62,3 +62,10 @@ const UNIQUE_ID = /"uniqueId"\s*:\s*"([A-Za-z0-9_-]{1,48})"/;
 export function uniqueIdHint(text: string): string | undefined {
   return UNIQUE_ID.exec(text)?.[1];
 }
+
+const EVENT_NAME = /"event"\s*:\s*"([^"\\]{1,200})"/;
+
+/** The event name an invalid body names, if it can be read cheaply: for filters and counts. */
+export function eventNameHint(text: string): string | undefined {
+  return EVENT_NAME.exec(text)?.[1];
+}

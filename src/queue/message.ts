@@ -33,7 +33,22 @@ const header = {
   replayedAt: v.optional(v.number()),
   /** A `GET /health?deep=1` probe: proves the queue takes writes; acked, never sent. */
   probe: v.optional(v.literal(true)),
+  // What the consumer needs for the ledger, decided at the edge so the consumer never parses a
+  // call again (all optional: a message of an earlier deploy simply lacks them).
+  /** The Pendo visitor id, for the do-not-process check. */
+  visitor: v.optional(v.string()),
+  /** Pendo's event time (ms): a flag applies to events at or after its own time. */
+  eventTime: v.optional(v.number()),
+  /** visitorDoNotProcessUpdated: the flag it sets (true) or clears (false). */
+  doNotProcess: v.optional(v.boolean()),
+  /** The event name is not in the catalog (drift, and counted as "(unknown)"). */
+  unmapped: v.optional(v.literal(true)),
+  /** Property keys new to the event's family, at most MAX_DRIFT_KEYS, each cut to 100 characters. */
+  drift: v.optional(v.array(v.string())),
 };
+
+/** Unknown property keys one message carries: bounded whatever a sender invents. */
+export const MAX_DRIFT_KEYS = 20;
 
 /** A relay message as the consumer works with it, whatever its encoding on the queue. */
 export const RelayMessageSchema = v.object({ ...header, calls: v.array(v.string()) });
@@ -59,7 +74,9 @@ export type DecodeResult =
   | { ok: false; reason: "malformed-message"; detail: string };
 
 /** Reads a message from any deploy: v2 text, v1 object. Anything else is malformed. */
-export function decodeRelayMessage(body: unknown): DecodeResult {
+export function decodeRelayMessage(input: unknown): DecodeResult {
+  // A message sent as bytes (another producer, or a later deploy) is read as its UTF-8 text.
+  const body = input instanceof ArrayBuffer || input instanceof Uint8Array ? textOf(input) : input;
   if (typeof body === "string") {
     const newline = body.indexOf("\n");
     const head = newline < 0 ? body : body.slice(0, newline);
@@ -78,6 +95,22 @@ export function decodeRelayMessage(body: unknown): DecodeResult {
   if (!checked.success) return malformed(describe(checked.issues));
   const { v: _version, ...message } = checked.output;
   return { ok: true, message };
+}
+
+function textOf(bytes: ArrayBuffer | Uint8Array): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** What the queue delivered, as bytes: what a malformed message's dead letter keeps. */
+export function bytesOfBody(body: unknown): Uint8Array {
+  if (body instanceof Uint8Array) return body;
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  const text = typeof body === "string" ? body : (JSON.stringify(body) ?? String(body));
+  return new TextEncoder().encode(text);
 }
 
 function malformed(detail: string): DecodeResult {

@@ -1,0 +1,330 @@
+import {
+  createExecutionContext,
+  createMessageBatch,
+  getQueueResult,
+  waitOnExecutionContext,
+} from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { Env } from "../src/env";
+import worker from "../src/index";
+import { base64Of, deadLetterOf, insertRecord } from "../src/ledger/records";
+import { encodeRelayMessage } from "../src/queue/message";
+import { faultyQueue } from "./faults";
+import { ADMIN_TOKEN, decoded, TOKEN, WRITE_KEY } from "./helpers";
+import { deadLetterFor, quarantined, relayMessage, seedDeadLetter } from "./messages";
+import { useSegmentStandIn } from "./standin";
+
+/**
+ * The D1 ledger under the admin API: replay claims a row exactly once, gives it back when the
+ * queue refuses, walks a fixed set in pages; bodies keep their bytes; counts are exact. The
+ * database is shared by every test of the run: each test filters by names and ids it created.
+ */
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+/** A queue binding that keeps what is sent (the real consumer never sees it), or fails. */
+function spyQueue(send: (body: unknown) => Promise<void> = async () => {}) {
+  const spy = vi.fn(send);
+  return { queue: { send: spy, sendBatch: vi.fn() } as unknown as Queue<string>, spy };
+}
+
+/** The Worker's fetch handler with the test env and the given overrides, as admin. */
+async function admin(path: string, method = "GET", overrides: Partial<Env> = {}) {
+  const ctx = createExecutionContext();
+  const response = await worker.fetch(
+    new Request(`https://relay.test/admin${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    }),
+    { ...env, ...overrides } as Env,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+  return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+}
+
+const unique = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
+const failingQueue = () => faultyQueue(env.EVENTS, () => true);
+
+async function stateOf(id: string) {
+  return env.LEDGER.prepare("SELECT state, claimed_at AS claimedAt FROM records WHERE id = ?")
+    .bind(id)
+    .first<{ state: string; claimedAt: number | null }>();
+}
+
+describe("replay claims a record exactly once", () => {
+  it("of 10 concurrent replays of one dead letter, one is sent (202) and nine are refused (409)", async () => {
+    const { id, message } = await seedDeadLetter({ event: unique("race") });
+    // The winner's send waits until the nine others have answered (or 3 s), so every other replay
+    // runs while the record is claimed and not yet removed.
+    let answered = 0;
+    let open: () => void = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+      setTimeout(resolve, 3_000);
+    });
+    const { queue, spy } = spyQueue(() => gate);
+    const statuses = await Promise.all(
+      Array.from({ length: 10 }, async () => {
+        const answer = await admin(`/dead-letters/${id}/replay`, "POST", { EVENTS: queue });
+        if (++answered === 9) open();
+        return answer;
+      }),
+    );
+    expect(statuses.map((s) => s.status).sort()).toEqual([202, 409, 409, 409, 409, 409, 409, 409, 409, 409]);
+    for (const refused of statuses.filter((s) => s.status === 409))
+      expect(refused.json).toMatchObject({ ok: false, error: "already-replayed", id });
+    expect(spy).toHaveBeenCalledTimes(1);
+    const sent = decoded(spy.mock.calls[0]?.[0]);
+    expect(sent).toMatchObject({ eventId: message.eventId, calls: message.calls });
+    expect(sent.replayedAt).toEqual(expect.any(Number));
+    expect(await stateOf(id)).toBeNull();
+  });
+
+  it("answers 503 when the queue refuses, and leaves the record stored, replayable at once", async () => {
+    const { id, message } = await seedDeadLetter({ event: unique("refused-send") });
+    const failed = await admin(`/dead-letters/${id}/replay`, "POST", { EVENTS: failingQueue() });
+    expect(failed.status).toBe(503);
+    expect(failed.json).toMatchObject({ ok: false, error: "queue-unavailable", id });
+    expect(await stateOf(id)).toEqual({ state: "stored", claimedAt: null });
+    expect((await admin(`/dead-letters/${id}`)).json).toMatchObject({ id, state: "stored" });
+
+    const { queue, spy } = spyQueue();
+    const again = await admin(`/dead-letters/${id}/replay`, "POST", { EVENTS: queue });
+    expect(again.status).toBe(202);
+    expect(again.json).toMatchObject({
+      ok: true,
+      status: "replayed",
+      eventId: message.eventId,
+      removed: true,
+    });
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(await stateOf(id)).toBeNull();
+  });
+});
+
+describe("replay all matching", () => {
+  it("walks a fixed set in pages: each record once, none created after the run started", async () => {
+    const event = unique("bulk");
+    const seeded = new Set<string>();
+    for (let i = 0; i < 30; i++) seeded.add((await seedDeadLetter({ event })).id);
+    // Records created in the same millisecond as the run's start would belong to it.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+
+    type Page = {
+      replayed: number;
+      failed: number;
+      results: { id: string; ok: boolean; reason?: string }[];
+      cursor: string | null;
+    };
+    const results: Page["results"] = [];
+    const late = new Set<string>();
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const query: string = `event=${event}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
+      const page = await admin(`/dead-letters/replay?${query}`, "POST", { EVENTS: failingQueue() });
+      expect(page.status).toBe(200);
+      const body = page.json as unknown as Page;
+      expect(body.replayed).toBe(0);
+      expect(body.failed).toBe(body.results.length);
+      expect(body.results.length).toBeLessThanOrEqual(25);
+      for (const result of body.results)
+        expect(result).toMatchObject({ ok: false, reason: "queue-unavailable" });
+      results.push(...body.results);
+      cursor = body.cursor;
+      if (cursor) expect(cursor).toMatch(/^\d+\.\d{13}-/);
+      // New dead letters of the same event while the run goes on: not part of it.
+      if (pages === 0) for (let i = 0; i < 3; i++) late.add((await seedDeadLetter({ event })).id);
+      pages++;
+    } while (cursor && pages < 10);
+
+    expect(pages).toBe(2);
+    const ids = results.map((result) => result.id);
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids)).toEqual(seeded);
+    for (const id of late) expect(ids).not.toContain(id);
+    // Every failed send gave its record back.
+    const { results: rows } = await env.LEDGER.prepare(
+      "SELECT state, count(*) AS n FROM records WHERE kind = 'dead-letters' AND event = ? GROUP BY state",
+    )
+      .bind(event)
+      .all<{ state: string; n: number }>();
+    expect(rows).toEqual([{ state: "stored", n: 33 }]);
+
+    // A new run takes everything stored now, and removes what it sent.
+    const { queue, spy } = spyQueue();
+    const first = await admin(`/dead-letters/replay?event=${event}`, "POST", { EVENTS: queue });
+    expect(first.json).toMatchObject({ replayed: 25, failed: 0 });
+    const rest = await admin(
+      `/dead-letters/replay?event=${event}&cursor=${encodeURIComponent(first.json.cursor as string)}`,
+      "POST",
+      { EVENTS: queue },
+    );
+    expect(rest.json).toMatchObject({ replayed: 8, failed: 0, cursor: null });
+    expect(spy).toHaveBeenCalledTimes(33);
+    const left = await env.LEDGER.prepare("SELECT count(*) AS n FROM records WHERE event = ?")
+      .bind(event)
+      .first();
+    expect(left).toEqual({ n: 0 });
+  });
+
+  it("refuses a cursor it did not hand out", async () => {
+    const bad = await admin("/dead-letters/replay?event=x&cursor=not-a-cursor", "POST");
+    expect(bad.status).toBe(400);
+  });
+});
+
+describe("bytes as received", () => {
+  it("stores a quarantined body that is not UTF-8 byte for byte, shown as base64 only", async () => {
+    const marker = new TextEncoder().encode(crypto.randomUUID());
+    const bytes = new Uint8Array([0x7b, 0xff, 0xfe, ...marker, 0x7d]);
+    const ctx = createExecutionContext();
+    const response = await worker.fetch(
+      new Request(`https://relay.test/pendo?token=${TOKEN}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: bytes,
+      }),
+      env as Env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(response.status).toBe(400);
+    const expected = base64Of(bytes);
+    expect(expected).toBe(btoa(String.fromCharCode(...bytes)));
+    const stored = (await quarantined()).filter(
+      (record) => record.body && base64Of(record.body) === expected,
+    );
+    expect(stored).toHaveLength(1);
+    const detail = await admin(`/quarantine/${stored[0]?.id}`);
+    expect(detail.status).toBe(200);
+    expect(detail.json.rawBodyBase64).toBe(expected);
+    expect(detail.json).not.toHaveProperty("rawBody");
+    expect(detail.json).toMatchObject({ kind: "quarantine", reason: "invalid", state: "stored" });
+  });
+
+  it("replays a malformed-message dead letter whose bytes now decode, and refuses one whose do not", async () => {
+    const message = relayMessage();
+    const letterOf = (body: Uint8Array) =>
+      deadLetterOf(
+        {
+          reason: "malformed-message",
+          source: "default",
+          eventId: unique("malformed"),
+          event: "",
+          attempts: 1,
+          lastStatus: null,
+          detail: "unreadable",
+          receivedAt: Date.now(),
+          body,
+        },
+        Date.now(),
+      );
+    const readable = letterOf(new TextEncoder().encode(encodeRelayMessage(message)));
+    const unreadable = letterOf(new Uint8Array([0x7b, 0x22, 0x76, 0xff, 0x00]));
+    await env.LEDGER.batch([insertRecord(env.LEDGER, readable), insertRecord(env.LEDGER, unreadable)]);
+
+    const { queue, spy } = spyQueue();
+    const ok = await admin(`/dead-letters/${readable.id}/replay`, "POST", { EVENTS: queue });
+    expect(ok.status).toBe(202);
+    expect(ok.json).toMatchObject({ ok: true, status: "replayed", eventId: message.eventId });
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(decoded(spy.mock.calls[0]?.[0])).toMatchObject({ eventId: message.eventId, calls: message.calls });
+    expect(await stateOf(readable.id)).toBeNull();
+
+    const refused = await admin(`/dead-letters/${unreadable.id}/replay`, "POST", { EVENTS: queue });
+    expect(refused.status).toBe(422);
+    expect(refused.json).toMatchObject({ ok: false, error: "not-replayable", id: unreadable.id });
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(await stateOf(unreadable.id)).toEqual({ state: "stored", claimedAt: null });
+    expect((await deadLetterFor(unreadable.eventId))?.body).toEqual(unreadable.body);
+  });
+});
+
+describe("overview", () => {
+  it("counts a delivered event per hour and in total, and says what it knows of the backlog", async () => {
+    const { standIn } = useSegmentStandIn();
+    // A source of its own, so no other test's deliveries are in these counts.
+    const source = unique("ov").toLowerCase();
+    const SOURCES = JSON.stringify({
+      [source]: { writeKey: WRITE_KEY, tokens: ["overview-token-0123456789"] },
+    });
+    const message = { ...relayMessage(), source };
+    const batch = createMessageBatch<unknown>("pendo-events", [
+      { id: "overview-0", timestamp: new Date(), attempts: 1, body: encodeRelayMessage(message) },
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, { ...env, SOURCES } as Env, ctx);
+    await waitOnExecutionContext(ctx);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["overview-0"]);
+    expect(standIn.received).toHaveLength(message.calls.length);
+
+    const { status, json } = await admin("/overview?hours=24");
+    expect(status).toBe(200);
+    const mine = <T extends { source: string }>(rows: unknown) =>
+      (rows as T[]).filter((row) => row.source === source);
+    expect(mine(json.totals)).toEqual([
+      expect.objectContaining({ source, event: message.event, delivered: 1, deadLettered: 0, dropped: 0 }),
+    ]);
+    const hours = mine<{ source: string; hour: string; delivered: number }>(json.hours);
+    expect(hours).toHaveLength(1);
+    expect(hours[0]?.delivered).toBeGreaterThanOrEqual(1);
+    expect(Date.now() - Date.parse(hours[0]?.hour as string)).toBeLessThan(3_600_000);
+    if (json.backlog === null) expect(json.backlogNote).toEqual(expect.any(String));
+    else expect(json.backlog).toMatchObject({ messages: expect.any(Number) });
+
+    for (const hours of ["0", "x", "3000", "1.5"]) {
+      const bad = await admin(`/overview?hours=${hours}`);
+      expect(bad.status, hours).toBe(400);
+      expect(String(bad.json.message)).toContain("hours");
+    }
+  });
+});
+
+describe("summary", () => {
+  it("counts 1,200 records exactly, by reason, under a filter", async () => {
+    const event = unique("summary");
+    const now = Date.now();
+    const records = Array.from({ length: 1_200 }, (_, i) =>
+      deadLetterOf(
+        {
+          reason: i % 3 === 0 ? "segment-rejected" : "segment-refused",
+          source: "default",
+          eventId: `${event}-${i}`,
+          event,
+          attempts: 1,
+          lastStatus: 400,
+          detail: "",
+          receivedAt: now,
+        },
+        now,
+      ),
+    );
+    await env.LEDGER.batch(records.map((record) => insertRecord(env.LEDGER, record)));
+
+    const all = await admin(`/dead-letters/summary?event=${event}`);
+    expect(all.json).toEqual({
+      total: 1_200,
+      byReason: { "segment-refused": 800, "segment-rejected": 400 },
+      complete: true,
+    });
+    const rejected = await admin(`/dead-letters/summary?event=${event}&reason=segment-rejected`);
+    expect(rejected.json).toEqual({ total: 400, byReason: { "segment-rejected": 400 }, complete: true });
+    const none = await admin(`/quarantine/summary?event=${event}`);
+    expect(none.json).toEqual({ total: 0, byReason: {}, complete: true });
+
+    // The listing pages through the same set, each record once.
+    const listed = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const page = await admin(`/dead-letters?event=${event}&limit=500${cursor ? `&cursor=${cursor}` : ""}`);
+      for (const entry of page.json.entries as { id: string }[]) listed.add(entry.id);
+      cursor = page.json.cursor as string | null;
+    } while (cursor);
+    expect(listed.size).toBe(1_200);
+  });
+});
