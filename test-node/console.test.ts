@@ -1,7 +1,8 @@
 /**
  * The operator console in a real browser: Debian's Chromium driven by playwright-core, against
- * the real `wrangler dev` and the Segment stand-in. Signs in, finds a dead letter, previews and
- * replays it and checks Segment got it; reads the quarantine and the playground; reads token links
+ * the real `wrangler dev` and the Segment stand-in. Signs in, reads the Overview's counters of a
+ * delivered and a dead-lettered event, finds the dead letter, previews and replays it and checks
+ * Segment got it; reads the quarantine and the playground; reads token links
  * and shows bidi characters written out; draws the Overview; and checks the page raised no script
  * error and asked no other origin for anything.
  *
@@ -99,6 +100,14 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
   );
   // A quarantined webhook: no event name.
   assert.equal((await post({ visitorId: "quarantined-visitor" })).status, 400);
+  // A delivered one, for the Overview's counters.
+  const delivered = sampleWebhook("guideDisplayed");
+  assert.equal((await post(delivered)).status, 202);
+  await waitFor(
+    "the delivered event at Segment",
+    async () => (standIn.messageIds.includes(`pendo:default:${delivered.uniqueId}:track`) ? true : undefined),
+    30_000,
+  );
 
   // Without a token only the sign-in shows; a wrong one is refused.
   const { page, errors, foreign } = await openConsole();
@@ -110,6 +119,32 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
   await page.getByLabel("Admin token").fill(LOCAL_ADMIN_TOKEN);
   await page.getByRole("button", { name: "Sign in" }).click();
   await section(page, "Status").getByText("Relay ok").waitFor();
+
+  // The Overview: both charts drawn from the counters, a row per event name, the backlog.
+  const overview = section(page, "Overview");
+  const counted = overview.getByRole("row").filter({ hasText: "guideDisplayed" }).first();
+  await counted.waitFor();
+  const cells = (await counted.getByRole("cell").allTextContents()).map((text) => text.trim());
+  // Source, then Delivered, Dead-lettered, Dropped, Refused, Last seen (the event is the row header).
+  assert.equal(cells[0], "default");
+  assert.ok(
+    Number(cells[1]) >= 1 && Number(cells[2]) >= 1,
+    `delivered and dead-lettered: ${cells.join(" | ")}`,
+  );
+  assert.match(cells[5] ?? "", /UTC$/);
+  for (const window of ["Last 24 hours", "Last 7 days"]) {
+    const caption = overview.locator("figcaption").filter({ hasText: window });
+    assert.match((await caption.textContent()) ?? "", /delivered [1-9]\d*, dead-lettered [1-9]/);
+  }
+  assert.ok(
+    (await overview.locator("svg.chart rect.delivered").count()) >= 2,
+    "a delivered bar in each chart",
+  );
+  assert.ok(
+    (await overview.locator("svg.chart rect.deadLettered").count()) >= 2,
+    "a dead-lettered bar in each",
+  );
+  await overview.getByText(/^Queue backlog: /).waitFor();
 
   // The dead letter, by its full uniqueId; preview, then the confirming "Replay".
   const row = section(page, "Dead letters")
@@ -262,6 +297,7 @@ browserTest("draws the Overview from /admin/overview's answer, with or without q
   assert.equal(await day.locator("rect.bar").count(), 4);
   assert.equal(await week.locator("rect.bar").count(), 5);
   assert.equal(await overview.locator("[style]").count(), 0, "no inline style: the CSP would block it");
+  assert.doesNotMatch((await overview.textContent()) ?? "", /undefined|null|NaN/);
   const rows = overview.getByRole("row");
   assert.deepEqual((await rows.nth(1).getByRole("cell").allTextContents()).slice(0, 5), [
     "default",

@@ -222,7 +222,8 @@ const consolePure = (() => {
   const hourLabel = (ms) => `${new Date(ms).toISOString().slice(5, 13).replace("T", " ")}:00`;
 
   function chart(title, overview) {
-    const [width, height, left, top, bottom] = [720, 150, 44, 8, 22];
+    // A wide box: on a desktop the chart stays low, on a phone it shrinks as a whole.
+    const [width, height, left, top, bottom] = [1000, 150, 44, 8, 22];
     const slots = consolePure.hourSlots(overview.hours, overview.from, overview.to);
     const { top: max, bars } = consolePure.stackedBars(slots, width - left, height);
     const sums = consolePure.OUTCOMES.map(
@@ -339,7 +340,7 @@ const consolePure = (() => {
           el("tbody", {}, rows),
         ),
       ),
-      rows.length ? undefined : el("p", {}, "No events in the last 7 days."),
+      ...(rows.length ? [] : [el("p", {}, "No events in the last 7 days.")]),
     );
   }
 
