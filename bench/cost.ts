@@ -15,6 +15,7 @@ export const PRICES = {
     "https://developers.cloudflare.com/workers/platform/pricing/",
     "https://developers.cloudflare.com/kv/platform/pricing/",
     "https://developers.cloudflare.com/queues/platform/pricing/",
+    "https://developers.cloudflare.com/d1/platform/pricing/",
   ],
   perMillion: {
     workerRequests: 0.3,
@@ -23,6 +24,8 @@ export const PRICES = {
     kvDeletes: 5,
     kvLists: 5,
     queueOps: 0.4,
+    d1RowsRead: 0.001,
+    d1RowsWritten: 1,
   },
 } as const;
 
@@ -34,20 +37,19 @@ export const FREE_PLAN_DAILY = {
   kvDeletes: 1_000,
   kvLists: 1_000,
   queueOps: 10_000,
+  // D1 Free plan: 5 million rows read and 100,000 rows written a day (d1/platform/pricing).
+  d1RowsRead: 5_000_000,
+  d1RowsWritten: 100_000,
 } as const;
 
 type Resource = keyof typeof FREE_PLAN_DAILY;
 
 /**
- * Operations a deployment makes per day whatever its volume, under steady traffic, with one
- * source and one isolate: the do-not-process list every 5 minutes, the delivery status record
- * read and written every 10 minutes.
+ * Operations a deployment makes per day whatever its volume: the cron, 288 runs a day (every five
+ * minutes), each measured in the same run (one source, nothing to alert, nothing to purge).
+ * Nothing else runs on a timer: the edge lists nothing and keeps no refreshed state.
  */
-export const DAILY_OVERHEAD: Partial<Record<Resource, number>> = {
-  kvLists: 288,
-  kvWrites: 144,
-  kvReads: 144,
-};
+export const CRON_RUNS_PER_DAY = 288;
 
 export interface CostFigures {
   mode: "kv" | "off";
@@ -62,6 +64,10 @@ export interface CostFigures {
   };
   costPerMillion: Record<Resource, number> & { total: number };
   freePlanDaily: { webhooks: number; limitedBy: Resource };
+  /** What the cron costs a day, whatever the volume. */
+  dailyOverhead: Partial<Record<Resource, number>>;
+  /** D1 round trips (batches and single statements) per webhook, edge and consumer together. */
+  d1RoundTripsPerWebhook: number;
 }
 
 interface Counts {
@@ -70,6 +76,8 @@ interface Counts {
   kv: Record<string, number>;
   queue: { writes: number; reads: number; deletes: number; retries: number; messages: number };
   fetches: { segment: number; other: number };
+  d1: { rowsRead: number; rowsWritten: number; queries: number; roundTrips: number };
+  cronRuns: number;
 }
 
 const readCounts = async (local: LocalRelay) =>
@@ -110,6 +118,15 @@ export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<C
     const after = await readCounts(local);
     const delta = (read: (c: Counts) => number) => (read(after) - read(before)) / webhooks;
     const kv = (method: string) => delta((c) => c.kv[method] ?? 0);
+    // One cron run, counted on its own: what a deployment pays 288 times a day.
+    const beforeCron = await readCounts(local);
+    const afterCron = (await (await fetch(`${local.url}/__bench/cron`, { method: "POST" })).json()) as Counts;
+    const dailyOverhead: Partial<Record<Resource, number>> = {
+      workerRequests: CRON_RUNS_PER_DAY,
+      d1RowsRead: (afterCron.d1.rowsRead - beforeCron.d1.rowsRead) * CRON_RUNS_PER_DAY,
+      d1RowsWritten: (afterCron.d1.rowsWritten - beforeCron.d1.rowsWritten) * CRON_RUNS_PER_DAY,
+      kvLists: (afterCron.kv.list ?? 0) - (beforeCron.kv.list ?? 0) > 0 ? CRON_RUNS_PER_DAY : 0,
+    };
     const perWebhook = {
       workerRequests: delta((c) => c.workerRequests + c.queueInvocations),
       queueInvocations: delta((c) => c.queueInvocations),
@@ -122,15 +139,28 @@ export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<C
       queueDeletes: delta((c) => c.queue.deletes),
       queueOps: delta((c) => c.queue.writes + c.queue.reads + c.queue.deletes),
       segmentRequests: delta((c) => c.fetches.segment),
+      d1RowsRead: delta((c) => c.d1.rowsRead),
+      d1RowsWritten: delta((c) => c.d1.rowsWritten),
     };
-    return { mode, webhooks, calls: expected.size, perWebhook, ...costOf(perWebhook) };
+    return {
+      mode,
+      webhooks,
+      calls: expected.size,
+      perWebhook,
+      ...costOf(perWebhook, dailyOverhead),
+      dailyOverhead,
+      d1RoundTripsPerWebhook: delta((c) => c.d1.roundTrips),
+    };
   } finally {
     await local.stop();
   }
 }
 
 /** Pure: dollars per million webhooks, and the Free plan's daily ceiling, from operations per webhook. */
-export function costOf(perWebhook: Record<Resource, number>) {
+export function costOf(
+  perWebhook: Record<Resource, number>,
+  overhead: Partial<Record<Resource, number>> = {},
+) {
   const resources = Object.keys(FREE_PLAN_DAILY) as Resource[];
   const costPerMillion = Object.fromEntries(
     resources.map((resource) => [resource, perWebhook[resource] * PRICES.perMillion[resource]]),
@@ -139,7 +169,7 @@ export function costOf(perWebhook: Record<Resource, number>) {
   let best = { webhooks: Number.POSITIVE_INFINITY, limitedBy: "workerRequests" as Resource };
   for (const resource of resources) {
     if (perWebhook[resource] <= 0) continue;
-    const room = FREE_PLAN_DAILY[resource] - (DAILY_OVERHEAD[resource] ?? 0);
+    const room = FREE_PLAN_DAILY[resource] - (overhead[resource] ?? 0);
     const webhooks = Math.floor(room / perWebhook[resource]);
     if (webhooks < best.webhooks) best = { webhooks, limitedBy: resource };
   }

@@ -2,8 +2,10 @@
  * The relay with every billed platform operation counted: the real Worker (src/index.ts) behind
  * wrappers of its real bindings, run by `wrangler dev` for the cost benchmark. Counts follow
  * Cloudflare's billing units: KV per call by kind; queue operations per 64 KB written, read and
- * deleted; Worker invocations (requests and queue batches); subrequests by destination.
- * GET /__bench/counts answers them; nothing here changes what the relay does.
+ * deleted; D1 rows read and written as each result's `meta` reports them (D1's billing units),
+ * with queries and round trips; Worker invocations (requests, queue batches, cron runs);
+ * subrequests by destination. GET /__bench/counts answers them; POST /__bench/cron runs the
+ * scheduled handler once, as the platform would. Nothing here changes what the relay does.
  */
 import type { Env } from "../src/env";
 import relay from "../src/index";
@@ -17,7 +19,66 @@ const counts = {
   kv: { get: 0, getWithMetadata: 0, put: 0, list: 0, delete: 0 } as Record<string, number>,
   queue: { writes: 0, reads: 0, deletes: 0, retries: 0, messages: 0 },
   fetches: { segment: 0, other: 0 },
+  d1: { rowsRead: 0, rowsWritten: 0, queries: 0, roundTrips: 0 },
+  cronRuns: 0,
 };
+
+type Meta = { rows_read?: number; rows_written?: number };
+const addMeta = (meta: Meta | undefined) => {
+  counts.d1.rowsRead += meta?.rows_read ?? 0;
+  counts.d1.rowsWritten += meta?.rows_written ?? 0;
+};
+
+/** The database with every statement's billed rows counted; `first` is read through `all` for its meta. */
+function countedDb(db: D1Database): D1Database {
+  const real = new WeakMap<object, D1PreparedStatement>();
+  const wrap = (statement: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(statement, {
+      get(target, property) {
+        if (property === "bind") return (...args: unknown[]) => wrap(target.bind(...args));
+        if (property === "run" || property === "all") {
+          return async () => {
+            counts.d1.queries++;
+            counts.d1.roundTrips++;
+            const result = await target.all();
+            addMeta(result.meta as Meta);
+            return result;
+          };
+        }
+        if (property === "first") {
+          return async (column?: string) => {
+            counts.d1.queries++;
+            counts.d1.roundTrips++;
+            const result = await target.all<Record<string, unknown>>();
+            addMeta(result.meta as Meta);
+            const row = result.results[0] ?? null;
+            return column ? (row?.[column] ?? null) : row;
+          };
+        }
+        const value = Reflect.get(target, property, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    real.set(proxy, statement);
+    return proxy;
+  };
+  return new Proxy(db, {
+    get(target, property) {
+      if (property === "prepare") return (sql: string) => wrap(target.prepare(sql));
+      if (property === "batch") {
+        return async (statements: D1PreparedStatement[]) => {
+          counts.d1.queries += statements.length;
+          counts.d1.roundTrips++;
+          const results = await target.batch(statements.map((s) => real.get(s) ?? s));
+          for (const result of results) addMeta(result.meta as Meta);
+          return results;
+        };
+      }
+      const value = Reflect.get(target, property, target);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
 
 const units = (body: unknown) =>
   Math.max(
@@ -57,6 +118,7 @@ function countedEnv(env: Env): Env {
       DEDUP: counted(env.DEDUP, (method) => {
         counts.kv[method] = (counts.kv[method] ?? 0) + 1;
       }),
+      LEDGER: countedDb(env.LEDGER),
       EVENTS: counted(env.EVENTS, (method, args) => {
         if (method === "send") counts.queue.writes += units(args[0]);
         if (method === "sendBatch")
@@ -70,7 +132,18 @@ function countedEnv(env: Env): Env {
 
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext) {
-    if (new URL(request.url).pathname === "/__bench/counts") return Response.json(counts);
+    const { pathname } = new URL(request.url);
+    if (pathname === "/__bench/counts") return Response.json(counts);
+    if (pathname === "/__bench/cron") {
+      counts.cronRuns++;
+      const controller = {
+        scheduledTime: Date.now(),
+        cron: "*/5 * * * *",
+        noRetry() {},
+      } as ScheduledController;
+      await relay.scheduled(controller, countedEnv(env), ctx);
+      return Response.json(counts);
+    }
     counts.workerRequests++;
     return relay.fetch(request, countedEnv(env), ctx);
   },

@@ -64,6 +64,8 @@ const RESOURCE_LABEL: Record<keyof typeof FREE_PLAN_DAILY, string> = {
   kvDeletes: "KV deletes",
   kvLists: "KV lists",
   queueOps: "Queue operations (64 KB written, read, deleted)",
+  d1RowsRead: "D1 rows read",
+  d1RowsWritten: "D1 rows written",
 };
 
 export function renderBenchmarks(results: BenchResults, resultFile: string): string {
@@ -115,6 +117,7 @@ ${table(
       `${per(kv.perWebhook.queueWrites)} / ${per(kv.perWebhook.queueReads)} / ${per(kv.perWebhook.queueDeletes)}`,
       `${per(off.perWebhook.queueWrites)} / ${per(off.perWebhook.queueReads)} / ${per(off.perWebhook.queueDeletes)}`,
     ],
+    ["D1 round trips (edge and consumer)", per(kv.d1RoundTripsPerWebhook), per(off.d1RoundTripsPerWebhook)],
     [
       "Segment requests (not billed by Cloudflare)",
       per(kv.perWebhook.segmentRequests),
@@ -123,9 +126,15 @@ ${table(
   ],
 )}
 
+The ledger (D1) in steady state, with no failure: ${per(kv.perWebhook.d1RowsWritten)} rows written per webhook (target: at most 0.05),
+all from the consumer's counters and delivery status (one row per hour, source and event name per
+batch, whatever the batch holds); the edge touches D1 only to store a quarantine, a dead letter or
+a do-not-process flag. The rows read are the consumer's flag check, one primary-key lookup per
+distinct visitor of a batch.
+
 At the Workers Paid plan's published prices (checked ${PRICES.checked}: Worker requests $${PRICES.perMillion.workerRequests},
-KV reads $${PRICES.perMillion.kvReads}, KV writes, deletes and lists $${PRICES.perMillion.kvWrites}, queue operations $${PRICES.perMillion.queueOps}, each per
-million; ${PRICES.pages.join(", ")}), beyond the plan's monthly inclusions and its $5 base:
+KV reads $${PRICES.perMillion.kvReads}, KV writes, deletes and lists $${PRICES.perMillion.kvWrites}, queue operations $${PRICES.perMillion.queueOps}, D1 rows read
+$${PRICES.perMillion.d1RowsRead} and written $${PRICES.perMillion.d1RowsWritten}, each per million; ${PRICES.pages.join(", ")}), beyond the plan's monthly inclusions and its $5 base:
 
 ${table(
   ["Per million webhooks", "`DEDUP_MODE=kv`", "`DEDUP_MODE=off`"],
@@ -145,9 +154,8 @@ CPU time is billed too (Standard usage model), but the relay's own work is about
 **The Free plan** (daily limits: ${resources.map((r) => `${fmt(FREE_PLAN_DAILY[r])} ${RESOURCE_LABEL[r].split(" (")[0]}`).join(", ")})
 carries at most **${fmt(kv.freePlanDaily.webhooks)} webhooks a day with \`DEDUP_MODE=kv\`** (capped by ${RESOURCE_LABEL[kv.freePlanDaily.limitedBy]})
 and **${fmt(off.freePlanDaily.webhooks)} with \`off\`** (capped by ${RESOURCE_LABEL[off.freePlanDaily.limitedBy]}). These
-subtract what a deployment spends per day whatever its volume: the do-not-process list every five
-minutes (288 KV lists) and the delivery status record every ten (144 KV reads and writes), for one
-isolate and one source. Its queues also keep messages only 24 hours (\`QUEUE_RETENTION_SECONDS\`).
+subtract what a deployment spends per day whatever its volume: the cron, every five minutes (288
+Worker invocations, ${fmt(kv.dailyOverhead.d1RowsRead ?? 0)} D1 rows read and ${fmt(kv.dailyOverhead.d1RowsWritten ?? 0)} written a day, measured in the same run, one source). Its queues also keep messages only 24 hours (\`QUEUE_RETENTION_SECONDS\`).
 
 **Choosing \`DEDUP_MODE\`.** The edge marker is the largest cost by far (a KV write costs ten times a
 read and twelve times a queue operation) and the Free plan's ceiling. What it buys is a dedup

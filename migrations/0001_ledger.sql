@@ -88,16 +88,13 @@ CREATE TABLE delivery (
   recovered_at INTEGER
 );
 
--- Events per hour, source and event name, by outcome. Unknown event names count under
--- '(unknown)' so that a sender cannot grow this table with invented names.
+-- Events per hour and source, by event name and outcome: one row per (hour, source), its events a
+-- JSON object {"<event>": [delivered, deadLettered, dropped, refused, lastSeen]} merged in SQL, so
+-- a consumer batch writes one row whatever it holds. Unknown event names count under '(unknown)'
+-- so that a sender cannot grow a row with invented names.
 CREATE TABLE counts (
   hour INTEGER NOT NULL,               -- floor(ms / 3,600,000)
   source TEXT NOT NULL,
-  event TEXT NOT NULL,
-  delivered INTEGER NOT NULL DEFAULT 0,
-  dead_lettered INTEGER NOT NULL DEFAULT 0,
-  dropped INTEGER NOT NULL DEFAULT 0,
-  refused INTEGER NOT NULL DEFAULT 0,
-  last_seen INTEGER NOT NULL,
-  PRIMARY KEY (hour, source, event)     -- the overview's range scan by hour, and the purge
+  events TEXT NOT NULL,
+  PRIMARY KEY (hour, source)           -- the overview's range scan by hour, and the purge
 ) WITHOUT ROWID;

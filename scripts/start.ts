@@ -1,12 +1,14 @@
 /**
- * `npm start`: the relay on `wrangler dev` with local KV and queues. The first run creates
- * .dev.vars from .dev.vars.example. Without a SEGMENT_WRITE_KEY in .dev.vars, a local Segment
+ * `npm start`: the relay on `wrangler dev` with local KV, queues and D1 (the ledger's migrations
+ * applied first), and the cron fired on its schedule, which `wrangler dev` does not do by itself.
+ * The first run creates .dev.vars from .dev.vars.example. Without a SEGMENT_WRITE_KEY in .dev.vars, a local Segment
  * stand-in (standin/server.ts) receives the events and prints each one, and the alerts too; with
  * a key, the relay sends to the real Segment.
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { startStandInServer } from "../standin/server";
+import { applyLocalMigrations } from "./harness/migrations";
 import { devVars } from "./send";
 
 const STANDIN_PORT = Number(process.env.STANDIN_PORT ?? 8788);
@@ -17,7 +19,12 @@ if (!existsSync(".dev.vars")) {
   console.log("Created .dev.vars from .dev.vars.example (local token: local-dev-token-0123456789).");
 }
 
-const args = ["wrangler", "dev", ...process.argv.slice(2)];
+console.log("Applying the ledger's migrations to the local D1 database…");
+applyLocalMigrations();
+
+// `--test-scheduled` exposes the scheduled handler at /__scheduled; this script calls it on the
+// period wrangler.toml's cron names (every N minutes), as the platform would.
+const args = ["wrangler", "dev", "--test-scheduled", ...process.argv.slice(2)];
 let standIn: Awaited<ReturnType<typeof startStandInServer>> | undefined;
 if (!devVars().SEGMENT_WRITE_KEY) {
   standIn = await startStandInServer({ port: STANDIN_PORT, writeKeys: [STANDIN_WRITE_KEY] });
@@ -37,8 +44,19 @@ if (adminToken) {
   console.log(`Operator console: http://localhost:${port}/console#token=${encodeURIComponent(adminToken)}`);
 }
 
+const cronMinutes = Number(/crons = \["\*\/(\d+) /.exec(readFileSync("wrangler.toml", "utf8"))?.[1] ?? 5);
+const cron = setInterval(() => {
+  fetch(`http://localhost:${port}/__scheduled?cron=${encodeURIComponent(`*/${cronMinutes} * * * *`)}`).catch(
+    (error) => console.error(`[cron] could not fire the scheduled handler: ${error}`),
+  );
+}, cronMinutes * 60_000);
+console.log(
+  `The cron (alerts, purge) fires every ${cronMinutes} minutes; by hand: curl "http://localhost:${port}/__scheduled"`,
+);
+
 const wrangler = spawn("npx", args, { stdio: "inherit" });
 wrangler.on("exit", async (code) => {
+  clearInterval(cron);
   await standIn?.close();
   process.exit(code ?? 0);
 });

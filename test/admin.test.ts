@@ -167,6 +167,11 @@ describe("dead letters", () => {
     expect(replay.status).toBe(422);
     expect(await replay.json()).toMatchObject({ error: "malformed-record", ok: false });
     expect((await admin(`/dead-letters/${id}/preview`)).status).toBe(422);
+    // The refused replay gave its claim back: once repaired, the row is replayable.
+    const row = await env.LEDGER.prepare("SELECT state, claimed_at FROM records WHERE id = ?")
+      .bind(id)
+      .first();
+    expect(row).toEqual({ state: "stored", claimed_at: null });
   });
 
   it("scans past pages of records that do not match, up to its limit", async () => {

@@ -21,6 +21,13 @@ import trackEventReceived from "../src/pendo/examples/trackEventReceived.json";
 import visitorCreated from "../src/pendo/examples/visitorCreated.json";
 import wranglerToml from "../wrangler.toml?raw";
 
+// Every migration, in the order wrangler applies them (file name order), as the docs render them.
+const MIGRATIONS = Object.entries(
+  import.meta.glob<string>("../migrations/*.sql", { query: "?raw", import: "default", eager: true }),
+)
+  .sort(([a], [b]) => a.localeCompare(b))
+  .map(([, sql]) => sql);
+
 const FILES: Record<string, string> = {
   "README.md": readme,
   "docs/mapping.md": mapping,
@@ -31,7 +38,7 @@ const FILES: Record<string, string> = {
 describe("generated docs are current (run `npm run docs` when this fails)", () => {
   it.each(Object.keys(GENERATED_FILES))("%s", (file) => {
     const text = FILES[file] as string;
-    expect(text).toBe(withGeneratedSections(file, text));
+    expect(text).toBe(withGeneratedSections(file, text, { migrations: MIGRATIONS }));
   });
 
   it("src/console/assets.generated.ts holds the console's current sources", () => {
@@ -78,5 +85,50 @@ describe("wrangler.toml agrees with the code", () => {
     expect(wranglerToml).toMatch(/binding = "EVENTS"\nqueue = "pendo-events"/);
     expect(wranglerToml).toMatch(/dead_letter_queue = "pendo-events-dlq"/);
     expect(wranglerToml).toMatch(/\[observability\]\nenabled = true/);
+    expect(wranglerToml).toMatch(/binding = "LEDGER"\ndatabase_name = "pendo-segment-relay-ledger"/);
+    expect(wranglerToml).toMatch(/migrations_dir = "migrations"/);
+    expect(wranglerToml).toMatch(/crons = \["\*\/5 \* \* \* \*"\]/);
   });
+});
+
+describe("the README's ledger queries", () => {
+  const queries = [
+    ...readme.matchAll(/wrangler d1 execute pendo-segment-relay-ledger --remote --command "([^"]+)"/g),
+  ].map((match) => match[1] as string);
+
+  it("are three, as the README promises", () => {
+    expect(queries).toHaveLength(3);
+  });
+
+  // Run against the real schema, with rows they must find: a query that no longer fits the
+  // migrations fails here, not in an operator's terminal.
+  it.each(queries.map((sql) => [sql.slice(0, 60), sql] as const))(
+    "%s… runs and finds its rows",
+    async (_name, sql) => {
+      const { env } = await import("cloudflare:workers");
+      const { deadLetterOf, insertRecord } = await import("../src/ledger/records");
+      const { countStatement } = await import("../src/ledger/counts");
+      const now = Date.now();
+      const letter = deadLetterOf(
+        {
+          reason: "segment-refused",
+          source: "docs",
+          eventId: "f961ab36-0000-uniqueId",
+          event: "guideDisplayed",
+          attempts: 1,
+          lastStatus: 401,
+          detail: "seeded",
+          receivedAt: now,
+        },
+        now,
+      );
+      await insertRecord(env.LEDGER, letter).run();
+      const yesterday = now - 86_400_000;
+      await countStatement(env.LEDGER, [
+        { source: "docs", event: "guideDisplayed", outcome: "delivered", at: yesterday },
+      ])?.run();
+      const { results } = await env.LEDGER.prepare(sql).all();
+      expect(results.length).toBeGreaterThan(0);
+    },
+  );
 });

@@ -254,7 +254,9 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
     const message = relayMessage();
     const { standIn } = useSegmentStandIn();
     standIn.failNext(413);
-    const result = await consume("pendo-events", [message], { env: { LEDGER: ledgerFailingOn("INTO records") } });
+    const result = await consume("pendo-events", [message], {
+      env: { LEDGER: ledgerFailingOn("INTO records") },
+    });
     expect(result.explicitAcks).toHaveLength(1);
     expect(await deadLetterFor(message.eventId)).toBeUndefined();
     const kept = await fallbackFor(message.eventId);
@@ -270,12 +272,16 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
     return seen;
   },
   "consumer-d1-flags": async () => {
-    const seen = await consumeAndObserve([relayMessage()], [], { env: { LEDGER: ledgerFailingOn("FROM json_each(?) AS p") } });
+    const seen = await consumeAndObserve([relayMessage()], [], {
+      env: { LEDGER: ledgerFailingOn("FROM json_each(?) AS p") },
+    });
     expect(seen.received).toEqual([]);
     return seen;
   },
   "consumer-d1-counters": () =>
-    consumeAndObserve([relayMessage()], [], { env: { LEDGER: ledgerFailingOn(/INTO (counts|delivery|drift)/) } }),
+    consumeAndObserve([relayMessage()], [], {
+      env: { LEDGER: ledgerFailingOn(/INTO (counts|delivery|drift)/) },
+    }),
   "consumer-budget": async () => {
     // Two poisoned events among 20 need more than 3 requests to isolate: the rest waits.
     const bodies = [
@@ -319,7 +325,9 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
   },
   "dlq-d1": async () => {
     const message = relayMessage();
-    const result = await consume("pendo-events-dlq", [message], { env: { LEDGER: ledgerFailingOn("INTO records") } });
+    const result = await consume("pendo-events-dlq", [message], {
+      env: { LEDGER: ledgerFailingOn("INTO records") },
+    });
     expect(result.explicitAcks).toHaveLength(1);
     const kept = await fallbackFor(message.eventId);
     return { end: kept ? "dead-lettered" : "delivered", reason: kept?.reason };
@@ -355,7 +363,9 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
   "replay-d1-delete": () => replayAndObserve({ LEDGER: ledgerFailingOn("DELETE FROM records") }),
   "replay-twice": () =>
     replayAndObserve({}, async (id) => {
-      const first = await admin(`/dead-letters/${id}/replay`, { LEDGER: ledgerFailingOn("DELETE FROM records") });
+      const first = await admin(`/dead-letters/${id}/replay`, {
+        LEDGER: ledgerFailingOn("DELETE FROM records"),
+      });
       expect(first.json).toMatchObject({ status: "replayed", removed: false });
       return first.sent.map(([body]) => body);
     }),
@@ -382,7 +392,11 @@ async function cronAndObserve(bindings: Partial<Env>): Promise<Observation> {
   );
   await putFallback(env.DEDUP, letter, 3_600);
   const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }), { ...env, ...bindings } as Env, ctx);
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
+    { ...env, ...bindings } as Env,
+    ctx,
+  );
   const inLedger = await deadLetterFor(message.eventId);
   const inKv = await fallbackFor(message.eventId);
   // Exactly one store holds it: never both, never neither.

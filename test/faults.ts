@@ -63,8 +63,12 @@ export function faultyDb(db: D1Database, fails: (sql: string) => boolean): D1Dat
       if (property === "batch") {
         return (statements: D1PreparedStatement[]) => {
           const unwrapped = statements.map((s) => real.get(s) ?? { statement: s, sql: "" });
-          if (unwrapped.some(({ sql }) => fails(sql))) return Promise.reject(new Error("injected D1 failure"));
-          return value.call(target, unwrapped.map(({ statement }) => statement));
+          if (unwrapped.some(({ sql }) => fails(sql)))
+            return Promise.reject(new Error("injected D1 failure"));
+          return value.call(
+            target,
+            unwrapped.map(({ statement }) => statement),
+          );
         };
       }
       return value.bind(target);

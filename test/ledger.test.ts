@@ -328,3 +328,26 @@ describe("summary", () => {
     expect(listed.size).toBe(1_200);
   });
 });
+
+describe("delivery counters", () => {
+  it("add concurrent batches' counts exactly, one row per hour and source", async () => {
+    const { countStatement } = await import("../src/ledger/counts");
+    const source = `counts-${crypto.randomUUID().slice(0, 8)}`;
+    const at = Date.UTC(2026, 10, 30, 5, 30);
+    const batch = (event: string, n: number) =>
+      Array.from({ length: n }, (_, i) => ({ source, event, outcome: "delivered" as const, at: at + i }));
+    // Ten consumers at once, each adding its batch: no update is lost.
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        countStatement(env.LEDGER, [...batch("guideSeen", 7), ...batch(`e${i % 3}`, 2)])?.run(),
+      ),
+    );
+    const rows = await env.LEDGER.prepare("SELECT events FROM counts WHERE source = ?")
+      .bind(source)
+      .all<{ events: string }>();
+    expect(rows.results).toHaveLength(1);
+    const events = JSON.parse(rows.results[0]?.events ?? "{}") as Record<string, number[]>;
+    expect(events.guideSeen?.[0]).toBe(70);
+    expect((events.e0?.[0] ?? 0) + (events.e1?.[0] ?? 0) + (events.e2?.[0] ?? 0)).toBe(20);
+  });
+});

@@ -85,10 +85,13 @@ function readable(record: LedgerRecord): DeadLetter {
 }
 
 async function rows(sql: string, ...params: unknown[]): Promise<DeadLetter[]> {
-  const { results } = await env.LEDGER.prepare(sql).bind(...params).all();
+  const { results } = await env.LEDGER.prepare(sql)
+    .bind(...params)
+    .all();
   return results.map((row) => {
     const record = recordFromRow(row);
-    if (!record) throw new Error(`a ledger row does not match its schema: ${JSON.stringify(row).slice(0, 200)}`);
+    if (!record)
+      throw new Error(`a ledger row does not match its schema: ${JSON.stringify(row).slice(0, 200)}`);
     return readable(record);
   });
 }
@@ -98,7 +101,9 @@ export const deadLetters = () => rows("SELECT * FROM records WHERE kind = 'dead-
 
 /** The dead letter of one event, found by its Pendo uniqueId. */
 export async function deadLetterFor(eventId: string): Promise<DeadLetter | undefined> {
-  return (await rows("SELECT * FROM records WHERE kind = 'dead-letters' AND event_id = ? ORDER BY id", eventId))[0];
+  return (
+    await rows("SELECT * FROM records WHERE kind = 'dead-letters' AND event_id = ? ORDER BY id", eventId)
+  )[0];
 }
 
 /** Quarantined webhooks of one source (newest last). */

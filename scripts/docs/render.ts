@@ -16,6 +16,7 @@ import { CATALOG } from "../../src/pendo/catalog";
 import { segmentEventName } from "../../src/pendo/names";
 import { TRIM_STEPS } from "../../src/pendo/trim";
 import { FAULT_MATRIX } from "../../test/fault-matrix";
+import { ledgerTables } from "./ledger";
 
 export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
@@ -53,7 +54,22 @@ function defaults() {
   };
 }
 
-const SECTIONS: Record<string, () => string> = {
+/** What a section renders from besides the code: the migrations' SQL, read by the caller. */
+export interface DocInputs {
+  migrations: readonly string[];
+}
+
+const SECTIONS: Record<string, (inputs: DocInputs) => string> = {
+  "ledger-tables": (inputs) =>
+    table(
+      ["Table", "Holds", "Indexes (and the query each serves)"],
+      ledgerTables(inputs.migrations).map((t) => [
+        code(t.name),
+        t.purpose,
+        t.indexes.map((index) => `${code(index.columns)}: ${index.purpose}`).join("<br>") ||
+          "primary key only",
+      ]),
+    ),
   "catalog-counts": () =>
     `${CATALOG.length} names are known: ${CATALOG.filter((e) => e.origin !== "url-webhook").length} from Segment's catalog for the Pendo source, ${CATALOG.filter((e) => e.origin !== "segment-catalog").length} sent by Pendo's URL webhooks today (some are both).`,
   events: () =>
@@ -143,7 +159,8 @@ const DEAD_LETTER_REASON_DOC: Record<(typeof DEAD_LETTER_REASONS)[number], strin
   "event-too-large":
     "Over Segment's 32 KB even after trimming; stored at the edge (answered 202) and never sent.",
   "no-write-key": "No Segment write key was configured for the source until the event's retries ran out.",
-  "malformed-message": "A queue message no version of the relay wrote; kept as received, not replayable.",
+  "malformed-message":
+    "A queue message this relay could not read; its bytes are kept, and replay reads them again (a message a later deploy understands is sent).",
 };
 
 const ALERT_KIND_DOC: Record<AlertKind, { when: string; action: string }> = {
@@ -157,7 +174,7 @@ const ALERT_KIND_DOC: Record<AlertKind, { when: string; action: string }> = {
     action: "Read the issues in `/admin/quarantine`; if the relay should accept them, fix it and replay.",
   },
   "unknown-event": {
-    when: "An event name the catalog does not know arrived (once per name per day). It was forwarded as an unmapped `track`.",
+    when: "Event names the catalog does not know arrived (one alert per source per interval, listing the new names). They were forwarded as unmapped `track`s.",
     action:
       "Check Pendo's release notes; add the event to `src/pendo/catalog.ts` with a fixture, or leave it unmapped.",
   },
@@ -183,12 +200,13 @@ export const GENERATED_FILES: Record<string, readonly string[]> = {
     "dead-letter-reasons",
     "alert-kinds",
     "kv-layout",
+    "ledger-tables",
   ],
   "docs/reliability.md": ["fault-matrix"],
 };
 
 /** `text` with every generated section it holds rendered afresh; a missing marker is an error. */
-export function withGeneratedSections(file: string, text: string): string {
+export function withGeneratedSections(file: string, text: string, inputs: DocInputs): string {
   let out = text;
   for (const name of GENERATED_FILES[file] ?? []) {
     const start = `<!-- generated:${name} -->`;
@@ -199,7 +217,7 @@ export function withGeneratedSections(file: string, text: string): string {
       throw new Error(`${file} lacks the markers of the generated section "${name}"`);
     const render = SECTIONS[name];
     if (!render) throw new Error(`no renderer for section "${name}"`);
-    out = `${out.slice(0, from + start.length)}\n${render()}\n${out.slice(to)}`;
+    out = `${out.slice(0, from + start.length)}\n${render(inputs)}\n${out.slice(to)}`;
   }
   return out;
 }

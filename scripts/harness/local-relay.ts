@@ -9,6 +9,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningStandIn, startStandInServer } from "../../standin/server";
+import { applyLocalMigrations } from "./migrations";
 
 export const LOCAL_TOKEN = "local-harness-token-0123456789";
 export const LOCAL_ADMIN_TOKEN = "local-harness-admin-0123456789";
@@ -80,6 +81,8 @@ export async function startLocalRelay(
     args.push("--config", config);
   }
   args.push("--show-interactive-dev-session=false");
+  // The ledger's schema, in the same local state wrangler dev is about to use.
+  applyLocalMigrations({ persistTo: state, config });
   for (const [key, value] of Object.entries(allVars)) args.push("--var", `${key}:${value}`);
   const wrangler: ChildProcess = spawn("npx", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
   let output = "";

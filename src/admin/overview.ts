@@ -30,15 +30,22 @@ export async function overviewOf(env: Env, hours: number, now: number) {
 async function backlogOf(queue: Queue<string>): Promise<{ backlog: Backlog | null; backlogNote?: string }> {
   const metrics = (queue as { metrics?: () => Promise<QueueMetrics> }).metrics;
   if (typeof metrics !== "function") {
-    return { backlog: null, backlogNote: "this runtime offers no queue metrics (the local simulator does not)" };
+    return {
+      backlog: null,
+      backlogNote: "this runtime offers no queue metrics (the local simulator does not)",
+    };
   }
   try {
     const answer = await metrics.call(queue);
     const backlog: Backlog = { messages: answer.backlogCount, bytes: answer.backlogBytes };
-    if (answer.oldestMessageTimestamp) backlog.oldestAt = new Date(answer.oldestMessageTimestamp).toISOString();
+    if (answer.oldestMessageTimestamp)
+      backlog.oldestAt = new Date(answer.oldestMessageTimestamp).toISOString();
     return { backlog };
   } catch (error) {
     log("warn", "queue-metrics-failed", { error: String(error) });
-    return { backlog: null, backlogNote: `the platform did not give queue metrics: ${String(error).slice(0, 200)}` };
+    return {
+      backlog: null,
+      backlogNote: `the platform did not give queue metrics: ${String(error).slice(0, 200)}`,
+    };
   }
 }

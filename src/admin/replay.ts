@@ -62,7 +62,12 @@ async function planReplay(settings: Settings, record: LedgerRecord, now: number)
   if (record.reason === "malformed-message") {
     const decoded = decodeRelayMessage(text ?? record.body);
     if (decoded.ok) return { ok: true, message: decoded.message, from: "stored" };
-    return { ok: false, id, reason: "not-replayable", detail: `the message still cannot be read: ${decoded.detail}` };
+    return {
+      ok: false,
+      id,
+      reason: "not-replayable",
+      detail: `the message still cannot be read: ${decoded.detail}`,
+    };
   }
   if (text === undefined) {
     return { ok: false, id, reason: "invalid", issues: [{ path: "", message: "body is not valid UTF-8" }] };
@@ -93,9 +98,18 @@ export async function replayRecord(
 ): Promise<ReplayResult> {
   const db = env.LEDGER;
   const record = await claimRecord(db, kind, id, now);
+  if (record === "malformed") {
+    return {
+      ok: false,
+      id,
+      reason: "malformed-record",
+      issues: [{ path: "", message: "the row does not match its schema" }],
+    };
+  }
   if (!record) {
     const read = await getRecord(db, kind, id);
-    if (!read.ok && read.reason === "not-found") return { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` };
+    if (!read.ok && read.reason === "not-found")
+      return { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` };
     if (!read.ok) return { ok: false, id, reason: "malformed-record", issues: read.issues };
     const at = read.record.claimedAt ? new Date(read.record.claimedAt).toISOString() : "just now";
     return { ok: false, id, reason: "already-replayed", detail: `another replay claimed it at ${at}` };
@@ -120,7 +134,13 @@ export async function replayRecord(
     removed = false;
     log("error", "replay-not-removed", { kind, id, error: String(error) });
   });
-  log("info", "replayed", { kind, id, source: message.source, event: message.event, uniqueId: message.eventId });
+  log("info", "replayed", {
+    kind,
+    id,
+    source: message.source,
+    event: message.event,
+    uniqueId: message.eventId,
+  });
   return { ok: true, id, status: "replayed", eventId: message.eventId, removed };
 }
 

@@ -15,8 +15,8 @@ import {
 } from "../ledger/records";
 import { log } from "../log";
 import { overviewOf } from "./overview";
-import { recordView } from "./view";
 import { previewReplay, type ReplayResult, replayRecord } from "./replay";
+import { recordView } from "./view";
 
 type AdminContext = Context<{ Bindings: Env }>;
 
@@ -51,7 +51,10 @@ export function createAdminRoutes() {
   admin.get("/overview", async (c) => {
     const hours = Number(c.req.query("hours") ?? 24);
     if (!Number.isInteger(hours) || hours < 1 || hours > 2_160) {
-      return c.json({ error: "invalid", message: "hours must be a whole number from 1 to 2160 (90 days)" }, 400);
+      return c.json(
+        { error: "invalid", message: "hours must be a whole number from 1 to 2160 (90 days)" },
+        400,
+      );
     }
     return c.json(await overviewOf(c.env, hours, Date.now()));
   });
@@ -173,7 +176,10 @@ function recordNotFound(c: AdminContext, kind: RecordKind) {
 }
 
 /** `<startedAt>.<last id>`: a bulk replay run, continued. A first call starts a run now. */
-function readRunCursor(raw: string | undefined, now: number): { startedAt: number; after?: string } | undefined {
+function readRunCursor(
+  raw: string | undefined,
+  now: number,
+): { startedAt: number; after?: string } | undefined {
   if (!raw) return { startedAt: now };
   const match = /^(\d{1,15})\.(\d{13}-[A-Za-z0-9_.-]{1,200})$/.exec(raw);
   return match ? { startedAt: Number(match[1]), after: match[2] } : undefined;

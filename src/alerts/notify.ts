@@ -80,7 +80,11 @@ function alertUrl(settings: Settings, source: string): string | undefined {
 
 const intervalMs = (settings: Settings) => settings.ALERT_INTERVAL_SECONDS * 1000;
 
-export async function evaluateAlert(scope: AlertScope, source: string, kind: AlertKind): Promise<AlertOutcome> {
+export async function evaluateAlert(
+  scope: AlertScope,
+  source: string,
+  kind: AlertKind,
+): Promise<AlertOutcome> {
   const url = alertUrl(scope.settings, source);
   if (!url) return "no-url";
   const { db, now } = scope;
@@ -88,7 +92,9 @@ export async function evaluateAlert(scope: AlertScope, source: string, kind: Ale
   const hintKey = `${source}\n${kind}`;
   const [stateResult, ...gathered] = await db.batch([
     db
-      .prepare("SELECT covered_to, next_at, claimed_until, failures FROM alerts WHERE source = ? AND kind = ?")
+      .prepare(
+        "SELECT covered_to, next_at, claimed_until, failures FROM alerts WHERE source = ? AND kind = ?",
+      )
       .bind(source, kind),
     ...GATHER[kind](db, source, now, scope.settings),
   ]);
@@ -122,7 +128,13 @@ export async function evaluateAlert(scope: AlertScope, source: string, kind: Ale
     // Backs off: a minute, doubling, never past the interval. Nothing is held in memory: the
     // next try reads the ledger again, so it says everything since the last alert sent.
     const backoff = Math.min(intervalMs(scope.settings), FIRST_BACKOFF_MS * 2 ** claimed.failures);
-    log("error", "alert-failed", { kind, source, count: tally.count, status, retryInSeconds: backoff / 1000 });
+    log("error", "alert-failed", {
+      kind,
+      source,
+      count: tally.count,
+      status,
+      retryInSeconds: backoff / 1000,
+    });
     await db
       .prepare(
         "UPDATE alerts SET claimed_until = 0, failures = failures + 1, next_at = ?, held = ? WHERE source = ? AND kind = ?",

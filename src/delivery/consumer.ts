@@ -5,8 +5,14 @@ import { type CountDelta, countStatement, UNKNOWN_EVENT } from "../ledger/counts
 import { type DeliveryRound, deliveryStatement } from "../ledger/delivery";
 import { type DriftItem, driftRows, driftStatement, evictionStatements } from "../ledger/drift";
 import { putFallback } from "../ledger/fallback";
-import { flagKey, flaggedStatement, flagStatement, visitorHash } from "../ledger/flags";
-import { type DeadLetterInput, type DeadLetterReason, deadLetterOf, insertRecord, type LedgerRecord } from "../ledger/records";
+import { flaggedStatement, flagKey, flagStatement, visitorHash } from "../ledger/flags";
+import {
+  type DeadLetterInput,
+  type DeadLetterReason,
+  deadLetterOf,
+  insertRecord,
+  type LedgerRecord,
+} from "../ledger/records";
 import { cutDetail, log } from "../log";
 import { decodeRelayMessage, type RelayMessage } from "../queue/message";
 import { batchBody, batchBytes, countCalls, type Packable, packBatches } from "../segment/batch";
@@ -105,7 +111,8 @@ export async function consumeEvents(
       group.units.push(unit);
     }
     for (const group of groups.values()) {
-      for (const request of packBatches(group.units)) sends.push(delivery.send(group.target, group.source, request));
+      for (const request of packBatches(group.units))
+        sends.push(delivery.send(group.target, group.source, request));
     }
     await Promise.all(sends);
     delivery.reportDeferred();
@@ -188,11 +195,16 @@ class Delivery {
     let flags: Map<string, number>;
     try {
       const results = await db.batch([...updates, flaggedStatement(db, [...pairs.values()])]);
-      const rows = (results.at(-1)?.results ?? []) as { source: string; visitorHash: string; eventTime: number }[];
+      const rows = (results.at(-1)?.results ?? []) as {
+        source: string;
+        visitorHash: string;
+        eventTime: number;
+      }[];
       flags = new Map(rows.map((row) => [flagKey(row.source, row.visitorHash), row.eventTime]));
     } catch (error) {
       log("error", "flag-check-failed", { messages: units.length, error: String(error) });
-      for (const unit of units) this.failTransient(unit, null, "retries-exhausted", "the do-not-process check failed");
+      for (const unit of units)
+        this.failTransient(unit, null, "retries-exhausted", "the do-not-process check failed");
       return [];
     }
     return units.filter((unit) => {
@@ -200,7 +212,11 @@ class Delivery {
       if (message.visitor === undefined || message.doNotProcess !== undefined) return true;
       const since = flags.get(flagKey(message.source, hashes.get(message.visitor) as string));
       if (since === undefined || (message.eventTime ?? message.receivedAt) < since) return true;
-      log("info", "do-not-process-drop", { source: message.source, event: message.event, uniqueId: message.eventId });
+      log("info", "do-not-process-drop", {
+        source: message.source,
+        event: message.event,
+        uniqueId: message.eventId,
+      });
       this.count(message, "dropped");
       this.ack(unit.queued);
       return false;
@@ -265,7 +281,9 @@ class Delivery {
         // A 429 waits its Retry-After, but never less than the backoff: a short Retry-After on
         // every attempt would otherwise spend all retries in minutes.
         const atLeast = outcome.kind === "rate-limited" ? outcome.retryAfterSeconds : undefined;
-        const next = units.map((u) => this.failTransient(u, outcome.status, "retries-exhausted", detail, atLeast));
+        const next = units.map((u) =>
+          this.failTransient(u, outcome.status, "retries-exhausted", detail, atLeast),
+        );
         // A redirect is a configuration fault, not Segment's weather: said at error level.
         log(outcome.kind === "redirected" ? "error" : "warn", "segment-request", {
           ...fields,
@@ -372,7 +390,11 @@ class Delivery {
       await db.batch(this.pending.map(({ record }) => insertRecord(db, record)));
       stored = this.pending;
     } catch (error) {
-      log("error", "dead-letter-write-failed", { store: "ledger", count: this.pending.length, error: String(error) });
+      log("error", "dead-letter-write-failed", {
+        store: "ledger",
+        count: this.pending.length,
+        error: String(error),
+      });
       const ttl = this.settings.DEAD_LETTER_TTL_SECONDS;
       await Promise.all(
         this.pending.map(async (entry) => {
@@ -434,16 +456,24 @@ class Delivery {
     try {
       const results = await db.batch(statements);
       rounds.forEach(([source, round], i) => {
-        const status = results[i]?.results[0] as { recovered: number; failingSince: number | null } | undefined;
+        const status = results[i]?.results[0] as
+          | { recovered: number; failingSince: number | null }
+          | undefined;
         // Only a change of state asks the ledger whether to alert: steady delivery asks nothing.
         if (status?.recovered) alertSoon(this.alerts, source, "delivery-recovered");
         else if (round.failed && !round.delivered) alertSoon(this.alerts, source, "delivery-failing");
       });
       type Fresh = { source: string; kind: string; event: string; key: string; fresh: number };
-      const fresh = rows.length > 0 ? ((results[rounds.length]?.results ?? []) as Fresh[]).filter((r) => r.fresh) : [];
+      const fresh =
+        rows.length > 0 ? ((results[rounds.length]?.results ?? []) as Fresh[]).filter((r) => r.fresh) : [];
       if (fresh.length === 0) return;
       for (const row of fresh) {
-        log("warn", "drift", { source: row.source, kind: row.kind, event: row.event, key: row.key || undefined });
+        log("warn", "drift", {
+          source: row.source,
+          kind: row.kind,
+          event: row.event,
+          key: row.key || undefined,
+        });
       }
       const sources = new Set(fresh.map((row) => row.source));
       await db.batch([...sources].flatMap((source) => evictionStatements(db, source, now)));

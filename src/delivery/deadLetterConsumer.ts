@@ -69,7 +69,11 @@ export async function consumeDeadLetters(
     await env.LEDGER.batch(letters.map(({ letter }) => insertRecord(env.LEDGER, letter)));
     inLedger = true;
   } catch (error) {
-    log("error", "dead-letter-write-failed", { store: "ledger", count: letters.length, error: String(error) });
+    log("error", "dead-letter-write-failed", {
+      store: "ledger",
+      count: letters.length,
+      error: String(error),
+    });
   }
   await Promise.all(
     letters.map(async ({ queued, letter }) => {

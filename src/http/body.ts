@@ -28,7 +28,11 @@ export async function readBodyLimited(request: Request, limit: number): Promise<
   }
   const bytes = chunks.length === 1 ? (chunks[0] as Uint8Array) : concat(chunks, size);
   try {
-    return { ok: true, text: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes), bytes };
+    return {
+      ok: true,
+      text: new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes),
+      bytes,
+    };
   } catch {
     return { ok: false, reason: "not-utf8", bytes };
   }

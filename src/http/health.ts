@@ -39,7 +39,11 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     : [];
   const admin = await isAdmin(c.req.raw, config.ok ? config.settings.ADMIN_TOKEN : undefined);
 
-  const checks: { kv: Check; ledger: Check; queue: Check } = { kv: "skipped", ledger: "skipped", queue: "skipped" };
+  const checks: { kv: Check; ledger: Check; queue: Check } = {
+    kv: "skipped",
+    ledger: "skipped",
+    queue: "skipped",
+  };
   try {
     await env.DEDUP.get(HEALTH_KEY);
     checks.kv = "ok";

@@ -131,7 +131,9 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
 
   // A flag event sets its flag before the answer, whatever becomes of the event itself (too
   // large, or enqueued): ordered by Pendo's event time, so a late retry of an older one loses.
-  const flag = settings.HONOR_DO_NOT_PROCESS ? await flagUpdateOf(webhook, source.name, receivedAt) : undefined;
+  const flag = settings.HONOR_DO_NOT_PROCESS
+    ? await flagUpdateOf(webhook, source.name, receivedAt)
+    : undefined;
 
   if (!prepared.ok) {
     const letter = deadLetterOf(

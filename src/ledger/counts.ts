@@ -1,9 +1,11 @@
-import { hourOf } from "./text";
+import { HOUR_MS, hourOf } from "./text";
 
 /**
- * Delivery counters: events per (hour, source, event name) by outcome. Added, never read and
- * written back: `count = count + excluded.count`, so concurrent consumers never lose an update.
- * A whole queue batch is one statement (its deltas as one JSON parameter).
+ * Delivery counters: events per hour and source, by event name and outcome. Added, never read
+ * and written back: the merge happens in the upsert, so concurrent consumers never lose an
+ * update. A whole queue batch is one statement writing one row per (hour, source): D1 bills per
+ * row written, and per-event rows cost a row per distinct event name per batch (measured 0.47
+ * rows per webhook with every catalog event in the traffic, against 0.01 this way).
  */
 
 export const OUTCOMES = ["delivered", "deadLettered", "dropped", "refused"] as const;
@@ -19,36 +21,51 @@ export interface CountDelta {
   at: number;
 }
 
-/** Sums deltas per row in memory first: one row written per (hour, source, event), not per event. */
-export function countRows(deltas: readonly CountDelta[]) {
-  const rows = new Map<string, { hour: number; source: string; event: string; counts: number[]; last: number }>();
+/** Per (hour, source): each event's [delivered, deadLettered, dropped, refused, lastSeen]. */
+export function countRows(deltas: readonly CountDelta[]): [number, string, string][] {
+  const rows = new Map<string, { hour: number; source: string; events: Record<string, number[]> }>();
   for (const delta of deltas) {
     const hour = hourOf(delta.at);
-    const key = `${hour}\n${delta.source}\n${delta.event}`;
+    const key = `${hour}\n${delta.source}`;
     let row = rows.get(key);
     if (!row) {
-      row = { hour, source: delta.source, event: delta.event, counts: [0, 0, 0, 0], last: delta.at };
+      row = { hour, source: delta.source, events: {} };
       rows.set(key, row);
     }
-    row.counts[OUTCOMES.indexOf(delta.outcome)] = (row.counts[OUTCOMES.indexOf(delta.outcome)] ?? 0) + 1;
-    row.last = Math.max(row.last, delta.at);
+    const counts = Object.hasOwn(row.events, delta.event)
+      ? (row.events[delta.event] as number[])
+      : [0, 0, 0, 0, 0];
+    row.events[delta.event] = counts;
+    counts[OUTCOMES.indexOf(delta.outcome)] = (counts[OUTCOMES.indexOf(delta.outcome)] ?? 0) + 1;
+    counts[4] = Math.max(counts[4] ?? 0, delta.at);
   }
-  return [...rows.values()].map((row) => [row.hour, row.source, row.event, ...row.counts, row.last]);
+  return [...rows.values()].map((row) => [row.hour, row.source, JSON.stringify(row.events)]);
 }
 
-export function countStatement(db: D1Database, deltas: readonly CountDelta[]): D1PreparedStatement | undefined {
+/**
+ * Adds a batch's counts: one upsert per (hour, source), the stored and the new event objects
+ * merged key by key inside SQLite, so no count is read into the Worker and written back.
+ */
+export function countStatement(
+  db: D1Database,
+  deltas: readonly CountDelta[],
+): D1PreparedStatement | undefined {
   if (deltas.length === 0) return undefined;
   return db
     .prepare(
-      `INSERT INTO counts (hour, source, event, delivered, dead_lettered, dropped, refused, last_seen)
-       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
-       FROM json_each(?) WHERE true
-       ON CONFLICT (hour, source, event) DO UPDATE SET
-         delivered = delivered + excluded.delivered,
-         dead_lettered = dead_lettered + excluded.dead_lettered,
-         dropped = dropped + excluded.dropped,
-         refused = refused + excluded.refused,
-         last_seen = max(last_seen, excluded.last_seen)`,
+      `INSERT INTO counts (hour, source, events)
+       SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+       ON CONFLICT (hour, source) DO UPDATE SET events = (
+         SELECT json_group_object(k, json_array(d, x, p, r, t)) FROM (
+           SELECT k, sum(d) AS d, sum(x) AS x, sum(p) AS p, sum(r) AS r, max(t) AS t FROM (
+             SELECT key AS k, value ->> 0 AS d, value ->> 1 AS x, value ->> 2 AS p, value ->> 3 AS r, value ->> 4 AS t
+               FROM json_each(counts.events)
+             UNION ALL
+             SELECT key, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+               FROM json_each(excluded.events)
+           ) GROUP BY k
+         )
+       )`,
     )
     .bind(JSON.stringify(countRows(deltas)));
 }
@@ -70,34 +87,37 @@ export interface TotalRow extends Omit<HourRow, "hour"> {
 /** The overview: per hour and in total, over [from, to). One range scan of the primary key. */
 export async function overview(db: D1Database, from: number, to: number) {
   const { results } = await db
-    .prepare(
-      `SELECT hour, source, event, delivered, dead_lettered AS deadLettered, dropped, refused, last_seen AS lastSeen
-       FROM counts WHERE hour >= ? AND hour < ? ORDER BY hour, source, event`,
-    )
+    .prepare("SELECT hour, source, events FROM counts WHERE hour >= ? AND hour < ? ORDER BY hour, source")
     .bind(hourOf(from), hourOf(to) + 1)
-    .all<Omit<HourRow, "hour"> & { hour: number; lastSeen: number }>();
+    .all<{ hour: number; source: string; events: string }>();
   const totals = new Map<string, TotalRow & { last: number }>();
   const hours: HourRow[] = [];
   for (const row of results) {
-    const { hour, lastSeen, ...counts } = row;
-    hours.push({ hour: new Date(hour * 3_600_000).toISOString(), ...counts });
-    const key = `${row.source}\n${row.event}`;
-    const total = totals.get(key) ?? {
-      source: row.source,
-      event: row.event,
-      delivered: 0,
-      deadLettered: 0,
-      dropped: 0,
-      refused: 0,
-      lastSeen: null,
-      last: 0,
-    };
-    total.delivered += row.delivered;
-    total.deadLettered += row.deadLettered;
-    total.dropped += row.dropped;
-    total.refused += row.refused;
-    total.last = Math.max(total.last, lastSeen);
-    totals.set(key, total);
+    const events = JSON.parse(row.events) as Record<string, number[]>;
+    for (const [
+      event,
+      [delivered = 0, deadLettered = 0, dropped = 0, refused = 0, last = 0] = [],
+    ] of Object.entries(events)) {
+      const counts = { delivered, deadLettered, dropped, refused };
+      hours.push({ hour: new Date(row.hour * HOUR_MS).toISOString(), source: row.source, event, ...counts });
+      const key = `${row.source}\n${event}`;
+      const total = totals.get(key) ?? {
+        source: row.source,
+        event,
+        delivered: 0,
+        deadLettered: 0,
+        dropped: 0,
+        refused: 0,
+        lastSeen: null,
+        last: 0,
+      };
+      total.delivered += delivered;
+      total.deadLettered += deadLettered;
+      total.dropped += dropped;
+      total.refused += refused;
+      total.last = Math.max(total.last, last);
+      totals.set(key, total);
+    }
   }
   return {
     hours,

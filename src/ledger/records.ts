@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Issue } from "../issues";
-import { encodeRelayMessage, type RelayMessage } from "../queue/message";
 import { recordId } from "../kv/keys";
+import { encodeRelayMessage, type RelayMessage } from "../queue/message";
 import { cutText } from "./text";
 
 /**
@@ -143,7 +143,9 @@ const COLUMNS =
 /** The statement that stores one record; run alone or inside a batch with its counters. */
 export function insertRecord(db: D1Database, record: LedgerRecord, conflict = ""): D1PreparedStatement {
   return db
-    .prepare(`INSERT ${conflict ? `${conflict} ` : ""}INTO records (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    .prepare(
+      `INSERT ${conflict ? `${conflict} ` : ""}INTO records (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
     .bind(
       record.id,
       record.kind,
@@ -178,7 +180,9 @@ const RowSchema = v.object({
   issues: v.optional(v.nullable(v.string())),
   received_at: v.number(),
   created_at: v.number(),
-  body: v.optional(v.nullable(v.union([v.array(v.number()), v.instance(ArrayBuffer), v.instance(Uint8Array)]))),
+  body: v.optional(
+    v.nullable(v.union([v.array(v.number()), v.instance(ArrayBuffer), v.instance(Uint8Array)])),
+  ),
   message: v.optional(v.nullable(v.string())),
   claimed_at: v.optional(v.nullable(v.number())),
 });
@@ -305,7 +309,11 @@ export async function getRecord(db: D1Database, kind: RecordKind, id: string): P
   if (row === null) return { ok: false, reason: "not-found" };
   const record = recordFromRow(row);
   if (!record) {
-    return { ok: false, reason: "malformed-record", issues: [{ path: "", message: "the row does not match its schema" }] };
+    return {
+      ok: false,
+      reason: "malformed-record",
+      issues: [{ path: "", message: "the row does not match its schema" }],
+    };
   }
   return { ok: true, record };
 }
@@ -319,14 +327,19 @@ export async function claimRecord(
   kind: RecordKind,
   id: string,
   now: number,
-): Promise<LedgerRecord | null> {
+): Promise<LedgerRecord | null | "malformed"> {
   const row = await db
     .prepare(
       "UPDATE records SET state = 'replaying', claimed_at = ? WHERE id = ? AND kind = ? AND state = 'stored' RETURNING *",
     )
     .bind(now, id, kind)
     .first();
-  return row === null ? null : (recordFromRow(row) ?? null);
+  if (row === null) return null;
+  const record = recordFromRow(row);
+  if (record) return record;
+  // Claimed but unusable: given back at once, so a repaired row can still be replayed.
+  await releaseRecord(db, id);
+  return "malformed";
 }
 
 /** Gives a claimed record back, when its send failed: replayable again at once. */
