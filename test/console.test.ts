@@ -1,6 +1,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { compactSource } from "../scripts/console/render";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { deadLetterOf, insertRecord } from "../src/ledger/records";
@@ -60,6 +61,19 @@ describe("console", () => {
     expect(script).not.toMatch(
       /\.style\b|["']style["']|innerHTML|insertAdjacentHTML|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
     );
+  });
+
+  it("serves its script and style without indentation and comment-only lines", async () => {
+    expect(compactSource("a {\n  b: c;\n}\n\n  // why\n  x(); // kept\n")).toBe(
+      "a {\nb: c;\n}\nx(); // kept",
+    );
+    for (const path of ["/console/app.js", "/console/app.css"]) {
+      const text = await (await raw(path)).text();
+      expect(
+        text.split("\n").filter((line) => /^\s|^\/\/|^$/.test(line)),
+        path,
+      ).toEqual([]);
+    }
   });
 
   it("does not exist while ADMIN_TOKEN is unset", async () => {
