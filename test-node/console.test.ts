@@ -1,8 +1,10 @@
 /**
  * The operator console in a real browser: Debian's Chromium driven by playwright-core, against
- * the real `wrangler dev` and the Segment stand-in. Signs in, finds a dead letter, previews and
- * replays it and checks Segment got it; reads the quarantine and the playground; and checks the
- * page raised no script error and asked no other origin for anything.
+ * the real `wrangler dev` and the Segment stand-in. Signs in, reads the Overview's counters of a
+ * delivered and a dead-lettered event, finds the dead letter, previews and replays it and checks
+ * Segment got it; reads the quarantine and the playground; reads token links
+ * and shows bidi characters written out; draws the Overview; and checks the page raised no script
+ * error and asked no other origin for anything.
  *
  * Chromium: `apt-get install chromium` (as .ci/run does), or CHROMIUM_PATH. Without it the test
  * fails in CI and, elsewhere, is skipped with that instruction printed: never a silent pass.
@@ -98,6 +100,14 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
   );
   // A quarantined webhook: no event name.
   assert.equal((await post({ visitorId: "quarantined-visitor" })).status, 400);
+  // A delivered one, for the Overview's counters.
+  const delivered = sampleWebhook("guideDisplayed");
+  assert.equal((await post(delivered)).status, 202);
+  await waitFor(
+    "the delivered event at Segment",
+    async () => (standIn.messageIds.includes(`pendo:default:${delivered.uniqueId}:track`) ? true : undefined),
+    30_000,
+  );
 
   // Without a token only the sign-in shows; a wrong one is refused.
   const { page, errors, foreign } = await openConsole();
@@ -109,6 +119,32 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
   await page.getByLabel("Admin token").fill(LOCAL_ADMIN_TOKEN);
   await page.getByRole("button", { name: "Sign in" }).click();
   await section(page, "Status").getByText("Relay ok").waitFor();
+
+  // The Overview: both charts drawn from the counters, a row per event name, the backlog.
+  const overview = section(page, "Overview");
+  const counted = overview.getByRole("row").filter({ hasText: "guideDisplayed" }).first();
+  await counted.waitFor();
+  const cells = (await counted.getByRole("cell").allTextContents()).map((text) => text.trim());
+  // Source, then Delivered, Dead-lettered, Dropped, Refused, Last seen (the event is the row header).
+  assert.equal(cells[0], "default");
+  assert.ok(
+    Number(cells[1]) >= 1 && Number(cells[2]) >= 1,
+    `delivered and dead-lettered: ${cells.join(" | ")}`,
+  );
+  assert.match(cells[5] ?? "", /UTC$/);
+  for (const window of ["Last 24 hours", "Last 7 days"]) {
+    const caption = overview.locator("figcaption").filter({ hasText: window });
+    assert.match((await caption.textContent()) ?? "", /delivered [1-9]\d*, dead-lettered [1-9]/);
+  }
+  assert.ok(
+    (await overview.locator("svg.chart rect.delivered").count()) >= 2,
+    "a delivered bar in each chart",
+  );
+  assert.ok(
+    (await overview.locator("svg.chart rect.deadLettered").count()) >= 2,
+    "a dead-lettered bar in each",
+  );
+  await overview.getByText(/^Queue backlog: /).waitFor();
 
   // The dead letter, by its full uniqueId; preview, then the confirming "Replay".
   const row = section(page, "Dead letters")
@@ -163,6 +199,124 @@ browserTest("takes the token from the URL fragment, and fits a phone-width scree
     "document.documentElement.scrollWidth - window.innerWidth",
   )) as number;
   assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+browserTest(
+  "reads a token link pasted into an open tab, refuses an unreadable one, shows bidi characters",
+  async () => {
+    assert.ok(available, HOW_TO_INSTALL);
+    // An unknown event whose name would read backwards past U+202E: drift lists it.
+    const hostile = `invoice\u202Efdp.exe-${Date.now()}`;
+    assert.equal((await post({ ...sampleWebhook("guideDisplayed"), event: hostile })).status, 202);
+    await waitFor(
+      "the drift entry",
+      async () => {
+        const drift = (await (await admin("/drift")).json()) as { entries: { event: string }[] };
+        return drift.entries.some((e) => e.event === hostile) ? true : undefined;
+      },
+      30_000,
+    );
+
+    const { page, errors } = await openConsole();
+    await page.goto(`${local.url}/console`);
+    await page.getByLabel("Admin token").waitFor();
+    // The fragment changes with no load: a link pasted into the open tab.
+    await page.evaluate('location.hash = "#token=%E0%A4%A"');
+    await page.getByText("That link's token could not be read").waitFor();
+    assert.equal(new URL(page.url()).hash, "", "an unreadable token leaves the address bar too");
+    assert.equal(await section(page, "Status").isVisible(), false);
+    await page.evaluate(`location.hash = "#token=${LOCAL_ADMIN_TOKEN}"`);
+    await section(page, "Status").getByText("Relay ok").waitFor();
+    assert.equal(new URL(page.url()).hash, "", "the token leaves the address bar");
+
+    // The name is shown with its override written out, so it cannot reorder the row.
+    const shown = hostile.replace("\u202E", "\\u202E");
+    const cell = section(page, "Drift").getByRole("cell", { name: shown, exact: true });
+    await cell.waitFor();
+    assert.equal(await cell.textContent(), shown);
+    const pageText = (await page.evaluate("document.body.textContent")) as string;
+    assert.ok(!pageText.includes("\u202E"), "no raw U+202E anywhere on the page");
+    assert.deepEqual(errors, []);
+    await page.close();
+  },
+);
+
+browserTest("draws the Overview from /admin/overview's answer, with or without queue metrics", async () => {
+  assert.ok(available, HOW_TO_INSTALL);
+  const hour = (ago: number) => new Date(Math.floor(Date.now() / 3_600_000 - ago) * 3_600_000).toISOString();
+  const counts = (delivered: number, deadLettered: number, dropped = 0, refused = 0) => ({
+    delivered,
+    deadLettered,
+    dropped,
+    refused,
+  });
+  const answer = (hours: number, backlog: unknown, backlogNote?: string) => ({
+    from: new Date(Date.now() - hours * 3_600_000).toISOString(),
+    to: new Date().toISOString(),
+    totals: [
+      { source: "default", event: "guideDisplayed", ...counts(40, 2, 1), lastSeen: hour(0) },
+      { source: "default", event: "evil\u202Eexe", ...counts(3, 0), lastSeen: null },
+    ],
+    hours: [
+      { hour: hour(0), source: "default", event: "guideDisplayed", ...counts(30, 2, 1) },
+      { hour: hour(3), source: "default", event: "guideDisplayed", ...counts(10, 0) },
+      { hour: hour(100), source: "default", event: "evil\u202Eexe", ...counts(3, 0) },
+    ],
+    backlog,
+    ...(backlogNote ? { backlogNote } : {}),
+  });
+  const { page, errors } = await openConsole(390);
+  let backlog: unknown = null;
+  // The page asks its own origin; only the answer is made up, to the contract main serves.
+  await page.route(/\/admin\/overview\?hours=\d+$/, (route) => {
+    const hours = Number(new URL(route.request().url()).searchParams.get("hours"));
+    return route.fulfill({
+      json: answer(hours, backlog, backlog ? undefined : "this runtime offers no queue metrics"),
+    });
+  });
+  await page.goto(`${local.url}/console#token=${LOCAL_ADMIN_TOKEN}`);
+  const overview = section(page, "Overview");
+  await overview.getByText("Queue backlog: not shown").waitFor();
+  assert.equal(
+    await overview.getByText(/^Queue backlog/).textContent(),
+    "Queue backlog: not shown: this platform offers no queue metrics (the relay says: this runtime offers no queue metrics).",
+  );
+  const day = overview.locator("figure").filter({ hasText: "Last 24 hours" });
+  const week = overview.locator("figure").filter({ hasText: "Last 7 days" });
+  assert.equal(
+    await day.locator("figcaption").textContent(),
+    "Last 24 hours: delivered 40, dead-lettered 2, dropped 1, refused 0",
+  );
+  assert.equal(
+    await week.locator("figcaption").textContent(),
+    "Last 7 days: delivered 43, dead-lettered 2, dropped 1, refused 0",
+  );
+  // Stacked bars: hour 0 has three outcomes, hour 3 one; the 7-day chart also hour 100.
+  assert.equal(await day.locator("rect.bar").count(), 4);
+  assert.equal(await week.locator("rect.bar").count(), 5);
+  assert.equal(await overview.locator("[style]").count(), 0, "no inline style: the CSP would block it");
+  assert.doesNotMatch((await overview.textContent()) ?? "", /undefined|null|NaN/);
+  const rows = overview.getByRole("row");
+  assert.deepEqual((await rows.nth(1).getByRole("cell").allTextContents()).slice(0, 5), [
+    "default",
+    "40",
+    "2",
+    "1",
+    "0",
+  ]);
+  await overview.getByRole("rowheader", { name: "evil\\u202Eexe" }).waitFor();
+  const overflow = (await page.evaluate(
+    "document.documentElement.scrollWidth - window.innerWidth",
+  )) as number;
+  assert.ok(overflow <= 0, `the page is ${overflow} px wider than the screen`);
+
+  backlog = { messages: 12, bytes: 3400, oldestAt: "2026-11-30T05:00:00.000Z" };
+  await page.reload();
+  await overview
+    .getByText("Queue backlog: 12 message(s), 3400 bytes, the oldest from 2026-11-30 05:00:00 UTC.")
+    .waitFor();
   assert.deepEqual(errors, []);
   await page.close();
 });

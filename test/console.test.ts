@@ -1,6 +1,7 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { compactSource } from "../scripts/console/render";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { deadLetterOf, insertRecord } from "../src/ledger/records";
@@ -46,6 +47,32 @@ describe("console", () => {
         ]);
         expect(text).not.toMatch(/(src|href)="https?:/);
       }
+    }
+  });
+
+  it("opens with the Overview, and its script draws without inline style (the CSP forbids it)", async () => {
+    const html = await (await raw("/console")).text();
+    const sections = [...html.matchAll(/<section id="([^"]+)"/g)].map((m) => m[1]);
+    expect(sections.slice(0, 3)).toEqual(["signin", "overview", "status"]);
+    expect(html).toMatch(/<nav aria-label="Sections"><a href="#overview">Overview<\/a>/);
+    const script = await (await raw("/console/app.js")).text();
+    expect(script).toContain('api("/admin/overview?hours=24")');
+    expect(script).toContain('api("/admin/overview?hours=168")');
+    expect(script).not.toMatch(
+      /\.style\b|["']style["']|innerHTML|insertAdjacentHTML|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
+    );
+  });
+
+  it("serves its script and style without indentation and comment-only lines", async () => {
+    expect(compactSource("a {\n  b: c;\n}\n\n  // why\n  x(); // kept\n")).toBe(
+      "a {\nb: c;\n}\nx(); // kept",
+    );
+    for (const path of ["/console/app.js", "/console/app.css"]) {
+      const text = await (await raw(path)).text();
+      expect(
+        text.split("\n").filter((line) => /^\s|^\/\/|^$/.test(line)),
+        path,
+      ).toEqual([]);
     }
   });
 

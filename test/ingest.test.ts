@@ -357,9 +357,10 @@ describe("configuration and routes", () => {
     expect(json.issues).toEqual([{ path: "WEBHOOK_TOKEN", message: "is not set" }]);
   });
 
-  it("answers 404 for an unknown source and for unknown routes", async () => {
+  it("answers 401 for an unknown source (as for a wrong token) and 404 for unknown routes", async () => {
+    // test/hostile-edge.test.ts checks the two answers are byte-identical.
     const source = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), { path: "/pendo/nope" });
-    expect(source.response.status).toBe(404);
+    expect(source.response.status).toBe(401);
     const route = await callWorker(new Request("https://relay.test/elsewhere"));
     expect(route.response.status).toBe(404);
   });

@@ -29,17 +29,26 @@ export interface AlertTally {
   /** The unknown event name; the last Segment status for delivery alerts. */
   name?: string;
   lastStatus?: number | null;
-  /** unknown-event: the new names (the renderer caps the list). */
+  /** The unknown event names of an `unknown-event` alert (listed up to MAX_LISTED_NAMES). */
   names?: string[];
-  /** Names the caller already left out. */
+  /** Unknown event names the caller already left out of `names`. */
   moreNames?: number;
-  /** Drift entries that gave way to newer ones since the last alert. */
+  /** Drift entries dropped because the source was at its cap. */
   evicted?: number;
-  /** Occurrences counted while sends failed. */
+  /** Occurrences counted while alert sends failed (part of `count`). */
   held?: number;
 }
 
 export const MAX_EXAMPLES = 5;
+/** Each untrusted name (event, uniqueId, issue path, breakdown key) is cut to this many characters. */
+export const MAX_NAME_CHARS = 100;
+/** Unknown event names and breakdown keys listed at the most; the rest are counted. */
+export const MAX_LISTED_NAMES = 20;
+/**
+ * The whole JSON body, in UTF-8 bytes. Slack truncates a message's text past 40,000 characters
+ * and recommends far less; 16 KB keeps an alert readable and any receiver's body limit far away.
+ */
+export const MAX_ALERT_BYTES = 16 * 1024;
 
 export interface AlertBody {
   text: string;
@@ -49,51 +58,202 @@ export interface AlertBody {
     count: number;
     since: string;
     examples: AlertExample[];
+    /** Examples left out to keep the body within MAX_ALERT_BYTES. */
+    moreExamples?: number;
     breakdown: Record<string, number>;
+    /** Breakdown keys left out (the smallest counts go first). */
+    moreBreakdown?: number;
     name?: string;
+    names?: string[];
+    /** Unknown names left out, including those the caller had already left out. */
+    moreNames?: number;
+    evicted?: number;
+    held?: number;
     lastStatus?: number | null;
     console?: string;
   };
 }
 
-const breakdownText = (breakdown: Record<string, number>) =>
-  Object.entries(breakdown)
-    .sort((a, b) => b[1] - a[1])
-    .map(([key, count]) => `${key} ×${count}`)
-    .join(", ");
+// C0 and C1 controls with DEL, the characters that reorder text (LRM/RLM, the Arabic letter mark,
+// the embeddings and overrides U+202A-U+202E, the isolates U+2066-U+2069), and lone surrogates.
+const UNSAFE: readonly (readonly [number, number])[] = [
+  [0x00, 0x1f],
+  [0x7f, 0x9f],
+  [0x61c, 0x61c],
+  [0x200e, 0x200f],
+  [0x202a, 0x202e],
+  [0x2066, 0x2069],
+  [0xd800, 0xdfff],
+];
+const isUnsafe = (code: number) => UNSAFE.some(([low, high]) => code >= low && code <= high);
 
-const SUMMARY: Record<AlertKind, (source: string, tally: AlertTally) => string> = {
-  "dead-letters": (source, t) =>
-    `${t.count} event(s) of source "${source}" could not be delivered and were kept as dead letters (${breakdownText(t.breakdown)}). Replay them once the cause is fixed.`,
-  "invalid-webhooks": (source, t) =>
-    `${t.count} webhook(s) to source "${source}" could not be mapped and were quarantined (${breakdownText(t.breakdown)}).`,
-  "unknown-event": (source, t) =>
-    `Source "${source}" received ${t.count} event name(s) the relay does not know: ${(t.names ?? []).join(", ")}${t.moreNames ? ` (and ${t.moreNames} more)` : ""}. They are forwarded as unmapped tracks; Pendo may have added them.`,
+/**
+ * An untrusted name as an alert shows it: unsafe characters written out visibly (`\u202E`),
+ * cut to MAX_NAME_CHARS characters (an escape is never split), then escaped as Slack requires
+ * (api.slack.com, "Escaping text": `&`, `<`, `>`), so no name becomes a mention or a link. The
+ * same string goes in `text` and `alert`; a machine reader decodes the three entities.
+ */
+export function safeName(raw: string): string {
+  let out = "";
+  let chars = 0;
+  let beforeEllipsis = -1;
+  for (const char of raw) {
+    const code = char.codePointAt(0) ?? 0;
+    const shown = isUnsafe(code) ? `\\u${code.toString(16).toUpperCase().padStart(4, "0")}` : char;
+    // Characters, not UTF-16 units: an emoji counts one.
+    const width = shown === char ? 1 : shown.length;
+    if (beforeEllipsis < 0 && chars + width > MAX_NAME_CHARS - 1) beforeEllipsis = out.length;
+    if (chars + width > MAX_NAME_CHARS) {
+      out = `${out.slice(0, beforeEllipsis)}…`;
+      break;
+    }
+    out += shown;
+    chars += width;
+  }
+  return out.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
+const andMore = (n: number) => (n > 0 ? ` (and ${n} more)` : "");
+const quoted = (names: readonly string[]) => names.map((name) => `"${name}"`).join(", ");
+
+/** How much of each list the body shows; shrunk until the body fits MAX_ALERT_BYTES. */
+interface Room {
+  examples: number;
+  names: number;
+  breakdown: number;
+}
+
+/** A tally's untrusted parts made safe once, in the order they are shown. */
+interface SafeTally {
+  count: number;
+  since: string;
+  examples: AlertExample[];
+  /** Examples in the tally, shown or not. */
+  examplesAll: number;
+  breakdown: [string, number][];
+  /** Breakdown keys in the tally, shown or not. */
+  breakdownAll: number;
+  names: string[];
+  /** Names beyond `names`, counted. */
+  namesCut: number;
+  name?: string;
+  lastStatus?: number | null;
+  evicted: number;
+  held: number;
+}
+
+function safeTally(tally: AlertTally): SafeTally {
+  const listed = tally.names ?? (tally.name === undefined ? [] : [tally.name]);
+  // Sorted by count before anything is cut, so the largest reasons are the ones shown.
+  const breakdown = Object.entries(tally.breakdown)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, MAX_LISTED_NAMES)
+    .map(([key, count]): [string, number] => [safeName(key), count]);
+  return {
+    count: tally.count,
+    since: new Date(tally.since).toISOString(),
+    examples: tally.examples
+      .slice(0, MAX_EXAMPLES)
+      .map((e) => ({ event: safeName(e.event), uniqueId: safeName(e.uniqueId) })),
+    examplesAll: tally.examples.length,
+    breakdown,
+    breakdownAll: Object.keys(tally.breakdown).length,
+    names: listed.slice(0, MAX_LISTED_NAMES).map(safeName),
+    namesCut: Math.max(0, listed.length - MAX_LISTED_NAMES) + (tally.moreNames ?? 0),
+    ...(tally.name !== undefined && { name: safeName(tally.name) }),
+    ...(tally.lastStatus !== undefined && { lastStatus: tally.lastStatus }),
+    evicted: tally.evicted ?? 0,
+    held: tally.held ?? 0,
+  };
+}
+
+type Summary = (source: string, t: SafeTally, room: Room) => string;
+
+const breakdownText = (t: SafeTally, room: Room) =>
+  t.breakdown
+    .slice(0, room.breakdown)
+    .map(([key, count]) => `${key} ×${count}`)
+    .join(", ") + andMore(breakdownCut(t, room));
+
+const SUMMARY: Record<AlertKind, Summary> = {
+  "dead-letters": (source, t, room) =>
+    `${t.count} event(s) of source "${source}" could not be delivered and were kept as dead letters (${breakdownText(t, room)}). Replay them once the cause is fixed.`,
+  "invalid-webhooks": (source, t, room) =>
+    `${t.count} webhook(s) to source "${source}" could not be mapped and were quarantined (${breakdownText(t, room)}).`,
+  "unknown-event": (source, t, room) =>
+    `Source "${source}" received ${t.names.length + t.namesCut} event name(s) the relay does not know: ${quoted(t.names.slice(0, room.names))}${andMore(namesCut(t, room))}. They are forwarded as unmapped tracks; Pendo may have added them.`,
   "delivery-failing": (source, t) =>
-    `Segment has answered nothing but failures for source "${source}" since ${new Date(t.since).toISOString()} (last status ${t.lastStatus ?? "none: no answer"}). Events wait on the queue and are retried.`,
+    `Segment has answered nothing but failures for source "${source}" since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}). Events wait on the queue and are retried.`,
   "delivery-recovered": (source, t) =>
-    `Segment delivers again for source "${source}" (failing since ${new Date(t.since).toISOString()}).`,
+    `Segment delivers again for source "${source}" (failing since ${t.since}).`,
 };
 
-export function alertBody(kind: AlertKind, source: string, tally: AlertTally, publicUrl?: string): AlertBody {
-  const consoleUrl = publicUrl ? `${publicUrl}/console` : undefined;
-  const lines = [`[pendo-segment-relay] ${kind}: ${SUMMARY[kind](source, tally)}`];
-  if (tally.examples.length > 0) {
-    lines.push(`Examples: ${tally.examples.map((e) => `${e.event} ${e.uniqueId}`).join("; ")}`);
+const breakdownCut = (t: SafeTally, room: Room) =>
+  t.breakdownAll - Math.min(room.breakdown, t.breakdown.length);
+const namesCut = (t: SafeTally, room: Room) =>
+  t.namesCut + t.names.length - Math.min(room.names, t.names.length);
+
+function render(kind: AlertKind, source: string, t: SafeTally, room: Room, consoleUrl?: string) {
+  const lines = [`[pendo-segment-relay] ${kind}: ${SUMMARY[kind](source, t, room)}`];
+  const examples = t.examples.slice(0, room.examples);
+  const moreExamples = t.examplesAll - examples.length;
+  if (examples.length > 0) {
+    lines.push(
+      `Examples: ${examples.map((e) => `${e.event} ${e.uniqueId}`).join("; ")}${andMore(moreExamples)}`,
+    );
   }
+  if (t.held > 0) lines.push(`${t.held} of these were counted while alert sends failed.`);
+  if (t.evicted > 0)
+    lines.push(`${t.evicted} older entries gave way: the source's drift list is at its cap.`);
   if (consoleUrl) lines.push(`Console: ${consoleUrl}`);
   const alert: AlertBody["alert"] = {
     kind,
     source,
-    count: tally.count,
-    since: new Date(tally.since).toISOString(),
-    examples: tally.examples,
-    breakdown: tally.breakdown,
+    count: t.count,
+    since: t.since,
+    examples,
+    breakdown: Object.fromEntries(t.breakdown.slice(0, room.breakdown)),
   };
-  if (tally.name !== undefined) alert.name = tally.name;
-  if (tally.lastStatus !== undefined) alert.lastStatus = tally.lastStatus;
+  if (moreExamples > 0) alert.moreExamples = moreExamples;
+  const moreBreakdown = breakdownCut(t, room);
+  if (moreBreakdown > 0) alert.moreBreakdown = moreBreakdown;
+  if (t.name !== undefined) alert.name = t.name;
+  if (kind === "unknown-event") {
+    alert.names = t.names.slice(0, room.names);
+    const more = namesCut(t, room);
+    if (more > 0) alert.moreNames = more;
+  }
+  if (t.evicted > 0) alert.evicted = t.evicted;
+  if (t.held > 0) alert.held = t.held;
+  if (t.lastStatus !== undefined) alert.lastStatus = t.lastStatus;
   if (consoleUrl) alert.console = consoleUrl;
   return { text: lines.join("\n"), alert };
+}
+
+const encoder = new TextEncoder();
+const bodyBytes = (body: AlertBody) => encoder.encode(JSON.stringify(body)).length;
+
+/**
+ * The alert for a tally. Every name in it is untrusted (a sender chooses event names and
+ * uniqueIds): each passes through `safeName`, lists are cut with "and N more", and the JSON body
+ * stays within MAX_ALERT_BYTES whatever the tally holds.
+ */
+export function alertBody(kind: AlertKind, source: string, tally: AlertTally, publicUrl?: string): AlertBody {
+  const consoleUrl = publicUrl ? safeName(`${publicUrl}/console`) : undefined;
+  const t = safeTally(tally);
+  const room: Room = { examples: t.examples.length, names: t.names.length, breakdown: t.breakdown.length };
+  let body = render(kind, safeName(source), t, room, consoleUrl);
+  // At most 5 + 20 + 20 names of at most ~600 bytes each: a few dozen renders at worst.
+  while (bodyBytes(body) > MAX_ALERT_BYTES) {
+    if (room.breakdown > 1) room.breakdown--;
+    else if (room.names > 1) room.names--;
+    else if (room.examples > 0) room.examples--;
+    else if (room.breakdown > 0) room.breakdown--;
+    else if (room.names > 0) room.names--;
+    else break;
+    body = render(kind, safeName(source), t, room, consoleUrl);
+  }
+  return body;
 }
 
 /** Adds one occurrence to a tally (or starts one). */
@@ -123,8 +283,6 @@ export function mergeTallies(older: AlertTally, newer: AlertTally | undefined): 
     breakdown,
   };
 }
-
-const encoder = new TextEncoder();
 
 /**
  * Standard Webhooks signing (standardwebhooks.com): the key is the base64 part of `whsec_…`, the

@@ -1,3 +1,113 @@
+// The console's pure parts: no DOM, no clock, no I/O (test-node/console-pure.test.ts runs them).
+const consolePure = (() => {
+  const HOUR = 3_600_000;
+  const OUTCOMES = ["delivered", "deadLettered", "dropped", "refused"];
+
+  // C0 and C1 controls (but tab and newline, which <pre> shows as they are), DEL, the characters
+  // that reorder text (LRM/RLM, the Arabic letter mark, U+202A-U+202E, U+2066-U+2069) and lone
+  // surrogates: written out as \u202E, so a sender's name cannot reorder what the operator reads.
+  const UNSAFE = [
+    [0x00, 0x08],
+    [0x0b, 0x1f],
+    [0x7f, 0x9f],
+    [0x61c, 0x61c],
+    [0x200e, 0x200f],
+    [0x202a, 0x202e],
+    [0x2066, 0x2069],
+    [0xd800, 0xdfff],
+  ];
+  function visible(value) {
+    const text = String(value);
+    if (/^[\t\n\x20-\x7e]*$/.test(text)) return text; // plain ASCII, the usual case
+    let out = "";
+    for (const char of text) {
+      const code = char.codePointAt(0);
+      const unsafe = UNSAFE.some(([low, high]) => code >= low && code <= high);
+      out += unsafe ? `\\u${code.toString(16).toUpperCase().padStart(4, "0")}` : char;
+    }
+    return out;
+  }
+
+  // `#token=…` as `npm start` prints it: the token, an error when it cannot be decoded, or null.
+  function fragmentToken(hash) {
+    const match = /(?:^#|&)token=([^&]*)/.exec(hash);
+    if (!match) return null;
+    try {
+      const token = decodeURIComponent(match[1]).trim();
+      return token ? { token } : { error: "That link's token could not be read." };
+    } catch {
+      return { error: "That link's token could not be read." };
+    }
+  }
+
+  // The overview's hourly rows summed over sources and events into one slot per hour, the last
+  // slot the hour `to` falls in; hours without a row are zero (the endpoint sends none for them).
+  function hourSlots(rows, from, to) {
+    const end = Date.parse(to);
+    const count = Math.max(1, Math.round((end - Date.parse(from)) / HOUR));
+    const last = Math.floor(end / HOUR) * HOUR;
+    const slots = Array.from({ length: count }, (_, i) => ({
+      hour: last - (count - 1 - i) * HOUR,
+      delivered: 0,
+      deadLettered: 0,
+      dropped: 0,
+      refused: 0,
+    }));
+    const first = slots[0].hour;
+    for (const row of rows || []) {
+      const slot = slots[(Date.parse(row.hour) - first) / HOUR];
+      if (!slot) continue;
+      for (const outcome of OUTCOMES) slot[outcome] += Number(row[outcome]) || 0;
+    }
+    return slots;
+  }
+
+  // The smallest of 1, 2, 5 × 10^n at or above `n`: a scale with a round top.
+  function roundUp(n) {
+    if (n <= 1) return 1;
+    const power = 10 ** Math.floor(Math.log10(n));
+    return [1, 2, 5, 10].map((m) => m * power).find((top) => top >= n);
+  }
+
+  // Stacked bars, one per slot, in a width × height box (y grows downwards, as in SVG).
+  function stackedBars(slots, width, height) {
+    const top = roundUp(Math.max(0, ...slots.map((s) => OUTCOMES.reduce((sum, o) => sum + s[o], 0))));
+    const step = width / slots.length;
+    const barWidth = Math.max(1, step * 0.8);
+    const round = (n) => Math.round(n * 100) / 100;
+    const bars = [];
+    slots.forEach((slot, i) => {
+      let y = height;
+      for (const outcome of OUTCOMES) {
+        if (!slot[outcome]) continue;
+        const h = (slot[outcome] / top) * height;
+        y -= h;
+        const x = round(i * step + (step - barWidth) / 2);
+        bars.push({
+          outcome,
+          hour: slot.hour,
+          value: slot[outcome],
+          x,
+          y: round(y),
+          width: round(barWidth),
+          height: round(h),
+        });
+      }
+    });
+    return { top, bars };
+  }
+
+  // Per source and event, the busiest first.
+  const byVolume = (totals) =>
+    [...(totals || [])].sort(
+      (a, b) =>
+        OUTCOMES.reduce((sum, o) => sum + b[o], 0) - OUTCOMES.reduce((sum, o) => sum + a[o], 0) ||
+        String(a.event).localeCompare(String(b.event)),
+    );
+
+  return { HOUR, OUTCOMES, visible, fragmentToken, hourSlots, roundUp, stackedBars, byVolume };
+})();
+
 (() => {
   const KEY = "pendo-relay-admin-token";
   const $ = (selector) => document.querySelector(selector);
@@ -9,7 +119,10 @@
       if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
       else node.setAttribute(name, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) if (child !== undefined && child !== null) node.append(child);
+    for (const child of children.flat()) {
+      if (child === undefined || child === null) continue;
+      node.append(typeof child === "string" ? consolePure.visible(child) : child);
+    }
     return node;
   };
   const pretty = (value) => JSON.stringify(value, null, 2);
@@ -20,13 +133,19 @@
 
   let token = sessionStorage.getItem(KEY);
   // `npm start` prints the console's URL with the token in the fragment, which never reaches a
-  // server or its logs: read it, keep it for this tab only, and take it out of the address bar.
-  const fragment = /(?:^#|&)token=([^&]+)/.exec(location.hash);
-  if (fragment) {
-    token = decodeURIComponent(fragment[1]);
-    sessionStorage.setItem(KEY, token);
-    history.replaceState(null, "", location.pathname);
+  // server or its logs: read it, keep it for this tab only, and take it out of the address bar,
+  // whether it could be read or not. Read on load and on every later change of the fragment.
+  function takeFragmentToken() {
+    const found = consolePure.fragmentToken(location.hash);
+    if (!found) return null;
+    history.replaceState(null, "", location.pathname + location.search);
+    if (found.token) {
+      token = found.token;
+      sessionStorage.setItem(KEY, token);
+    }
+    return found;
   }
+  const atLoad = takeFragmentToken();
 
   async function api(path, init = {}) {
     const response = await fetch(path, {
@@ -57,7 +176,7 @@
     $("#signin").hidden = true;
     $("#app").hidden = false;
     $("#signout").hidden = false;
-    await Promise.all([loadStatus(), loadDead(true), loadQuarantine(), loadDrift()]);
+    await Promise.all([loadOverview(), loadStatus(), loadDead(true), loadQuarantine(), loadDrift()]);
   }
 
   // A dialog: a heading, content, and optionally a confirming button that runs `onConfirm`.
@@ -84,6 +203,146 @@
     el("h3", {}, label),
     el("pre", {}, typeof value === "string" ? value : pretty(value)),
   ];
+
+  // Overview
+  const OUTCOME_LABEL = {
+    delivered: "delivered",
+    deadLettered: "dead-lettered",
+    dropped: "dropped",
+    refused: "refused",
+  };
+  const SVG = "http://www.w3.org/2000/svg";
+  // SVG built as nodes with attributes: the CSP allows no inline style, and needs none.
+  const svg = (tag, attrs, ...children) => {
+    const node = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attrs || {})) node.setAttribute(name, String(value));
+    for (const child of children.flat()) if (child !== undefined) node.append(child);
+    return node;
+  };
+  const hourLabel = (ms) => `${new Date(ms).toISOString().slice(5, 13).replace("T", " ")}:00`;
+
+  function chart(title, overview) {
+    // A wide box: on a desktop the chart stays low, on a phone it shrinks as a whole.
+    const [width, height, left, top, bottom] = [1000, 150, 44, 8, 22];
+    const slots = consolePure.hourSlots(overview.hours, overview.from, overview.to);
+    const { top: max, bars } = consolePure.stackedBars(slots, width - left, height);
+    const sums = consolePure.OUTCOMES.map(
+      (o) => `${OUTCOME_LABEL[o]} ${slots.reduce((sum, slot) => sum + slot[o], 0)}`,
+    );
+    const first = slots[0].hour;
+    const last = slots[slots.length - 1].hour;
+    return el(
+      "figure",
+      {},
+      el("figcaption", {}, `${title}: ${sums.join(", ")}`),
+      svg(
+        "svg",
+        {
+          viewBox: `0 0 ${width} ${height + top + bottom}`,
+          class: "chart",
+          role: "img",
+          "aria-label": `Events per hour, ${title.toLowerCase()}: ${sums.join(", ")}`,
+        },
+        svg(
+          "g",
+          { transform: `translate(${left} ${top})` },
+          svg("line", { x1: 0, y1: height, x2: width - left, y2: height, class: "axis" }),
+          svg("line", { x1: 0, y1: 0, x2: width - left, y2: 0, class: "grid" }),
+          svg("text", { x: -6, y: 4, "text-anchor": "end", class: "tick" }, String(max)),
+          svg("text", { x: -6, y: height, "text-anchor": "end", class: "tick" }, "0"),
+          svg("text", { x: 0, y: height + 16, class: "tick" }, hourLabel(first)),
+          svg(
+            "text",
+            { x: width - left, y: height + 16, "text-anchor": "end", class: "tick" },
+            hourLabel(last),
+          ),
+          bars.map((bar) =>
+            svg(
+              "rect",
+              { x: bar.x, y: bar.y, width: bar.width, height: bar.height, class: `bar ${bar.outcome}` },
+              svg("title", {}, `${hourLabel(bar.hour)} UTC: ${bar.value} ${OUTCOME_LABEL[bar.outcome]}`),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  function backlogText(overview) {
+    const backlog = overview.backlog;
+    if (!backlog) {
+      return (
+        "Queue backlog: not shown: this platform offers no queue metrics " +
+        (overview.backlogNote
+          ? `(the relay says: ${overview.backlogNote}).`
+          : "(the local simulator, for one).")
+      );
+    }
+    return (
+      `Queue backlog: ${backlog.messages} message(s)` +
+      (backlog.bytes !== undefined ? `, ${backlog.bytes} bytes` : "") +
+      (backlog.oldestAt ? `, the oldest from ${when(Date.parse(backlog.oldestAt))}` : "") +
+      "."
+    );
+  }
+
+  async function loadOverview() {
+    const [day, week] = await Promise.all([
+      api("/admin/overview?hours=24"),
+      api("/admin/overview?hours=168"),
+    ]);
+    if (day.status !== 200 || week.status !== 200) {
+      return clear(
+        $("#overview-body"),
+        el("p", { class: "bad" }, `The overview is not available (the relay answered ${day.status}).`),
+      );
+    }
+    const rows = consolePure
+      .byVolume(week.body.totals)
+      .map((t) =>
+        el(
+          "tr",
+          {},
+          el("td", {}, t.source),
+          el("th", { scope: "row" }, t.event),
+          ...consolePure.OUTCOMES.map((o) => el("td", { class: "number" }, String(t[o]))),
+          el("td", {}, t.lastSeen ? when(Date.parse(t.lastSeen)) : "never"),
+        ),
+      );
+    clear(
+      $("#overview-body"),
+      el("p", {}, backlogText(week.body)),
+      el(
+        "ul",
+        { class: "legend", "aria-label": "Outcomes" },
+        consolePure.OUTCOMES.map((o) => el("li", {}, el("span", { class: `swatch ${o}` }), OUTCOME_LABEL[o])),
+      ),
+      chart("Last 24 hours", day.body),
+      chart("Last 7 days", week.body),
+      el(
+        "div",
+        { class: "scroll" },
+        el(
+          "table",
+          {},
+          el("caption", {}, "By event name, last 7 days (times in UTC)"),
+          el(
+            "thead",
+            {},
+            el(
+              "tr",
+              {},
+              ["Source", "Event", "Delivered", "Dead-lettered", "Dropped", "Refused", "Last seen"].map((h) =>
+                el("th", { scope: "col" }, h),
+              ),
+            ),
+          ),
+          el("tbody", {}, rows),
+        ),
+      ),
+      ...(rows.length ? [] : [el("p", {}, "No events in the last 7 days.")]),
+    );
+  }
 
   // Status
   function region(endpoint) {
@@ -483,8 +742,9 @@
       body: $("#pg-payload").value,
     });
     const out = $("#pg-out");
-    out.textContent =
-      status === 200 ? pretty({ calls: body.calls, warnings: body.warnings }) : pretty({ status, ...body });
+    out.textContent = consolePure.visible(
+      status === 200 ? pretty({ calls: body.calls, warnings: body.warnings }) : pretty({ status, ...body }),
+    );
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -516,6 +776,13 @@
     $("#replay-matching").addEventListener("click", replayMatching);
     $("#pg-form").addEventListener("submit", preview);
     $("#dialog-close").addEventListener("click", () => $("#dialog").close());
-    if (token) signIn();
+    // A link pasted into a tab already open changes only the fragment: no load, so listen.
+    window.addEventListener("hashchange", () => {
+      const found = takeFragmentToken();
+      if (found?.error) signOut(found.error);
+      else if (found) signIn();
+    });
+    if (atLoad?.error) signOut(atLoad.error);
+    else if (token) signIn();
   });
 })();

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { createAdminRoutes } from "../admin/routes";
 import { createConsoleRoutes } from "../console/routes";
 import type { Env } from "../env";
@@ -10,8 +10,28 @@ import { notFound } from "./failures";
 import { health } from "./health";
 import { ingestWebhook } from "./ingest";
 
+/**
+ * Admin answers and /health carry state an intermediary must not keep (a token-gated listing
+ * cached by a proxy would serve it to anyone) and JSON a browser must not sniff into HTML.
+ * Set after the handler, so every answer has them: 200s, 401s, 404s and onError's 500.
+ */
+const PRIVATE_ANSWER_HEADERS = {
+  "cache-control": "no-store",
+  "x-content-type-options": "nosniff",
+} as const;
+
+const privateAnswer: MiddlewareHandler = async (c, next) => {
+  await next();
+  // c.header copies a finished response first, so a handler's immutable headers are no obstacle.
+  for (const [name, value] of Object.entries(PRIVATE_ANSWER_HEADERS)) c.header(name, value);
+};
+
 export function createApp() {
   const app = new Hono<{ Bindings: Env }>();
+
+  app.use("/admin", privateAnswer);
+  app.use("/admin/*", privateAnswer);
+  app.use("/health", privateAnswer);
 
   app.get("/", (c) => c.json({ name: RELAY_NAME, version: RELAY_VERSION, webhook: "POST /pendo?token=..." }));
   app.post("/pendo", (c) => ingestWebhook(c, DEFAULT_SOURCE));

@@ -19,13 +19,14 @@ export function failureResponse(c: Context, failure: EdgeFailure): Response {
   switch (failure.reason) {
     case "not-found":
       return c.json({ error: "not-found", message: `no route for ${c.req.method} ${c.req.path}` }, 404);
-    case "unknown-source":
-      return c.json({ error: "unknown-source", message: `no source named "${failure.source}"` }, 404);
     case "misconfigured":
       return c.json(
         { error: "misconfigured", message: "the relay is not configured correctly", issues: failure.issues },
         503,
       );
+    // An unknown source answers as a wrong token does, byte for byte: the answer neither tells a
+    // prober which source names exist nor echoes the name it was sent. The log keeps the reason.
+    case "unknown-source":
     case "unauthorized":
       return c.json(
         {

@@ -1,0 +1,203 @@
+import { describe, expect, it } from "vitest";
+import {
+  ALERT_KINDS,
+  type AlertKind,
+  type AlertTally,
+  alertBody,
+  MAX_ALERT_BYTES,
+  MAX_NAME_CHARS,
+  safeName,
+} from "../src/alerts/alert";
+
+const SINCE = Date.parse("2026-11-28T12:00:00.000Z");
+const ATTACK =
+  "ops: <!channel> token expired, re-authenticate at <https://evil.example/login|https://relay.example.com/console>";
+const RLO = "\u202e";
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+// C0/C1 controls as raw characters; JSON writes C0 as \u escapes, so the parsed body is checked.
+const hasControl = (text: string) =>
+  [...text].some((char) => {
+    const code = char.codePointAt(0) ?? 0;
+    return code !== 0x0a && (code <= 0x1f || (code >= 0x7f && code <= 0x9f));
+  });
+
+const tally = (over: Partial<AlertTally> = {}): AlertTally => ({
+  count: 1,
+  since: SINCE,
+  examples: [],
+  breakdown: {},
+  ...over,
+});
+const bytes = (text: string) => new TextEncoder().encode(text).length;
+const everyString = (value: unknown): string[] =>
+  typeof value === "string"
+    ? [value]
+    : value && typeof value === "object"
+      ? Object.entries(value).flatMap(([key, inner]) => [key, ...everyString(inner)])
+      : [];
+
+describe("safeName", () => {
+  it.each([
+    ["plain", "guideSnoozed", "guideSnoozed"],
+    ["Slack's three characters", "a<b>&c", "a&lt;b&gt;&amp;c"],
+    ["a mention", "<!channel>", "&lt;!channel&gt;"],
+    ["a right-to-left override", `evil${RLO}txt.exe`, "evil\\u202Etxt.exe"],
+    ["isolates and marks", "\u2066a\u2069\u200e\u200f\u061c", "\\u2066a\\u2069\\u200E\\u200F\\u061C"],
+    ["C0, DEL and C1 controls", "a\nb\u0000c\u007fd\u0085", "a\\u000Ab\\u0000c\\u007Fd\\u0085"],
+    ["a lone surrogate", "x\ud800y", "x\\uD800y"],
+    ["an emoji counts one character", "😀".repeat(MAX_NAME_CHARS), "😀".repeat(MAX_NAME_CHARS)],
+    [
+      "a long name, cut with an ellipsis",
+      "x".repeat(MAX_NAME_CHARS + 1),
+      `${"x".repeat(MAX_NAME_CHARS - 1)}…`,
+    ],
+    ["an escape is never split", `${"x".repeat(97)}${RLO}`, `${"x".repeat(97)}…`],
+  ])("%s", (_, raw, shown) => {
+    expect(safeName(raw)).toBe(shown);
+  });
+
+  it("reads no further than it shows: a 1 MB name is cut at once", () => {
+    const huge = "<".repeat(1_000_000);
+    expect(safeName(huge)).toBe(`${"&lt;".repeat(MAX_NAME_CHARS - 1)}…`);
+  });
+});
+
+/** Tallies a sender can force, one per kind where it matters. */
+const HOSTILE: [string, AlertKind, AlertTally][] = [
+  [
+    "the attack string everywhere",
+    "dead-letters",
+    tally({
+      count: 3,
+      examples: [{ event: ATTACK, uniqueId: `${RLO}${ATTACK}` }],
+      breakdown: { [ATTACK]: 2, [`${RLO}&amp;`]: 1 },
+    }),
+  ],
+  [
+    "an attack as the unknown name",
+    "unknown-event",
+    tally({ name: ATTACK, examples: [{ event: ATTACK, uniqueId: "u" }] }),
+  ],
+  [
+    "a 1 MB event name",
+    "unknown-event",
+    tally({ name: `${"<".repeat(1_000_000)}`, examples: [{ event: "é".repeat(1_000_000), uniqueId: "1" }] }),
+  ],
+  [
+    "10,000 breakdown keys",
+    "invalid-webhooks",
+    tally({
+      count: 10_000,
+      breakdown: Object.fromEntries(
+        Array.from({ length: 10_000 }, (_, i) => [`${"<&>".repeat(40)}${i}${RLO}`, i + 1]),
+      ),
+      examples: Array.from({ length: 50 }, (_, i) => ({
+        event: ATTACK + i,
+        uniqueId: `${"&".repeat(200)}${i}`,
+      })),
+    }),
+  ],
+  [
+    "5,000 unknown names of 100 escaped characters",
+    "unknown-event",
+    tally({
+      count: 5_000,
+      names: Array.from({ length: 5_000 }, (_, i) => `${"&".repeat(100)}${i}`),
+      moreNames: 7,
+    }),
+  ],
+];
+
+describe("alertBody with hostile input", () => {
+  it.each(HOSTILE)("%s: at most 16 KB, no markup, no reordering, no control character", (_, kind, t) => {
+    const body = alertBody(kind, "default", t, "https://relay.example.com");
+    const json = JSON.stringify(body);
+    expect(bytes(json)).toBeLessThanOrEqual(MAX_ALERT_BYTES);
+    // The only < > in the whole body would be Slack markup; none may come from the input.
+    expect(json).not.toMatch(/[<>]/);
+    // Every & is an entity this function wrote.
+    expect(json.replaceAll(/&(amp|lt|gt);/g, "")).not.toContain("&");
+    for (const text of everyString(body)) {
+      expect(text).not.toMatch(BIDI);
+      expect(hasControl(text), text.slice(0, 40)).toBe(false);
+    }
+    for (const text of everyString(body.alert.examples))
+      expect(text.length).toBeLessThanOrEqual(5 * MAX_NAME_CHARS);
+  });
+
+  it("shows the attack string as text: the mention and the link are inert", () => {
+    const body = alertBody(
+      "dead-letters",
+      "default",
+      tally({ examples: [{ event: ATTACK, uniqueId: `x${RLO}y` }], breakdown: { "segment-refused": 1 } }),
+    );
+    // 110 characters: cut at 100, and what is left shows its brackets as text.
+    const shown =
+      "ops: &lt;!channel&gt; token expired, re-authenticate at &lt;https://evil.example/login|https://relay.example…";
+    expect(body.text).toContain(`Examples: ${shown} x\\u202Ey`);
+    expect(body.alert.examples).toEqual([{ event: shown, uniqueId: "x\\u202Ey" }]);
+  });
+
+  it("cuts 10,000 breakdown keys to the largest, saying how many more", () => {
+    const breakdown = Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`path${i}`, i + 1]));
+    const body = alertBody("invalid-webhooks", "default", tally({ count: 10_000, breakdown }));
+    const shown = Object.keys(body.alert.breakdown);
+    expect(shown[0]).toBe("path9999");
+    expect(body.alert.moreBreakdown).toBe(10_000 - shown.length);
+    expect(body.text).toContain(`path9999 ×10000, path9998 ×9999`);
+    expect(body.text).toContain(`(and ${10_000 - shown.length} more)`);
+  });
+
+  it("cuts examples past five, saying how many more", () => {
+    const examples = Array.from({ length: 8 }, (_, i) => ({ event: `e${i}`, uniqueId: `u${i}` }));
+    const few = alertBody("dead-letters", "default", tally({ examples, breakdown: { x: 8 } }));
+    expect(few.alert.examples).toHaveLength(5);
+    expect(few.alert.moreExamples).toBe(3);
+    expect(few.text).toContain("e4 u4 (and 3 more)");
+    const wide = alertBody("dead-letters", "default", tally({ examples: [{ event: "e", uniqueId: "u" }] }));
+    expect(wide.alert.moreExamples).toBeUndefined();
+  });
+});
+
+describe("alertBody for unknown event names", () => {
+  it("lists several names, capped at 20, with those the caller left out", () => {
+    const names = Array.from({ length: 23 }, (_, i) => `name${i}`);
+    const body = alertBody("unknown-event", "prod", tally({ count: 40, names, moreNames: 5 }));
+    expect(body.text).toContain(
+      'Source "prod" received 28 event name(s) the relay does not know: "name0", "name1",',
+    );
+    expect(body.text).toContain('"name19" (and 8 more). They are forwarded as unmapped tracks');
+    expect(body.text).not.toContain("name20");
+    expect(body.alert.names).toHaveLength(20);
+    expect(body.alert.moreNames).toBe(8);
+  });
+
+  it("reads a single `name` as a list of one", () => {
+    const body = alertBody("unknown-event", "prod", tally({ name: "guideSnoozed", count: 2 }));
+    expect(body.text).toContain('received 1 event name(s) the relay does not know: "guideSnoozed". They');
+    expect(body.alert).toMatchObject({ name: "guideSnoozed", names: ["guideSnoozed"] });
+    expect(body.alert.moreNames).toBeUndefined();
+  });
+
+  it("says how many drift entries gave way and how many were counted while sends failed", () => {
+    const body = alertBody("unknown-event", "prod", tally({ names: ["a"], count: 9, evicted: 4, held: 6 }));
+    expect(body.text).toContain("4 older entries gave way");
+    expect(body.text).toContain("6 of these were counted while alert sends failed.");
+    expect(body.alert).toMatchObject({ evicted: 4, held: 6 });
+    const plain = alertBody("unknown-event", "prod", tally({ names: ["a"] }));
+    expect(plain.text).not.toMatch(/gave way|sends failed/);
+    expect(plain.alert).not.toHaveProperty("evicted");
+    expect(plain.alert).not.toHaveProperty("held");
+  });
+});
+
+describe("alertBody for every kind", () => {
+  it.each(ALERT_KINDS)("%s: pure (the same tally gives the same body) and dated from `since`", (kind) => {
+    const t = tally({ lastStatus: 401, breakdown: { "segment-refused": 1 } });
+    const body = alertBody(kind, "default", t, "https://relay.example.com");
+    expect(alertBody(kind, "default", t, "https://relay.example.com")).toEqual(body);
+    expect(body.alert.since).toBe("2026-11-28T12:00:00.000Z");
+    expect(body.alert.console).toBe("https://relay.example.com/console");
+    expect(body.text).toMatch(/^\[pendo-segment-relay\] /);
+  });
+});
