@@ -528,11 +528,15 @@ const consolePure = (() => {
           ["Last failure", when(body.lastFailureAt)],
           ["Attempts", String(body.attempts)],
           ["Last Segment status", body.lastStatus === null ? "none" : String(body.lastStatus)],
+          ["State", body.state === "replaying" ? "claimed by a replay" : "stored"],
+          ["messageIds", (body.messageIds || []).join(" ") || "(none)"],
         ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]),
       ),
       ...block("Segment's answer", body.detail || "(none)"),
       ...(body.rawBody !== undefined ? block("Raw webhook", body.rawBody) : []),
-      ...(body.rawMessage !== undefined ? block("Queue message as received", body.rawMessage) : []),
+      ...(body.rawBody === undefined && body.rawBodyBase64 !== undefined
+        ? block("Bytes as received (not UTF-8; base64)", body.rawBodyBase64)
+        : []),
       ...(calls ? block("Stored Segment calls", calls) : []),
     ]);
   }
