@@ -1,8 +1,8 @@
+import { runScheduled } from "./cron/scheduled";
 import { consumeEvents } from "./delivery/consumer";
 import { consumeDeadLetters } from "./delivery/deadLetterConsumer";
 import type { Env } from "./env";
 import { createApp } from "./http/app";
-import { runScheduled } from "./ledger/cron";
 
 const app = createApp();
 

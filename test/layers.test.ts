@@ -12,6 +12,12 @@ const segment = import.meta.glob<string>("../src/segment/*.ts", {
   eager: true,
 });
 
+const ledger = import.meta.glob<string>("../src/ledger/*.ts", {
+  query: "?raw",
+  import: "default",
+  eager: true,
+});
+
 const importsOf = (files: Record<string, string>) =>
   Object.entries(files).flatMap(([file, text]) =>
     [...text.matchAll(/^import[^;]*?from "([^"]+)";/gms)].map((match) => ({
@@ -25,13 +31,33 @@ describe("layers point down (STYLE.md)", () => {
     [
       "pendo/",
       pendo,
-      ["../delivery/", "../http/", "../admin/", "../console/", "../kv/", "../queue/", "../alerts/"],
+      [
+        "../delivery/",
+        "../http/",
+        "../admin/",
+        "../console/",
+        "../kv/",
+        "../queue/",
+        "../alerts/",
+        "../ledger/",
+      ],
     ],
     [
       "segment/",
       segment,
-      ["../pendo/", "../delivery/", "../http/", "../admin/", "../console/", "../kv/", "../queue/"],
+      [
+        "../pendo/",
+        "../delivery/",
+        "../http/",
+        "../admin/",
+        "../console/",
+        "../kv/",
+        "../queue/",
+        "../ledger/",
+      ],
     ],
+    // The ledger stores and reads; deciding (alerts), delivering and answering live above it.
+    ["ledger/", ledger, ["../delivery/", "../http/", "../admin/", "../console/", "../alerts/", "../cron/"]],
   ] as const)("%s imports nothing from the layers above it", (_layer, files, forbidden) => {
     const imports = importsOf(files);
     expect(imports.length).toBeGreaterThan(0);

@@ -6,7 +6,7 @@ import { base64Of, bytesOfBase64, insertRecord, type LedgerRecord } from "./reco
 /**
  * The second store for a dead letter D1 could not take: the record as JSON under
  * `fallback:<id>` in the KV namespace (docs/operations.md#kv-layout). The cron moves each one
- * into D1 (src/ledger/cron.ts) and only then deletes the key, so a record is always in one of
+ * into D1 (src/cron/scheduled.ts) and only then deletes the key, so a record is always in one of
  * the two stores, and an insert that already happened is not repeated (same id, ignored).
  */
 

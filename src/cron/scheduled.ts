@@ -1,9 +1,9 @@
 import { evaluateAllAlerts } from "../alerts/notify";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
+import { moveFallbacks } from "../ledger/fallback";
+import { DAY_MS, hourOf } from "../ledger/text";
 import { log } from "../log";
-import { moveFallbacks } from "./fallback";
-import { DAY_MS, hourOf } from "./text";
 
 // Counters are kept 90 days: the overview's longest window.
 export const COUNTS_KEPT_DAYS = 90;
