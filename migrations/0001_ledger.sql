@@ -22,7 +22,10 @@ CREATE TABLE records (
   created_at INTEGER NOT NULL,
   body BLOB,                           -- the bytes as received: a raw webhook or a malformed message
   message TEXT,                        -- the queued relay message (text encoding), replayed as is
-  claimed_at INTEGER                   -- when a replay claimed it
+  claimed_at INTEGER,                  -- when a replay claimed it (a claim expires: src/ledger/records.ts)
+  -- The database's own clock when the row was written: alerts read "since the last alert" by it,
+  -- so a row written late by a slow batch is never behind a window already reported.
+  stored_at INTEGER NOT NULL DEFAULT (CAST(unixepoch('subsec') * 1000 AS INTEGER))
 );
 -- Console list, "replay all matching" pages, purge by age.
 CREATE INDEX records_by_time ON records (kind, created_at);
@@ -30,6 +33,8 @@ CREATE INDEX records_by_time ON records (kind, created_at);
 CREATE INDEX records_by_reason ON records (kind, reason, created_at);
 -- "What happened to this uniqueId?"
 CREATE INDEX records_by_event_id ON records (event_id);
+-- Alerts: what a source stored since the last alert of its kind.
+CREATE INDEX records_by_source ON records (kind, source, stored_at);
 
 -- Do-not-process flags, ordered by Pendo's event time: an older update never wins.
 CREATE TABLE flags (
@@ -47,7 +52,7 @@ CREATE TABLE drift (
   kind TEXT NOT NULL CHECK (kind IN ('event', 'property')),
   event TEXT NOT NULL,                 -- at most 100 characters
   key TEXT NOT NULL DEFAULT '',        -- the property key, at most 100 characters
-  first_seen INTEGER NOT NULL,
+  first_seen INTEGER NOT NULL,         -- the database's clock (see records.stored_at)
   last_seen INTEGER NOT NULL,
   count INTEGER NOT NULL,
   PRIMARY KEY (source, kind, event, key)
@@ -66,7 +71,7 @@ CREATE TABLE drift_evictions (
 CREATE TABLE alerts (
   source TEXT NOT NULL,
   kind TEXT NOT NULL,
-  covered_to INTEGER NOT NULL DEFAULT 0,  -- occurrences up to this time were in a sent alert
+  covered_to INTEGER NOT NULL DEFAULT 0,  -- occurrences stored up to this time (database clock) were in a sent alert
   next_at INTEGER NOT NULL DEFAULT 0,     -- no attempt before this (interval, or send backoff)
   claimed_until INTEGER NOT NULL DEFAULT 0, -- one isolate is sending until then
   failures INTEGER NOT NULL DEFAULT 0,    -- consecutive failed sends

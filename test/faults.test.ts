@@ -244,6 +244,7 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
     vi.spyOn(globalThis, "fetch").mockRejectedValue(new TypeError("connection reset"));
     const result = await consume("pendo-events", [relayMessage()]);
     expect(result.retryMessages).toHaveLength(1);
+    expect(result.explicitAcks).toEqual([]);
     return { end: "retried by the queue" };
   },
   "segment-last-attempt": () => consumeAndObserve([relayMessage()], [503], { attempts: MAX_RETRIES + 1 }),
@@ -351,6 +352,7 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
       env: { LEDGER: ledgerFailingOn("INTO records"), DEDUP: kvFailingOn("put") },
     });
     expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages).toHaveLength(1);
     const lost = errors.map((l) => JSON.parse(l)).find((l) => l.msg === "dead-letter-lost");
     const recovered = new TextDecoder().decode(bytesOfBase64(lost?.messageBase64 ?? ""));
     expect(recovered).toContain(message.calls[0]);

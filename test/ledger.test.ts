@@ -131,7 +131,7 @@ describe("replay all matching", () => {
       const body = page.json as unknown as Page;
       expect(body.replayed).toBe(0);
       expect(body.failed).toBe(body.results.length);
-      expect(body.results.length).toBeLessThanOrEqual(25);
+      expect(body.results.length).toBeLessThanOrEqual(15);
       for (const result of body.results)
         expect(result).toMatchObject({ ok: false, reason: "queue-unavailable" });
       results.push(...body.results);
@@ -157,14 +157,16 @@ describe("replay all matching", () => {
 
     // A new run takes everything stored now, and removes what it sent.
     const { queue, spy } = spyQueue();
-    const first = await admin(`/dead-letters/replay?event=${event}`, "POST", { EVENTS: queue });
-    expect(first.json).toMatchObject({ replayed: 25, failed: 0 });
-    const rest = await admin(
-      `/dead-letters/replay?event=${event}&cursor=${encodeURIComponent(first.json.cursor as string)}`,
-      "POST",
-      { EVENTS: queue },
-    );
-    expect(rest.json).toMatchObject({ replayed: 8, failed: 0, cursor: null });
+    let next: string | null = null;
+    const replayed: number[] = [];
+    do {
+      const query: string = `event=${event}${next ? `&cursor=${encodeURIComponent(next)}` : ""}`;
+      const page = await admin(`/dead-letters/replay?${query}`, "POST", { EVENTS: queue });
+      expect(page.json.failed).toBe(0);
+      replayed.push(page.json.replayed as number);
+      next = page.json.cursor as string | null;
+    } while (next);
+    expect(replayed).toEqual([15, 15, 3]);
     expect(spy).toHaveBeenCalledTimes(33);
     const left = await env.LEDGER.prepare("SELECT count(*) AS n FROM records WHERE event = ?")
       .bind(event)
@@ -349,5 +351,99 @@ describe("delivery counters", () => {
     const events = JSON.parse(rows.results[0]?.events ?? "{}") as Record<string, number[]>;
     expect(events.guideSeen?.[0]).toBe(70);
     expect((events.e0?.[0] ?? 0) + (events.e1?.[0] ?? 0) + (events.e2?.[0] ?? 0)).toBe(20);
+  });
+});
+
+describe("claims, ties and windows (review findings)", () => {
+  it("lets a replay take over a claim older than CLAIM_TTL_MS (its invocation died), never a fresh one", async () => {
+    const { CLAIM_TTL_MS } = await import("../src/ledger/records");
+    const { id } = await seedDeadLetter();
+    await env.LEDGER.prepare("UPDATE records SET state = 'replaying', claimed_at = ? WHERE id = ?")
+      .bind(Date.now() - 60_000, id)
+      .run();
+    const { queue, spy } = spyQueue();
+    expect((await admin(`/dead-letters/${id}/replay`, "POST", { EVENTS: queue })).status).toBe(409);
+    await env.LEDGER.prepare("UPDATE records SET claimed_at = ? WHERE id = ?")
+      .bind(Date.now() - CLAIM_TTL_MS - 1_000, id)
+      .run();
+    expect((await admin(`/dead-letters/${id}/replay`, "POST", { EVENTS: queue })).status).toBe(202);
+    expect(spy).toHaveBeenCalledTimes(1);
+  });
+
+  it("reports a dead letter stored after an alert even when its batch began before it", async () => {
+    const { evaluateAlert } = await import("../src/alerts/notify");
+    const { parseSettings } = await import("../src/config");
+    const source = `late-${crypto.randomUUID().slice(0, 8)}`;
+    const url = "https://alerts.test/late";
+    const sent: string[] = [];
+    vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
+      sent.push(await new Request(input as RequestInfo, init).text());
+      return new Response("ok");
+    });
+    const config = parseSettings({
+      ...env,
+      SOURCES: JSON.stringify({ [source]: { writeKey: WRITE_KEY, tokens: [TOKEN], alertWebhookUrl: url } }),
+      ALERT_INTERVAL_SECONDS: "60",
+    } as Env);
+    if (!config.ok) throw new Error("settings");
+    const t0 = Date.now();
+    const letter = (event: string, at: number) =>
+      deadLetterOf(
+        {
+          reason: "segment-refused",
+          source,
+          eventId: event,
+          event,
+          attempts: 1,
+          lastStatus: 401,
+          detail: "",
+          receivedAt: at,
+        },
+        at,
+      );
+    const scope = (now: number) => ({ db: env.LEDGER, settings: config.settings, now, waitUntil: () => {} });
+    await insertRecord(env.LEDGER, letter("first", t0)).run();
+    expect(await evaluateAlert(scope(t0), source, "dead-letters")).toBe("sent");
+    // A slow batch that began before that alert stores its dead letter only now.
+    await insertRecord(env.LEDGER, letter("slow", t0 - 30_000)).run();
+    vi.spyOn(Date, "now").mockReturnValue(t0 + 61_000);
+    expect(await evaluateAlert(scope(t0 + 61_000), source, "dead-letters")).toBe("sent");
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toContain("slow");
+  });
+});
+
+describe("the cron keeps quarantine bounded per source", () => {
+  it("keeps the newest QUARANTINE_KEPT_PER_SOURCE of a source and no more", async () => {
+    const { QUARANTINE_KEPT_PER_SOURCE } = await import("../src/cron/scheduled");
+    const { quarantineOf } = await import("../src/ledger/records");
+    const { createScheduledController, createExecutionContext, waitOnExecutionContext } = await import(
+      "cloudflare:test"
+    );
+    const source = `flood-${crypto.randomUUID().slice(0, 8)}`;
+    const t0 = Date.now() - 3_600_000;
+    const statements = Array.from({ length: QUARANTINE_KEPT_PER_SOURCE + 5 }, (_, i) =>
+      insertRecord(
+        env.LEDGER,
+        quarantineOf(
+          { source, issues: [{ path: "event", message: "x" }], body: new Uint8Array([i % 256]) },
+          t0 + i,
+        ),
+      ),
+    );
+    for (let i = 0; i < statements.length; i += 100) await env.LEDGER.batch(statements.slice(i, i + 100));
+    const ctx = createExecutionContext();
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
+      env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    const left = await env.LEDGER.prepare(
+      "SELECT count(*) AS n, min(created_at) AS oldest FROM records WHERE kind = 'quarantine' AND source = ?",
+    )
+      .bind(source)
+      .first<{ n: number; oldest: number }>();
+    expect(left).toEqual({ n: QUARANTINE_KEPT_PER_SOURCE, oldest: t0 + 5 });
   });
 });

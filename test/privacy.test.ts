@@ -237,3 +237,16 @@ describe("do not process (applied by the consumer, per batch, from the ledger)",
     expect(enqueued).toEqual([]);
   });
 });
+
+describe("do-not-process ties", () => {
+  it("lets a set win over a clear of the same Pendo time, in either order", async () => {
+    for (const order of [
+      [false, true],
+      [true, false],
+    ]) {
+      const visitor = `tie-${crypto.randomUUID()}`;
+      for (const flag of order) await postWebhook({ ...doNotProcess(visitor, flag), ...at(500) });
+      expect(await flagRow(visitor)).toMatchObject({ flagged: 1 });
+    }
+  });
+});

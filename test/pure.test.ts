@@ -347,3 +347,13 @@ describe("settings", () => {
     if (!result.ok) expect(result.issues.map((issue) => issue.path)).toEqual(["SEGMENT_ENDPOINT"]);
   });
 });
+
+describe("cutting names", () => {
+  it("never leaves half a surrogate pair", async () => {
+    const { cutText } = await import("../src/ledger/text");
+    const cut = cutText(`${"x".repeat(98)}😀😀😀`, 100);
+    expect(cut.endsWith("…")).toBe(true);
+    expect(() => encodeURIComponent(cut)).not.toThrow();
+    expect(cut.length).toBeLessThanOrEqual(100);
+  });
+});

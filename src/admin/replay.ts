@@ -4,6 +4,7 @@ import { prepareEvent } from "../intake/prepare";
 import type { Issue } from "../issues";
 import {
   bodyText,
+  claimable,
   claimRecord,
   deleteRecord,
   getRecord,
@@ -120,7 +121,12 @@ export async function replayRecord(
     );
     return failure;
   };
-  const plan = await planReplay(settings, record, now);
+  let plan: ReplayPlan;
+  try {
+    plan = await planReplay(settings, record, now);
+  } catch (error) {
+    return give({ ok: false, id, reason: "not-replayable", detail: String(error) } as const);
+  }
   if (!plan.ok) return give(plan);
   const { message } = plan;
   try {
@@ -179,7 +185,7 @@ export async function previewReplay(
   }
   const plan = await planReplay(settings, read.record, now);
   if (!plan.ok) return plan;
-  const { receivedAt, state } = read.record;
+  const { receivedAt } = read.record;
   return {
     ok: true,
     id,
@@ -188,6 +194,6 @@ export async function previewReplay(
     receivedAt,
     ageHours: Math.round(((now - receivedAt) / 3_600_000) * 10) / 10,
     outsideDedupWindow: now - receivedAt > SEGMENT_DEDUP_WINDOW_MS,
-    replayable: state === "stored",
+    replayable: claimable(read.record, now),
   };
 }

@@ -1,5 +1,5 @@
 import type { Settings } from "../config";
-import { DRIFT_CAP } from "../ledger/drift";
+import { DB_NOW } from "../ledger/drift";
 import { cutText } from "../ledger/text";
 import { log } from "../log";
 import { DEFAULT_SOURCE, resolveSource, sourceNames } from "../sources";
@@ -87,17 +87,23 @@ export async function evaluateAlert(
 ): Promise<AlertOutcome> {
   const url = alertUrl(scope.settings, source);
   if (!url) return "no-url";
-  const { db, now } = scope;
+  const { db } = scope;
+  // The time of this decision, not of the batch that asked for it (which may have run long).
+  const now = Math.max(scope.now, Date.now());
   const hints = hintsOf(db);
   const hintKey = `${source}\n${kind}`;
-  const [stateResult, ...gathered] = await db.batch([
+  // One transaction: the state, what was stored since the last alert, and the database's clock
+  // at that moment, where the window ends (a row stored later is in the next alert).
+  const [stateResult, clock, ...gathered] = await db.batch([
     db
       .prepare(
         "SELECT covered_to, next_at, claimed_until, failures FROM alerts WHERE source = ? AND kind = ?",
       )
       .bind(source, kind),
+    db.prepare(`SELECT ${DB_NOW} AS asOf`),
     ...GATHER[kind](db, source, now, scope.settings),
   ]);
+  const asOf = (clock?.results[0] as { asOf: number } | undefined)?.asOf ?? now;
   const state = (stateResult?.results[0] as AlertRow | undefined) ?? {
     covered_to: 0,
     next_at: 0,
@@ -149,9 +155,9 @@ export async function evaluateAlert(
     db
       .prepare(
         `UPDATE alerts SET covered_to = ?1, next_at = ?2, claimed_until = 0, failures = 0, held = 0,
-           sent_at = ?1, sent_count = ?3, sent_text = ?4 WHERE source = ?5 AND kind = ?6`,
+           sent_at = ?7, sent_count = ?3, sent_text = ?4 WHERE source = ?5 AND kind = ?6`,
       )
-      .bind(now, next, tally.count, cutText(body.text, SENT_TEXT_LIMIT), source, kind),
+      .bind(asOf, next, tally.count, cutText(body.text, SENT_TEXT_LIMIT), source, kind, now),
     ...(kind === "delivery-failing"
       ? [db.prepare("UPDATE delivery SET failing_alerted_at = ? WHERE source = ?").bind(now, source)]
       : []),
@@ -208,13 +214,13 @@ function recordGather(kind: "dead-letters" | "invalid-webhooks", recordKind: str
     db
       .prepare(
         `SELECT count(*) AS n, min(created_at) AS since FROM records
-         WHERE kind = ?3 AND source = ?1 AND created_at > ${COVERED}`,
+         WHERE kind = ?3 AND source = ?1 AND stored_at > ${COVERED}`,
       )
       .bind(source, kind, recordKind),
     db
       .prepare(
         `SELECT event, event_id AS uniqueId FROM records
-         WHERE kind = ?3 AND source = ?1 AND created_at > ${COVERED} ORDER BY created_at LIMIT ${EXAMPLES}`,
+         WHERE kind = ?3 AND source = ?1 AND stored_at > ${COVERED} ORDER BY stored_at LIMIT ${EXAMPLES}`,
       )
       .bind(source, kind, recordKind),
     db.prepare(breakdown).bind(source, kind, recordKind),
@@ -225,7 +231,7 @@ const GATHER: Record<AlertKind, Gather> = {
   "dead-letters": recordGather(
     "dead-letters",
     "dead-letters",
-    `SELECT reason AS k, count(*) AS n FROM records WHERE kind = ?3 AND source = ?1 AND created_at > ${COVERED}
+    `SELECT reason AS k, count(*) AS n FROM records WHERE kind = ?3 AND source = ?1 AND stored_at > ${COVERED}
      GROUP BY reason ORDER BY n DESC LIMIT ${BREAKDOWN_ROWS}`,
   ),
   "invalid-webhooks": recordGather(
@@ -233,7 +239,7 @@ const GATHER: Record<AlertKind, Gather> = {
     "quarantine",
     `SELECT coalesce(nullif(j.value ->> 'path', ''), '(body)') AS k, count(*) AS n
      FROM records AS r, json_each(r.issues) AS j
-     WHERE r.kind = ?3 AND r.source = ?1 AND r.created_at > ${COVERED}
+     WHERE r.kind = ?3 AND r.source = ?1 AND r.stored_at > ${COVERED}
      GROUP BY k ORDER BY n DESC LIMIT ${BREAKDOWN_ROWS}`,
   ),
   "unknown-event": (db, source) => [
@@ -333,5 +339,3 @@ export async function recentAlerts(db: D1Database) {
     .all();
   return results;
 }
-
-export { DRIFT_CAP };

@@ -264,7 +264,9 @@ class Delivery {
           return;
         }
         const half = Math.ceil(units.length / 2);
-        await Promise.all([
+        // Both halves run to the end whatever one of them meets: a half cannot settle a message
+        // after the handler has given up on the batch.
+        await Promise.allSettled([
           this.send(target, source, units.slice(0, half)),
           this.send(target, source, units.slice(half)),
         ]);
@@ -387,7 +389,8 @@ class Delivery {
     const db = this.env.LEDGER;
     let stored: typeof this.pending = [];
     try {
-      await db.batch(this.pending.map(({ record }) => insertRecord(db, record)));
+      for (const chunk of chunks(this.pending))
+        await db.batch(chunk.map(({ record }) => insertRecord(db, record)));
       stored = this.pending;
     } catch (error) {
       log("error", "dead-letter-write-failed", {
@@ -449,7 +452,7 @@ class Delivery {
     const rounds = [...this.rounds];
     const statements = [
       ...rounds.map(([source, round]) => deliveryStatement(db, source, round, now)),
-      ...(rows.length > 0 ? [driftStatement(db, rows, now)] : []),
+      ...(rows.length > 0 ? [driftStatement(db, rows)] : []),
       ...(counted ? [counted] : []),
     ];
     if (statements.length === 0) return;
@@ -476,7 +479,7 @@ class Delivery {
         });
       }
       const sources = new Set(fresh.map((row) => row.source));
-      await db.batch([...sources].flatMap((source) => evictionStatements(db, source, now)));
+      await db.batch([...sources].flatMap((source) => evictionStatements(db, source)));
       for (const source of new Set(fresh.filter((row) => row.kind === "event").map((row) => row.source))) {
         alertSoon(this.alerts, source, "unknown-event");
       }
@@ -485,12 +488,15 @@ class Delivery {
     }
   }
 
+  /** Settles a message once: a later ack or retry of the same message is ignored. */
   ack(queued: QueueMessage) {
+    if (this.settled.has(queued)) return;
     this.settled.add(queued);
     queued.ack();
   }
 
   private retry(queued: QueueMessage, delaySeconds: number) {
+    if (this.settled.has(queued)) return;
     this.settled.add(queued);
     queued.retry({ delaySeconds });
   }
@@ -501,6 +507,30 @@ class Delivery {
       if (!this.settled.has(queued)) this.retry(queued, this.settings.RETRY_BASE_SECONDS);
     }
   }
+}
+
+// D1 allows a row of at most 2 MB and bills queries per invocation: dead letters are written in
+// transactions of at most this many statements and bytes (a queue message is at most 128 KB).
+const CHUNK_STATEMENTS = 20;
+const CHUNK_BYTES = 1_000_000;
+
+/** Consecutive groups within both bounds; an item over the byte bound travels alone. */
+function chunks<T extends { record: LedgerRecord }>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const size = (item.record.message?.length ?? 0) * 3 + (item.record.body?.length ?? 0);
+    if (current.length > 0 && (current.length >= CHUNK_STATEMENTS || bytes + size > CHUNK_BYTES)) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(item);
+    bytes += size;
+  }
+  if (current.length > 0) out.push(current);
+  return out;
 }
 
 function assertNever(value: never): never {

@@ -1,3 +1,5 @@
+import { DB_NOW } from "./drift";
+
 /**
  * How the destination has been answering, per source: the last success, the last failure and its
  * status, since when it has answered nothing but failures, and whether that was alerted. One
@@ -37,11 +39,11 @@ export function deliveryStatement(db: D1Database, source: string, round: Deliver
          failing_since = CASE WHEN excluded.last_success_at IS NOT NULL THEN NULL
                               ELSE coalesce(failing_since, excluded.failing_since) END,
          recovered_at = CASE WHEN excluded.last_success_at IS NOT NULL AND failing_alerted_at IS NOT NULL
-                             THEN excluded.last_success_at ELSE recovered_at END,
+                             THEN ${DB_NOW} ELSE recovered_at END,
          failing_alerted_at = CASE WHEN excluded.last_success_at IS NOT NULL THEN NULL ELSE failing_alerted_at END
        WHERE excluded.last_failure_at IS NOT NULL OR delivery.failing_since IS NOT NULL
           OR delivery.last_success_at IS NULL OR delivery.last_success_at < ?5
-       RETURNING recovered_at IS NOT NULL AND recovered_at = ?2 AS recovered, failing_since AS failingSince`,
+       RETURNING recovered_at = ${DB_NOW} AS recovered, failing_since AS failingSince`,
     )
     .bind(source, success, failure, round.lastStatus, now - SUCCESS_WRITE_EVERY_MS);
 }

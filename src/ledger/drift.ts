@@ -10,6 +10,8 @@ import { cutText } from "./text";
  */
 
 export const DRIFT_CAP = 500;
+// The database's clock, in ms: what alert windows are read by (see migrations/0001_ledger.sql).
+export const DB_NOW = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 export const BATCH_LIMIT = 100;
 export const NAME_LIMIT = 100;
 
@@ -35,7 +37,7 @@ export function driftRows(items: readonly DriftItem[]): [string, string, string,
     const item = items[i] as DriftItem;
     const event = cutText(item.event, NAME_LIMIT);
     const key = cutText(item.key ?? "", NAME_LIMIT);
-    const id = `${item.source}\n${item.kind}\n${event}\n${key}`;
+    const id = JSON.stringify([item.source, item.kind, event, key]);
     const row = rows.get(id);
     if (row) {
       row[4]++;
@@ -49,36 +51,42 @@ export function driftRows(items: readonly DriftItem[]): [string, string, string,
   return [...rows.values()];
 }
 
-/** One upsert for the whole batch; RETURNING tells which entries are new (first seen now). */
-export function driftStatement(db: D1Database, rows: ReturnType<typeof driftRows>, now: number) {
+/**
+ * One upsert for the whole batch, stamped with the database's clock; RETURNING tells which
+ * entries are new (inserted by this statement: first seen when last seen, counted once here).
+ */
+export function driftStatement(db: D1Database, rows: ReturnType<typeof driftRows>) {
   return db
     .prepare(
       `INSERT INTO drift (source, kind, event, key, first_seen, last_seen, count)
-       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ?1, ?1, value ->> 4 FROM json_each(?2) WHERE true
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, ${DB_NOW}, ${DB_NOW}, value ->> 4
+       FROM json_each(?1) WHERE true
        ON CONFLICT (source, kind, event, key) DO UPDATE SET
          last_seen = excluded.last_seen, count = count + excluded.count
-       RETURNING source, kind, event, key, first_seen = ?1 AS fresh`,
+       RETURNING source, kind, event, key, first_seen = last_seen AS fresh`,
     )
-    .bind(now, JSON.stringify(rows));
+    .bind(JSON.stringify(rows));
 }
 
 /**
  * Back to the cap after new entries: counts what gives way, then removes the least recently
  * seen. Run only when an insert added entries, so a steady stream of known drift reads nothing.
  */
-export function evictionStatements(db: D1Database, source: string, now: number): D1PreparedStatement[] {
+export function evictionStatements(db: D1Database, source: string): D1PreparedStatement[] {
   return [
     db
       .prepare(
         `INSERT INTO drift_evictions (source, count, last_at)
-         SELECT ?1, count(*) - ?2, ?3 FROM drift WHERE source = ?1 HAVING count(*) > ?2
+         SELECT ?1, count(*) - ?2, ${DB_NOW} FROM drift WHERE source = ?1 HAVING count(*) > ?2
          ON CONFLICT (source) DO UPDATE SET count = count + excluded.count, last_at = excluded.last_at`,
       )
-      .bind(source, DRIFT_CAP, now),
+      .bind(source, DRIFT_CAP),
     db
       .prepare(
+        // Property keys give way before event names: junk keys must not push out a real new event.
         `DELETE FROM drift WHERE source = ?1 AND (kind, event, key) IN (
-           SELECT kind, event, key FROM drift WHERE source = ?1 ORDER BY last_seen DESC, first_seen DESC LIMIT -1 OFFSET ?2)`,
+           SELECT kind, event, key FROM drift WHERE source = ?1
+           ORDER BY kind = 'event' DESC, last_seen DESC, first_seen DESC LIMIT -1 OFFSET ?2)`,
       )
       .bind(source, DRIFT_CAP),
   ];

@@ -33,13 +33,22 @@ export async function putFallback(kv: KVNamespace, record: LedgerRecord, ttlSeco
   await kv.put(`${KEY_PREFIX.fallback}${record.id}`, JSON.stringify(value), { expirationTtl: ttlSeconds });
 }
 
-/** Moves up to `limit` fallback records into D1; returns how many moved. */
-export async function moveFallbacks(kv: KVNamespace, db: D1Database, limit = 50): Promise<number> {
-  const page = await kv.list({ prefix: KEY_PREFIX.fallback, limit });
-  let moved = 0;
+// A run reads at most one page of keys and moves at most MOVE_MAX of them: with one D1 batch, one
+// KV get and one KV delete each, it stays well inside an invocation's limits after a long outage.
+const LIST_LIMIT = 1_000;
+const MOVE_MAX = 20;
+
+/**
+ * Moves up to MOVE_MAX readable fallback records into D1, in one transaction, then deletes their
+ * keys. A key that cannot be read is left for an operator (logged; it expires with its TTL) and
+ * never blocks the others. Returns how many moved.
+ */
+export async function moveFallbacks(kv: KVNamespace, db: D1Database): Promise<number> {
+  const page = await kv.list({ prefix: KEY_PREFIX.fallback, limit: LIST_LIMIT });
+  const moving: { key: string; record: LedgerRecord }[] = [];
   for (const key of page.keys) {
-    const raw = await kv.get(key.name, "json");
-    const checked = v.safeParse(FallbackSchema, raw);
+    if (moving.length >= MOVE_MAX) break;
+    const checked = v.safeParse(FallbackSchema, await kv.get(key.name, "json"));
     if (!checked.success) {
       log("error", "fallback-unreadable", { key: key.name });
       continue;
@@ -47,10 +56,11 @@ export async function moveFallbacks(kv: KVNamespace, db: D1Database, limit = 50)
     const { bodyBase64, ...rest } = checked.output;
     const record: LedgerRecord = { ...rest, state: "stored" };
     if (bodyBase64 !== undefined) record.body = bytesOfBase64(bodyBase64);
-    // OR IGNORE: a move that stopped after its insert must not fail when it runs again.
-    await insertRecord(db, record, "OR IGNORE").run();
-    await kv.delete(key.name);
-    moved++;
+    moving.push({ key: key.name, record });
   }
-  return moved;
+  if (moving.length === 0) return 0;
+  // OR IGNORE: a run that stopped after its insert must not fail when it runs again.
+  await db.batch(moving.map(({ record }) => insertRecord(db, record, "OR IGNORE")));
+  await Promise.all(moving.map(({ key }) => kv.delete(key)));
+  return moving.length;
 }

@@ -21,7 +21,10 @@ export function flagStatement(db: D1Database, update: FlagUpdate, now: number): 
       `INSERT INTO flags (source, visitor_hash, flagged, event_time, updated_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (source, visitor_hash) DO UPDATE
          SET flagged = excluded.flagged, event_time = excluded.event_time, updated_at = excluded.updated_at
-         WHERE excluded.event_time > flags.event_time`,
+         WHERE excluded.event_time > flags.event_time
+            -- A set and a clear with the same time (Pendo's times are often whole seconds): the
+            -- set wins, whatever order they commit in, since forwarding is the harm.
+            OR (excluded.event_time = flags.event_time AND excluded.flagged > flags.flagged)`,
     )
     .bind(update.source, update.visitorHash, update.flagged ? 1 : 0, update.eventTime, now);
 }

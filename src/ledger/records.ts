@@ -229,7 +229,8 @@ export interface RecordFilter {
   to?: number;
   /** Only records created at or before this time: a bulk replay's fixed set. */
   createdUpTo?: number;
-  state?: RecordState;
+  /** Only records a replay may claim at this time: stored, or claimed longer ago than the TTL. */
+  claimableAt?: number;
 }
 
 /** The WHERE clause for a filter: a fixed shape, every value bound, none spliced into SQL. */
@@ -246,7 +247,8 @@ export function filterClause(kind: RecordKind, filter: RecordFilter): { sql: str
   if (filter.from !== undefined) add("created_at >= ?", filter.from);
   if (filter.to !== undefined) add("created_at <= ?", filter.to);
   if (filter.createdUpTo !== undefined) add("created_at <= ?", filter.createdUpTo);
-  if (filter.state !== undefined) add("state = ?", filter.state);
+  if (filter.claimableAt !== undefined)
+    add("(state = 'stored' OR claimed_at < ?)", filter.claimableAt - CLAIM_TTL_MS);
   return { sql: parts.join(" AND "), params };
 }
 
@@ -319,8 +321,17 @@ export async function getRecord(db: D1Database, kind: RecordKind, id: string): P
 }
 
 /**
- * Claims a stored record for one replay: one conditional statement, so of any number of
- * concurrent replays exactly one gets the row back. Null: someone else holds it, or it is gone.
+ * How long a replay's claim holds. A replay finishes within one admin request (seconds); a claim
+ * older than this belongs to an invocation that died between claiming and finishing, and would
+ * otherwise keep the record unreplayable for good. If that invocation had in fact sent the event
+ * (its delete failed), a second replay sends the same messageIds, which Segment drops within its
+ * ~24 h dedup window.
+ */
+export const CLAIM_TTL_MS = 15 * 60_000;
+
+/**
+ * Claims a record for one replay: one conditional statement, so of any number of concurrent
+ * replays exactly one gets the row back. Null: someone else holds it, or it is gone.
  */
 export async function claimRecord(
   db: D1Database,
@@ -330,9 +341,10 @@ export async function claimRecord(
 ): Promise<LedgerRecord | null | "malformed"> {
   const row = await db
     .prepare(
-      "UPDATE records SET state = 'replaying', claimed_at = ? WHERE id = ? AND kind = ? AND state = 'stored' RETURNING *",
+      `UPDATE records SET state = 'replaying', claimed_at = ?1
+       WHERE id = ?2 AND kind = ?3 AND (state = 'stored' OR claimed_at < ?4) RETURNING *`,
     )
-    .bind(now, id, kind)
+    .bind(now, id, kind, now - CLAIM_TTL_MS)
     .first();
   if (row === null) return null;
   const record = recordFromRow(row);
@@ -341,6 +353,10 @@ export async function claimRecord(
   await releaseRecord(db, id);
   return "malformed";
 }
+
+/** Whether a replay may claim the record now. */
+export const claimable = (record: LedgerRecord, now: number) =>
+  record.state === "stored" || (record.claimedAt ?? 0) < now - CLAIM_TTL_MS;
 
 /** Gives a claimed record back, when its send failed: replayable again at once. */
 export async function releaseRecord(db: D1Database, id: string): Promise<void> {
