@@ -71,6 +71,7 @@ interface Database {
 }
 
 interface Script {
+  /** Secret values by name, as stored; the API never shows them, the test may. */
   secrets: Map<string, string>;
   /** Every version uploaded, oldest first. */
   uploads: Upload[];
@@ -207,6 +208,9 @@ export class CloudflareStandIn {
         };
       }
       case "GET workers/scripts/:/settings":
+        return { result: settingsOf(this.script(rest[2])) };
+      case "PATCH workers/scripts/:/settings":
+        return { result: await this.patchSettings(this.script(rest[2]), request) };
       case "GET workers/scripts/:/script-settings":
         this.script(rest[2]);
         return { result: { logpush: false, tail_consumers: [], observability: { enabled: true } } };
@@ -289,6 +293,11 @@ export class CloudflareStandIn {
     return db;
   }
 
+  /** A queue made by hand, as found in a real account. */
+  addQueue(name: string): Queue {
+    return this.createQueue({ queue_name: name });
+  }
+
   private createQueue(body: unknown): Queue {
     const name = (body as { queue_name?: string }).queue_name ?? "";
     if ([...this.queues.values()].some((q) => q.queue_name === name))
@@ -358,6 +367,30 @@ export class CloudflareStandIn {
     if (!name || type !== "secret_text") throw new ApiError(400, 10021, "secret name and type are required");
     script.secrets.set(name, text ?? "");
     return { name, type };
+  }
+
+  /**
+   * `wrangler secret bulk`: a multipart `settings` part whose bindings list is the Worker's whole
+   * binding set. A secret given with text is set; one given as { type, name } only is kept; one
+   * left out is deleted, as the API does.
+   */
+  private async patchSettings(script: Script, request: Request) {
+    const part = (await request.formData()).get("settings");
+    const text = typeof part === "string" ? part : await (part as Blob | null)?.text();
+    const { bindings } = JSON.parse(text ?? "{}") as {
+      bindings?: { type: string; name: string; text?: string }[];
+    };
+    if (!bindings) throw new ApiError(400, 10021, "settings.bindings is required");
+    const secrets = new Map<string, string>();
+    for (const binding of bindings) {
+      if (binding.type !== "secret_text") continue;
+      const value = binding.text ?? script.secrets.get(binding.name);
+      if (value === undefined)
+        throw new ApiError(400, 10021, `cannot inherit unknown secret ${binding.name}`);
+      secrets.set(binding.name, value);
+    }
+    script.secrets = secrets;
+    return settingsOf(script);
   }
 
   private putSchedules(script: Script, body: unknown) {
@@ -448,6 +481,20 @@ export class CloudflareStandIn {
 function routeOf(rest: string[]): string {
   const idAfter = new Set(["database", "queues", "consumers", "scripts", "services"]);
   return rest.map((part, i) => (i > 0 && idAfter.has(rest[i - 1] as string) ? ":" : part)).join("/");
+}
+
+/** The Worker's settings: the live version's bindings plus its secrets (names only). */
+function settingsOf(script: Script) {
+  const live = script.uploads.find((upload) => upload.id === script.deployments.at(-1));
+  return {
+    bindings: [
+      ...(live?.metadata.bindings ?? []),
+      ...[...script.secrets.keys()].map((name) => ({ type: "secret_text", name })),
+    ],
+    logpush: false,
+    tail_consumers: [],
+    observability: { enabled: true },
+  };
 }
 
 function describeQueue(queue: Queue) {
