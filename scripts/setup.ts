@@ -202,6 +202,8 @@ async function main() {
 
 main().catch((error: unknown) => {
   console.error(`\nsetup stopped: ${error instanceof Error ? error.message : String(error)}`);
-  console.error("Nothing after this point was changed; fix the cause and rerun npm run setup.");
-  process.exitCode = 1;
+  console.error("Nothing after the failed step was changed; fix the cause and rerun npm run setup.");
+  // Exit now rather than wait for the wrangler calls still running beside the one that failed:
+  // they finish on their own, and their answers are moot.
+  process.exit(1);
 });

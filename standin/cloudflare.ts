@@ -211,6 +211,8 @@ export class CloudflareStandIn {
         return { result: settingsOf(this.script(rest[2])) };
       case "PATCH workers/scripts/:/settings":
         return { result: await this.patchSettings(this.script(rest[2]), request) };
+      case "PATCH workers/scripts/:/secrets-bulk":
+        return { result: this.patchSecrets(this.script(rest[2]), await bodyJson(request)) };
       case "GET workers/scripts/:/script-settings":
         this.script(rest[2]);
         return { result: { logpush: false, tail_consumers: [], observability: { enabled: true } } };
@@ -222,6 +224,12 @@ export class CloudflareStandIn {
             default_environment: { environment: "production", script: { id: rest[2] } },
           },
         };
+      case "GET workers/workers/:": {
+        const script = this.script(rest[2]);
+        return {
+          result: { id: rest[2], name: rest[2], subdomain: script.subdomain, previews_base_config: {} },
+        };
+      }
       case "GET workers/scripts/:/deployments":
         return {
           result: { deployments: this.script(rest[2]).deployments.map(describeDeployment).reverse() },
@@ -393,6 +401,19 @@ export class CloudflareStandIn {
     return settingsOf(script);
   }
 
+  /** Newer wrangler's `secret bulk`: a JSON merge patch, { secrets: { NAME: {name, text, type} | null } }. */
+  private patchSecrets(script: Script, body: unknown) {
+    const { secrets } = body as { secrets?: Record<string, { text?: string; type?: string } | null> };
+    if (!secrets) throw new ApiError(400, 10021, "secrets is required");
+    for (const [name, secret] of Object.entries(secrets)) {
+      if (secret === null) script.secrets.delete(name);
+      else if (secret.type === "secret_text" && typeof secret.text === "string")
+        script.secrets.set(name, secret.text);
+      else throw new ApiError(400, 10021, `secret ${name} needs type secret_text and a text`);
+    }
+    return [...script.secrets.keys()].map((name) => ({ name, type: "secret_text" }));
+  }
+
   private putSchedules(script: Script, body: unknown) {
     const schedules = body as { cron?: string }[];
     for (const { cron } of schedules)
@@ -480,7 +501,10 @@ export class CloudflareStandIn {
 /** The path below /accounts/:id with the ids in it replaced by ":", e.g. "workers/scripts/:/secrets". */
 function routeOf(rest: string[]): string {
   const idAfter = new Set(["database", "queues", "consumers", "scripts", "services"]);
-  return rest.map((part, i) => (i > 0 && idAfter.has(rest[i - 1] as string) ? ":" : part)).join("/");
+  // workers/workers/<name> is the newer Workers API, which wrangler 4.1xx reads a Worker through.
+  const isId = (i: number) =>
+    i > 0 && (idAfter.has(rest[i - 1] as string) || (i === 2 && rest[1] === "workers"));
+  return rest.map((part, i) => (isId(i) ? ":" : part)).join("/");
 }
 
 /** The Worker's settings: the live version's bindings plus its secrets (names only). */
@@ -531,12 +555,16 @@ function runQuery(db: Database, body: unknown) {
   db.queries.push(sql);
   const meta = { duration: 1, changes: 0, last_row_id: 0, rows_read: 0, rows_written: 0, size_after: 4096 };
   let results: unknown[] = [];
-  if (/^\s*SELECT \*\s+FROM d1_migrations/i.test(sql))
+  // wrangler 4.86 writes the table name bare, newer versions quote it ("d1_migrations").
+  if (/^\s*SELECT \*\s+FROM "?d1_migrations"?/i.test(sql))
     results = db.migrations.map((name, i) => ({ id: i + 1, name, applied_at: "2026-11-30 00:00:00" }));
-  for (const match of sql.matchAll(/INSERT INTO d1_migrations \(name\)\s+values \('([^']+)'\)/gi)) {
-    if (db.migrations.includes(match[1] as string))
+  for (const match of sql.matchAll(
+    /INSERT INTO "?d1_migrations"? \(name\)\s+values \('((?:[^']|'')+)'\)/gi,
+  )) {
+    const name = (match[1] as string).replaceAll("''", "'");
+    if (db.migrations.includes(name))
       throw new ApiError(400, 7500, `UNIQUE constraint failed: d1_migrations.name: SQLITE_CONSTRAINT`);
-    db.migrations.push(match[1] as string);
+    db.migrations.push(name);
   }
   return [{ results, success: true, meta }];
 }
