@@ -120,6 +120,10 @@ test("setup then deploy on a fresh account; reruns change nothing; an API error 
     CLOUDFLARE_ACCOUNT_ID: ACCOUNT,
     WRANGLER_SEND_METRICS: "false",
     WRANGLER_SEND_ERROR_REPORTS: "false",
+    // wrangler's update check asks the npm registry it reads from npm_config_registry: a closed
+    // local port answers at once, and nothing leaves the machine. npm's own notifier is off.
+    npm_config_registry: "http://127.0.0.1:9/",
+    npm_config_update_notifier: "false",
     WRANGLER_LOG_PATH: join(dir, "wrangler-logs"),
     ...(process.env.WRANGLER_BIN && { WRANGLER_BIN: process.env.WRANGLER_BIN }),
     ...SECRET_VALUES,
