@@ -7,7 +7,7 @@ import { dedupKey } from "../kv/keys";
 import { countStatement, UNKNOWN_EVENT } from "../ledger/counts";
 import { flagStatement, visitorHash } from "../ledger/flags";
 import { deadLetterOf, insertRecord, type LedgerRecord, quarantineOf } from "../ledger/records";
-import { log } from "../log";
+import { log, logs } from "../log";
 import { catalogEntry, DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "../pendo/catalog";
 import type { PendoWebhook } from "../pendo/envelope";
 import { visitorOf } from "../pendo/identity";
@@ -39,7 +39,15 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const finish = (outcome: Outcome, response: Response) => {
     const failed = outcome === "unavailable" || outcome === "misconfigured";
     const level = failed ? "error" : logged.warnings ? "warn" : "info";
-    log(level, "webhook", { ...logged, outcome, status: response.status, durationMs: Date.now() - started });
+    // Under LOG_LEVEL=warn a healthy webhook writes nothing: not even its fields are built.
+    if (logs(level)) {
+      log(level, "webhook", {
+        ...logged,
+        outcome,
+        status: response.status,
+        durationMs: Date.now() - started,
+      });
+    }
     return response;
   };
   const fail = (failure: EdgeFailure) => {
