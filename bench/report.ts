@@ -380,7 +380,7 @@ same cores, so \`info\` costs more here than in production, where it is a Worker
 \`bench/stages.ts\` runs each stage of \`src/http/ingest.ts\` on its own inside workerd, with in-memory
 bindings (a KV that finds nothing, a queue that takes every send), for one new \`guideDisplayed\`
 webhook, and times the whole path through the real Worker and through the naive relay the same way
-(median of 5 rounds; the cost of building the bench's Request is subtracted). CPU per webhook:
+(median of 15 short rounds; the cost of building the bench's Request is subtracted). CPU per webhook:
 
 ${table(
   ["Stage", "What", "µs per webhook"],
