@@ -67,7 +67,7 @@ function load(url: string, seconds: number): Promise<autocannon.Result> {
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function benchSideBySide(
-  rounds = Number(process.env.BENCH_ROUNDS ?? 5),
+  rounds = Number(process.env.BENCH_ROUNDS ?? 7),
 ): Promise<SideBySideFigures> {
   const started: Partial<Record<SideBySideTarget, LocalRelay>> = {};
   try {

@@ -41,12 +41,9 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     const level = failed ? "error" : logged.warnings ? "warn" : "info";
     // Under LOG_LEVEL=warn a healthy webhook writes nothing: not even its fields are built.
     if (logs(level)) {
-      log(level, "webhook", {
-        ...logged,
-        outcome,
-        status: response.status,
-        durationMs: Date.now() - started,
-      });
+      // Added to the fields gathered so far rather than copied with them: one object per line.
+      Object.assign(logged, { outcome, status: response.status, durationMs: Date.now() - started });
+      log(level, "webhook", logged);
     }
     return response;
   };
