@@ -114,7 +114,8 @@ const missing = Object.entries({ transform, edge, delivery, cost, latency }).fil
 if (missing.length > 0) throw new Error(`no figures for ${missing.map(([name]) => name).join(", ")}`);
 const results = {
   machine: machineInfo(),
-  ...(onlyAt >= 0 ? { partial: { ran: only, rest: newest } } : {}),
+  // The figures not measured here come from the run that measured them, not from a partial copy.
+  ...(onlyAt >= 0 ? { partial: { ran: only, rest: previous.partial?.rest ?? newest } } : {}),
   transform,
   edge,
   sideBySide,
