@@ -109,13 +109,20 @@ if (runs("latency")) {
   console.table(latency);
 }
 
+function partialOf(earlier: BenchResults["partial"]): BenchResults["partial"] {
+  if (!earlier || newest !== `${new Date().toISOString().slice(0, 10)}.json`)
+    return { ran: only, rest: newest };
+  return { ran: [...new Set([...earlier.ran, ...only])], rest: earlier.rest };
+}
+
 const bundle = measureBundle();
 const missing = Object.entries({ transform, edge, delivery, cost, latency }).filter(([, value]) => !value);
 if (missing.length > 0) throw new Error(`no figures for ${missing.map(([name]) => name).join(", ")}`);
 const results = {
   machine: machineInfo(),
-  // The figures not measured here come from the run that measured them, not from a partial copy.
-  ...(onlyAt >= 0 ? { partial: { ran: only, rest: previous.partial?.rest ?? newest } } : {}),
+  // The figures not measured here come from the run that measured them, not from a partial copy;
+  // parts measured by an earlier partial run today stay named as measured.
+  ...(onlyAt >= 0 ? { partial: partialOf(previous.partial) } : {}),
   transform,
   edge,
   sideBySide,
