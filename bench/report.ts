@@ -400,7 +400,8 @@ ${table(
 The body read is paid by the naive relay too (\`c.req.text()\`); what the relay adds is validation,
 the transform, the queue message and, at \`info\`, its log line. On the request path the line costs
 ${(stages.relayInfo - stages.relayWarn).toFixed(1)} µs (whole path at \`info\` less at \`warn\`), against ${(stages.stages.find((s) => s.stage === "logLine")?.microseconds ?? 0).toFixed(1)} µs for the same line
-written alone: inside a request workerd also records each line for the invocation's logs.`);
+written alone; where the rest goes inside workerd (its per-invocation log records, most likely) is
+not measured here.`);
   }
   return parts.join("\n\n");
 }
