@@ -4,7 +4,8 @@
  *
  * `npm run bench -- --only edge,cost` runs only the parts named (transform, edge, routes,
  * delivery, cost, latency; `edge` is the side-by-side with the naive relay and the stage table)
- * and takes every other part from the newest file in bench/results, for a busy machine.
+ * and takes every other part from the newest file in bench/results, for a busy machine;
+ * `--only render` measures nothing and writes docs/benchmarks.md again from that file.
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { measureBundle } from "../scripts/bundle-size";
@@ -19,7 +20,8 @@ import { benchSideBySide } from "./side-by-side";
 import { benchStages } from "./stages";
 import { benchTransform } from "./transform";
 
-const PARTS = ["transform", "edge", "routes", "delivery", "cost", "latency"] as const;
+// `render` measures nothing: it writes docs/benchmarks.md again from the newest results.
+const PARTS = ["transform", "edge", "routes", "delivery", "cost", "latency", "render"] as const;
 type Part = (typeof PARTS)[number];
 
 const onlyAt = process.argv.indexOf("--only");
@@ -112,14 +114,16 @@ if (runs("latency")) {
 function partialOf(earlier: BenchResults["partial"]): BenchResults["partial"] {
   if (!earlier || newest !== `${new Date().toISOString().slice(0, 10)}.json`)
     return { ran: only, rest: newest };
-  return { ran: [...new Set([...earlier.ran, ...only])], rest: earlier.rest };
+  const ran = [...new Set([...earlier.ran, ...only])].filter((part) => part !== "render");
+  return { ran, rest: earlier.rest };
 }
 
 const bundle = measureBundle();
 const missing = Object.entries({ transform, edge, delivery, cost, latency }).filter(([, value]) => !value);
 if (missing.length > 0) throw new Error(`no figures for ${missing.map(([name]) => name).join(", ")}`);
+const measuredNothing = only.every((part) => part === "render");
 const results = {
-  machine: machineInfo(),
+  machine: measuredNothing && previous.machine ? previous.machine : machineInfo(),
   // The figures not measured here come from the run that measured them, not from a partial copy;
   // parts measured by an earlier partial run today stay named as measured.
   ...(onlyAt >= 0 ? { partial: partialOf(previous.partial) } : {}),
