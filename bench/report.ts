@@ -354,7 +354,7 @@ function spreadNote(figures: SideBySideFigures): string {
   if (high - low <= 0.2) return "";
   return ` The rounds at \`warn\` spread from ${low.toFixed(2)} to ${high.toFixed(2)}: on a machine this busy the
 median cannot tell 0.9 from 1.0, and a relay faster than its naive twin is noise. Rerun on a quiet
-machine before relying on the verdict; the CPU figures below do not depend on it.`;
+machine before relying on the verdict; the CPU figures below depend on the load much less.`;
 }
 
 function edgeBesideNaive(figures: SideBySideFigures | undefined, stages: StageFigures | undefined): string {
