@@ -45,6 +45,84 @@ export const FREE_PLAN_DAILY = {
 type Resource = keyof typeof FREE_PLAN_DAILY;
 
 /**
+ * Workers Logs (the `[observability]` store): every invocation writes one invocation log, and
+ * every line the Worker writes is one more event. Workers Paid includes 20 million events a month,
+ * then $0.60 per million; Workers Free keeps 200,000 a day (past that, logs are dropped, not
+ * requests). Found 2026-11-30 in the docs corpus, in Cloudflare's tracing pricing page, which
+ * bills trace spans "sharing the same monthly quota and pricing as Workers logs" and links
+ * https://developers.cloudflare.com/workers/platform/pricing/#workers-logs.
+ */
+export const LOG_PRICES = {
+  checked: "2026-11-30",
+  page: "https://developers.cloudflare.com/workers/platform/pricing/#workers-logs",
+  perMillion: 0.6,
+  paidIncludedPerMonth: 20_000_000,
+  freePerDay: 200_000,
+} as const;
+
+/** The relay's own lines that the edge (the fetch handler) writes; any other msg is the consumer's. */
+const EDGE_MESSAGES: ReadonlySet<string> = new Set([
+  "webhook",
+  "config-invalid",
+  "kv-read-failed",
+  "kv-write-failed",
+  "enqueue-failed",
+  "quarantine-write-failed",
+  "dead-letter-write-failed",
+  "flag-write-failed",
+  "do-not-process-unreadable",
+  "unhandled",
+]);
+
+const LEVEL_RANK: Record<string, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/** Workers Logs events per webhook at one LOG_LEVEL, where they come from, and what they cost. */
+export interface LogFigures {
+  level: "info" | "warn";
+  edgeInvocations: number;
+  edgeLines: number;
+  consumerInvocations: number;
+  consumerLines: number;
+  total: number;
+  /** Dollars per million webhooks past the Paid plan's 20 million included events a month. */
+  costPerMillion: number;
+  /** Webhooks a day whose logs the Free plan's 200,000 events keep. */
+  freePlanDailyWebhooks: number;
+}
+
+/**
+ * Pure: log events per webhook at `info` and at `warn` from one run's lines counted at `info`.
+ * LOG_LEVEL only filters by level, so the lines at warn are the warn and error lines of that run.
+ */
+export function logFigures(
+  lines: Record<string, number>,
+  perWebhook: { edgeInvocations: number; consumerInvocations: number },
+  webhooks: number,
+): LogFigures[] {
+  return (["info", "warn"] as const).map((level) => {
+    let edgeLines = 0;
+    let consumerLines = 0;
+    for (const [key, count] of Object.entries(lines)) {
+      const [lineLevel = "", msg = ""] = key.split(" ");
+      if ((LEVEL_RANK[lineLevel] ?? 3) < (LEVEL_RANK[level] as number)) continue;
+      if (EDGE_MESSAGES.has(msg)) edgeLines += count / webhooks;
+      else consumerLines += count / webhooks;
+    }
+    const total = perWebhook.edgeInvocations + edgeLines + perWebhook.consumerInvocations + consumerLines;
+    return {
+      level,
+      edgeInvocations: perWebhook.edgeInvocations,
+      edgeLines,
+      consumerInvocations: perWebhook.consumerInvocations,
+      consumerLines,
+      total,
+      costPerMillion: total * LOG_PRICES.perMillion,
+      freePlanDailyWebhooks: Math.floor(LOG_PRICES.freePerDay / total),
+    };
+  });
+}
+
+/**
  * Operations a deployment makes per day whatever its volume: the cron, 288 runs a day (every five
  * minutes), each measured in the same run (one source, nothing to alert, nothing to purge).
  * Nothing else runs on a timer: the edge lists nothing and keeps no refreshed state.
@@ -68,6 +146,8 @@ export interface CostFigures {
   dailyOverhead: Partial<Record<Resource, number>>;
   /** D1 round trips (batches and single statements) per webhook, edge and consumer together. */
   d1RoundTripsPerWebhook: number;
+  /** Workers Logs events per webhook at LOG_LEVEL=info and warn (counted at info). */
+  logs: LogFigures[];
 }
 
 interface Counts {
@@ -78,13 +158,17 @@ interface Counts {
   fetches: { segment: number; other: number };
   d1: { rowsRead: number; rowsWritten: number; queries: number; roundTrips: number };
   cronRuns: number;
+  logs: Record<string, number>;
 }
 
 const readCounts = async (local: LocalRelay) =>
   (await (await fetch(`${local.url}/__bench/counts`)).json()) as Counts;
 
 export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<CostFigures> {
-  const local = await startLocalRelay({ DEDUP_MODE: mode }, { main: "bench/counting-worker.ts" });
+  const local = await startLocalRelay(
+    { DEDUP_MODE: mode, LOG_LEVEL: "info" },
+    { main: "bench/counting-worker.ts" },
+  );
   try {
     const before = await readCounts(local);
     const standIn = local.standIn.standIn;
@@ -150,6 +234,13 @@ export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<C
       ...costOf(perWebhook, dailyOverhead),
       dailyOverhead,
       d1RoundTripsPerWebhook: delta((c) => c.d1.roundTrips),
+      logs: logFigures(
+        Object.fromEntries(
+          Object.entries(after.logs).map(([key, count]) => [key, count - (before.logs[key] ?? 0)]),
+        ),
+        { edgeInvocations: delta((c) => c.workerRequests), consumerInvocations: perWebhook.queueInvocations },
+        webhooks,
+      ),
     };
   } finally {
     await local.stop();

@@ -4,7 +4,7 @@
  * Cloudflare's billing units: KV per call by kind; queue operations per 64 KB written, read and
  * deleted; D1 rows read and written as each result's `meta` reports them (D1's billing units),
  * with queries and round trips; Worker invocations (requests, queue batches, cron runs);
- * subrequests by destination. GET /__bench/counts answers them; POST /__bench/cron runs the
+ * subrequests by destination; log lines by level and msg. GET /__bench/counts answers them; POST /__bench/cron runs the
  * scheduled handler once, as the platform would. Nothing here changes what the relay does.
  */
 import type { Env } from "../src/env";
@@ -21,7 +21,25 @@ const counts = {
   fetches: { segment: 0, other: 0 },
   d1: { rowsRead: 0, rowsWritten: 0, queries: 0, roundTrips: 0 },
   cronRuns: 0,
+  /** The relay's own log lines, by `level msg` (each one a Workers Logs event in production). */
+  logs: {} as Record<string, number>,
 };
+
+// Every line log() writes, counted by its level and msg, then written as before.
+for (const method of ["log", "warn", "error"] as const) {
+  const write = console[method].bind(console);
+  console[method] = (...args: unknown[]) => {
+    let key = `${method} (not JSON)`;
+    try {
+      const line = JSON.parse(String(args[0])) as { level?: string; msg?: string };
+      key = `${line.level} ${line.msg}`;
+    } catch {
+      // a line not written by log(): counted under its console method
+    }
+    counts.logs[key] = (counts.logs[key] ?? 0) + 1;
+    write(...args);
+  };
+}
 
 type Meta = { rows_read?: number; rows_written?: number };
 const addMeta = (meta: Meta | undefined) => {

@@ -5,7 +5,7 @@
  */
 import autocannon from "autocannon";
 import { LOCAL_TOKEN } from "../scripts/harness/local-relay";
-import { sampleWebhook } from "../scripts/samples";
+import { newWebhookEachRequest } from "./side-by-side";
 
 export interface EdgeFigures {
   mode: "kv" | "off";
@@ -20,8 +20,6 @@ export interface EdgeFigures {
 const DURATION_SECONDS = 5;
 
 function run(url: string, connections: number, route: "ingest" | "trivial"): Promise<autocannon.Result> {
-  const template = sampleWebhook("guideDisplayed");
-  let counter = 0;
   const options: autocannon.Options =
     route === "trivial"
       ? { url: `${url}/`, connections, duration: DURATION_SECONDS }
@@ -31,16 +29,8 @@ function run(url: string, connections: number, route: "ingest" | "trivial"): Pro
           duration: DURATION_SECONDS,
           method: "POST",
           headers: { "content-type": "application/json" },
-          requests: [
-            {
-              setupRequest: (request) => {
-                counter++;
-                // A new event each time: a repeated uniqueId would take the cheaper duplicate path.
-                const uniqueId = `${counter.toString(16).padStart(8, "0")}${"b".repeat(32)}`;
-                return { ...request, body: JSON.stringify({ ...template, uniqueId }) };
-              },
-            },
-          ],
+          // A new event each time: a repeated uniqueId would take the cheaper duplicate path.
+          requests: newWebhookEachRequest(),
         };
   return autocannon(options);
 }

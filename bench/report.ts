@@ -1,15 +1,22 @@
 /** Renders bench results as docs/benchmarks.md and an SVG latency chart. Pure. */
-import { type CostFigures, FREE_PLAN_DAILY, PRICES } from "./cost";
+import { type CostFigures, FREE_PLAN_DAILY, LOG_PRICES, type LogFigures, PRICES } from "./cost";
 import type { DeliveryFigures } from "./delivery";
 import type { EdgeFigures } from "./edge";
 import type { MachineInfo } from "./environment";
 import type { LatencyFigures } from "./latency";
+import type { SideBySideFigures } from "./side-by-side";
+import type { StageFigures } from "./stages";
 import type { TransformFigures } from "./transform";
 
 export interface BenchResults {
   machine: MachineInfo;
   transform: TransformFigures[];
   edge: EdgeFigures[];
+  /** The edge beside the naive relay (issue 21); absent in runs before it existed. */
+  sideBySide?: SideBySideFigures;
+  stages?: StageFigures;
+  /** `--only`: the parts this run measured; the rest come from `rest`. */
+  partial?: { ran: string[]; rest?: string };
   delivery: Omit<DeliveryFigures, "latencies">;
   cost: CostFigures[];
   latency: LatencyFigures[];
@@ -19,8 +26,8 @@ export interface BenchResults {
 /** Targets, each checked against a ratio or count of one run (issue 11). */
 export const TARGETS = {
   transformRatio: 2.2,
-  ingestRatioKv: 0.45,
-  ingestRatioOff: 0.6,
+  /** Relay / naive relay throughput at LOG_LEVEL=warn (issue 21). */
+  sideBySideWarn: 0.9,
   requestsPerWebhook: 0.012,
   bundleGzipKiB: 48,
 } as const;
@@ -71,7 +78,7 @@ const RESOURCE_LABEL: Record<keyof typeof FREE_PLAN_DAILY, string> = {
 export function renderBenchmarks(results: BenchResults, resultFile: string): string {
   const { machine, transform, edge, delivery, cost, latency, bundle } = results;
   const rows = edgeRatios(edge);
-  const at50 = (mode: string) => rows.find((r) => r.mode === mode && r.connections === 50)?.ratio ?? 0;
+  const { sideBySide, stages, partial } = results;
   const worstTransform = Math.max(...transform.map((t) => t.ratio));
   const cpuMicros = Math.round(1e6 / Math.min(...transform.map((t) => t.relayEventsPerSecond)));
   const kv = cost.find((c) => c.mode === "kv") as CostFigures;
@@ -82,7 +89,13 @@ export function renderBenchmarks(results: BenchResults, resultFile: string): str
 
 <!-- Written by \`npm run bench\`; figures from ${resultFile}. -->
 
-Measured ${machine.date.slice(0, 10)} on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; Node.js
+${
+  partial
+    ? `This run measured ${partial.ran.join(", ")} only (\`npm run bench -- --only ${partial.ran.join(",")}\`); every other figure is from bench/results/${partial.rest}.
+
+`
+    : ""
+}Measured ${machine.date.slice(0, 10)} on ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB} GiB; Node.js
 ${machine.node}, wrangler ${machine.wrangler}, workerd ${machine.workerd}. Every figure comes from one run of
 \`npm run bench\` and is quoted beside its baseline from the same run; absolute numbers depend on
 the machine, the ratios much less. Rerun it to compare.
@@ -92,8 +105,7 @@ the machine, the ratios much less. Rerun it to compare.
 | What | Figure | Target | |
 | --- | --- | --- | --- |
 | Validate + transform, relay / (JSON.parse + JSON.stringify) | ${worstTransform.toFixed(2)}x (worst set) | at most ${TARGETS.transformRatio}x | ${verdict(worstTransform <= TARGETS.transformRatio)} |
-| Ingest / trivial route throughput, 50 connections, \`DEDUP_MODE=kv\` | ${at50("kv").toFixed(2)} | at least ${TARGETS.ingestRatioKv} | ${verdict(at50("kv") >= TARGETS.ingestRatioKv)} |
-| Ingest / trivial route throughput, 50 connections, \`DEDUP_MODE=off\` | ${at50("off").toFixed(2)} | at least ${TARGETS.ingestRatioOff} | ${verdict(at50("off") >= TARGETS.ingestRatioOff)} |
+${sideBySideSummary(sideBySide)}
 | Segment requests per webhook, sustained | ${delivery.requestsPerWebhook} | at most ${TARGETS.requestsPerWebhook} (floor 0.01) | ${verdict(delivery.requestsPerWebhook <= TARGETS.requestsPerWebhook)} |
 | Calls not delivered | ${delivery.undelivered} | 0 | ${verdict(delivery.undelivered === 0)} |
 | Deployable bundle, gzip | ${gzipKiB.toFixed(1)} KiB | at most ${TARGETS.bundleGzipKiB} KiB | ${verdict(gzipKiB <= TARGETS.bundleGzipKiB)} |
@@ -118,6 +130,10 @@ ${table(
       `${per(off.perWebhook.queueWrites)} / ${per(off.perWebhook.queueReads)} / ${per(off.perWebhook.queueDeletes)}`,
     ],
     ["D1 round trips (edge and consumer)", per(kv.d1RoundTripsPerWebhook), per(off.d1RoundTripsPerWebhook)],
+    ...logRows(kv, off, (l) => [
+      per(l.total),
+      `${per(l.edgeInvocations + l.consumerInvocations)} / ${per(l.edgeLines)} / ${per(l.consumerLines)}`,
+    ]),
     [
       "Segment requests (not billed by Cloudflare)",
       per(kv.perWebhook.segmentRequests),
@@ -145,8 +161,11 @@ ${table(
       dollars(off.costPerMillion[r]),
     ]),
     ["**Total**", `**${dollars(kv.costPerMillion.total)}**`, `**${dollars(off.costPerMillion.total)}**`],
+    ...logRows(kv, off, (l) => [dollars(l.costPerMillion)]),
   ],
 )}
+
+${logsNote(kv)}
 
 CPU time is billed too (Standard usage model), but the relay's own work is about ${cpuMicros} µs per webhook
 (see *Transform cost*), a few cents per million webhooks at most.
@@ -189,7 +208,9 @@ serializes each call once. Its output carries every input field plus identity, c
 messageIds, so serializing it costs at least what the baseline's serialization does, twice for
 visitor and account events (track and identify).
 
-## Edge cost
+${edgeBesideNaive(sideBySide, stages)}
+
+## Edge cost per \`DEDUP_MODE\`
 
 \`wrangler dev\` on this machine, autocannon for 5 s per cell, once per \`DEDUP_MODE\`. The ingest
 route does auth, body limit, intake, the transform and a queue write for a new event each
@@ -287,6 +308,117 @@ How far one deployment goes, and what to do past it: [scaling](scaling.md).
 
 \`npm run bundle\` (\`wrangler deploy --dry-run\`): ${(bundle.raw / 1024).toFixed(1)} KiB, ${gzipKiB.toFixed(1)} KiB gzip.
 `;
+}
+
+const ratioVerdict = (ratio: number) => verdict(ratio >= TARGETS.sideBySideWarn);
+
+function sideBySideSummary(figures: SideBySideFigures | undefined): string {
+  if (!figures) return "| Edge / naive relay throughput | not measured in this run | | |";
+  return [
+    `| Edge / naive relay with the same billed calls, 50 connections, \`LOG_LEVEL=warn\` (median of ${figures.rounds.length} rounds) | ${figures.ratioWarn.toFixed(2)} | at least ${TARGETS.sideBySideWarn} | ${ratioVerdict(figures.ratioWarn)} |`,
+    `| Same, \`LOG_LEVEL=info\` (one \`webhook\` line per request; the naive relay logs nothing) | ${figures.ratioInfo.toFixed(2)} | as close as the log line allows | |`,
+  ].join("\n");
+}
+
+/** Rows of the cost tables for Workers Logs at info and warn; none for runs that did not count them. */
+function logRows(kv: CostFigures, off: CostFigures, cells: (l: LogFigures) => string[]): string[][] {
+  if (!kv.logs || !off.logs) return [];
+  const label = (level: string) => `Workers Logs events, \`LOG_LEVEL=${level}\``;
+  return (["info", "warn"] as const).flatMap((level) => {
+    const a = kv.logs.find((l) => l.level === level) as LogFigures;
+    const b = off.logs.find((l) => l.level === level) as LogFigures;
+    const [ca, cb] = [cells(a), cells(b)];
+    const rows = [[label(level), ca[0] as string, cb[0] as string]];
+    if (ca[1]) rows.push(["of which invocation logs / edge lines / consumer lines", ca[1], cb[1] as string]);
+    return rows;
+  });
+}
+
+function logsNote(kv: CostFigures): string {
+  if (!kv.logs) return "Workers Logs events were not counted in this run.";
+  const at = (level: string) => kv.logs.find((l) => l.level === level) as LogFigures;
+  return `**Logs.** The totals above leave out Workers Logs (\`[observability] enabled = true\`), priced apart:
+every invocation writes one invocation log (a webhook's request, a consumer batch), and every line the
+relay writes is one more event (counted by \`bench/counting-worker.ts\` by level and \`msg\`; lines at
+\`warn\` are those of the same run at warn or error). Workers Paid includes ${fmt(LOG_PRICES.paidIncludedPerMonth)} events a month, then
+$${LOG_PRICES.perMillion} per million; Workers Free keeps ${fmt(LOG_PRICES.freePerDay)} a day, and drops logs past that, not webhooks
+(checked ${LOG_PRICES.checked}, ${LOG_PRICES.page}). With \`DEDUP_MODE=kv\`, the Free plan's log limit covers
+${fmt(at("info").freePlanDailyWebhooks)} webhooks a day at \`LOG_LEVEL=info\` and ${fmt(at("warn").freePlanDailyWebhooks)} at \`warn\`. Invocation logs are written at any
+\`LOG_LEVEL\`; \`head_sampling_rate\` under \`[observability]\` keeps only that share of invocations and their lines.`;
+}
+
+/** Says so when the rounds disagree too much for the median to separate 0.9 from 1.0. */
+function spreadNote(figures: SideBySideFigures): string {
+  const warn = figures.rounds.map((r) => r.warn / r.naive);
+  const [low, high] = [Math.min(...warn), Math.max(...warn)];
+  if (high - low <= 0.2) return "";
+  return ` The rounds at \`warn\` spread from ${low.toFixed(2)} to ${high.toFixed(2)}: on a machine this busy the
+median cannot tell 0.9 from 1.0, and a relay faster than its naive twin is noise. Rerun on a quiet
+machine before relying on the verdict; the CPU figures below depend on the load much less.`;
+}
+
+function edgeBesideNaive(figures: SideBySideFigures | undefined, stages: StageFigures | undefined): string {
+  const parts = ["## The edge beside a naive relay"];
+  if (figures) {
+    parts.push(`\`bench/naive-worker.ts\` makes exactly the relay's billed calls per new webhook (a KV read, a
+queue send of one small track call, a KV write after the answer) and nothing else: a Hono route, a
+token comparison, \`JSON.parse\`, 202, no logging. Both run under \`wrangler dev\` with the same bindings,
+the relay twice (\`LOG_LEVEL=info\` and \`warn\`), at ${figures.connections} connections in alternating
+${figures.roundSeconds}-second rounds, every request a new uniqueId; each round gives a ratio to the naive relay
+of the same round, and the figure is their median. Requests per second:
+
+${table(
+  ["Round", "Naive", "Relay, `info`", "Relay, `warn`", "`info` / naive", "`warn` / naive"],
+  figures.rounds.map((r, i) => [
+    i + 1,
+    fmt(r.naive),
+    fmt(r.info),
+    fmt(r.warn),
+    (r.info / r.naive).toFixed(2),
+    (r.warn / r.naive).toFixed(2),
+  ]),
+)}
+
+Median ratio: **${figures.ratioInfo.toFixed(2)} at \`info\`**, **${figures.ratioWarn.toFixed(2)} at \`warn\`** (target at least ${TARGETS.sideBySideWarn} at \`warn\`: ${ratioVerdict(figures.ratioWarn)}).${spreadNote(figures)}
+Under \`wrangler dev\` a log line also travels through wrangler's own process to the terminal, on the
+same cores, so \`info\` costs more here than in production, where it is a Workers Logs event.`);
+  }
+  if (stages) {
+    const sum = stages.stages.reduce((total, s) => total + (s.stage === "logLine" ? 0 : s.microseconds), 0);
+    parts.push(`### What each stage of the edge costs
+
+\`bench/stages.ts\` runs each stage of \`src/http/ingest.ts\` on its own inside workerd, with in-memory
+bindings (a KV that finds nothing, a queue that takes every send), for one new \`guideDisplayed\`
+webhook, and times the whole path through the real Worker and through the naive relay the same way
+(median of 15 short rounds; the cost of building the bench's Request is subtracted). CPU per webhook:
+
+${table(
+  ["Stage", "What", "µs per webhook"],
+  [
+    ...stages.stages.map((s) => [`\`${s.stage}\``, s.what, s.microseconds.toFixed(1)]),
+    ["", "**the stages, without the log line**", `**${sum.toFixed(1)}**`],
+    [
+      "whole path, `warn`",
+      "the Worker's fetch: the stages, Hono, bindings, waitUntil",
+      stages.relayWarn.toFixed(1),
+    ],
+    ["whole path, `info`", "the same with the `webhook` line", stages.relayInfo.toFixed(1)],
+    ["naive relay", "bench/naive-worker.ts, same bindings", stages.naive.toFixed(1)],
+  ],
+)}
+
+In CPU alone the naive relay's path is ${(stages.naive / stages.relayWarn).toFixed(2)} of the relay's at \`warn\` and ${(stages.naive / stages.relayInfo).toFixed(2)} at \`info\`.
+Under \`wrangler dev\` each request also pays the HTTP hop and the KV and queue simulators, the same
+for both, so the throughput ratio above is much closer to 1 than this CPU ratio; a deployed Worker
+is billed for this CPU time, not for the simulators'.
+
+The body read is paid by the naive relay too (\`c.req.text()\`); what the relay adds is validation,
+the transform, the queue message and, at \`info\`, its log line. On the request path the line costs
+${(stages.relayInfo - stages.relayWarn).toFixed(1)} µs (whole path at \`info\` less at \`warn\`), against ${(stages.stages.find((s) => s.stage === "logLine")?.microseconds ?? 0).toFixed(1)} µs for the same line
+written alone; where the rest goes inside workerd (its per-invocation log records, most likely) is
+not measured here.`);
+  }
+  return parts.join("\n\n");
 }
 
 /** A cumulative distribution of delivery latencies, as a self-contained SVG. */

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import type { Env } from "./env";
 import { type Issue, issuesOf } from "./issues";
-import { log } from "./log";
+import { type LogLevel, log, setLogLevel } from "./log";
 
 /**
  * Every setting the relay reads, with its default, in one schema. Docs and the README's
@@ -11,6 +11,7 @@ import { log } from "./log";
 const EVENT_NAMING_VALUES = ["pendo", "legacy", "segment"] as const;
 const TRACK_EVENT_VALUES = ["wrapped", "unwrap"] as const;
 const DEDUP_MODE_VALUES = ["kv", "off"] as const;
+const LOG_LEVEL_VALUES = ["debug", "info", "warn", "error"] as const satisfies readonly LogLevel[];
 export type EventNaming = (typeof EVENT_NAMING_VALUES)[number];
 export type TrackEventMode = (typeof TRACK_EVENT_VALUES)[number];
 
@@ -110,6 +111,7 @@ export const SettingsSchema = v.object({
   TRACK_EVENTS: v.optional(v.picklist(TRACK_EVENT_VALUES, "must be wrapped or unwrap"), "wrapped"),
   HONOR_DO_NOT_PROCESS: flag(true),
   DEDUP_MODE: v.optional(v.picklist(DEDUP_MODE_VALUES, "must be kv or off"), "kv"),
+  LOG_LEVEL: v.optional(v.picklist(LOG_LEVEL_VALUES, "must be one of debug, info, warn, error"), "info"),
   // 7 days: Pendo does not document its redelivery window; a week covers any plausible one.
   DEDUP_TTL_SECONDS: integer(604_800, 60, 31_536_000),
   DEAD_LETTER_TTL_SECONDS: integer(1_209_600, 3_600, 31_536_000),
@@ -196,6 +198,8 @@ export function loadSettings(env: Env): ConfigResult {
     cache.set(env, result);
     if (!result.ok) log("error", "config-invalid", { issues: result.issues });
   }
+  // Per call, not per parse: tests and isolates that swap env get their own level.
+  if (result.ok) setLogLevel(result.settings.LOG_LEVEL);
   return result;
 }
 
@@ -255,6 +259,11 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
     kind: "var",
     description:
       "`kv`: a KV marker per event filters redeliveries at the edge for `DEDUP_TTL_SECONDS` (one read and one write per webhook). `off`: no KV on the hot path; Segment's messageId dedup (about 24 h) still drops redeliveries. See the cost table in docs/benchmarks.md.",
+  },
+  LOG_LEVEL: {
+    kind: "var",
+    description:
+      "`info`: one `webhook` line per request and one `segment-request` line per Segment request, plus warnings and errors. `warn` (or `error`): only warnings and errors, which are always written; a healthy webhook then writes no line of its own. `debug`: as `info` today. Each line is a billed Workers Logs event: see *Logs and what they cost* below.",
   },
   DEDUP_TTL_SECONDS: {
     kind: "var",

@@ -119,6 +119,27 @@ describe("validation", () => {
     expect(line).toMatchObject({ level: "warn", outcome: "accepted", warnings: json.warnings });
   });
 
+  it("LOG_LEVEL=warn: a healthy webhook writes no line, one with warnings still does", async () => {
+    const lines: string[] = [];
+    for (const method of ["log", "warn", "error"] as const)
+      vi.spyOn(console, method).mockImplementation((line: string) => lines.push(line));
+    const quiet = { LOG_LEVEL: "warn" };
+    expect((await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), { env: quiet })).response.status).toBe(
+      202,
+    );
+    expect(lines).toEqual([]);
+    const doubtful = { ...withUniqueId(PUBLISHED.guideDisplayed), userAgent: 42 };
+    const { json } = await postWebhook(doubtful, { env: quiet });
+    const line = lines.map((l) => JSON.parse(l)).find((l) => l.msg === "webhook");
+    expect(line).toMatchObject({ level: "warn", outcome: "accepted", warnings: json.warnings });
+    // info, the default, writes the accepted webhook's line again.
+    lines.length = 0;
+    await postWebhook(withUniqueId(PUBLISHED.guideDisplayed));
+    expect(lines.map((l) => JSON.parse(l))).toMatchObject([
+      { level: "info", msg: "webhook", outcome: "accepted" },
+    ]);
+  });
+
   it("uses a body hash as the event id when uniqueId is not of Pendo's shape", async () => {
     const webhook = { ...withUniqueId(PUBLISHED.guideDisplayed), uniqueId: "../../etc" };
     const { response, json, enqueued } = await postWebhook(webhook);

@@ -196,7 +196,16 @@ describe("readBodyLimited", () => {
       duplex: "half",
     });
 
+  const declared = (bytes: number) =>
+    new Request("https://relay.test/", {
+      method: "POST",
+      headers: { "content-length": String(bytes) },
+      body: "a".repeat(bytes),
+    });
+
   it.each([
+    ["declared, exactly at the limit", () => declared(1_024), true],
+    ["declared, a byte over", () => declared(1_025), false],
     ["exactly at the limit", () => request(1_024), true],
     ["a byte over", () => request(1_025), false],
     ["streamed, exactly at the limit", () => streamed(1_024), true],

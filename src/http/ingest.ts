@@ -7,13 +7,13 @@ import { dedupKey } from "../kv/keys";
 import { countStatement, UNKNOWN_EVENT } from "../ledger/counts";
 import { flagStatement, visitorHash } from "../ledger/flags";
 import { deadLetterOf, insertRecord, type LedgerRecord, quarantineOf } from "../ledger/records";
-import { log } from "../log";
+import { log, logs } from "../log";
 import { catalogEntry, DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "../pendo/catalog";
 import type { PendoWebhook } from "../pendo/envelope";
 import { visitorOf } from "../pendo/identity";
 import { eventNameHint, uniqueIdHint } from "../pendo/intake";
 import { eventTime } from "../pendo/time";
-import { resolveSource } from "../sources";
+import { resolveSource, type Source } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
 import { type EdgeFailure, failureResponse } from "./failures";
@@ -42,7 +42,12 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const finish = (outcome: Outcome, response: Response) => {
     const failed = outcome === "unavailable" || outcome === "misconfigured";
     const level = failed ? "error" : logged.warnings ? "warn" : "info";
-    log(level, "webhook", { ...logged, outcome, status: response.status, durationMs: Date.now() - started });
+    // Under LOG_LEVEL=warn a healthy webhook writes nothing: not even its fields are built.
+    if (logs(level)) {
+      // Added to the fields gathered so far rather than copied with them: one object per line.
+      Object.assign(logged, { outcome, status: response.status, durationMs: Date.now() - started });
+      log(level, "webhook", logged);
+    }
     return response;
   };
   const fail = (failure: EdgeFailure) => {
@@ -55,14 +60,15 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const config = loadSettings(c.env);
   if (!config.ok) return fail(config);
   const settings = config.settings;
-  // What alerts and drift need: they record in the background, never on the answer's path.
-  const scope: AlertScope = {
+  // What alerts need: they record in the background, never on the answer's path. Built only
+  // on the paths that raise one.
+  const scope = (): AlertScope => ({
     db: c.env.LEDGER,
     settings,
     waitUntil: (promise) => c.executionCtx.waitUntil(promise),
     now: started,
-  };
-  const source = resolveSource(settings, sourceName);
+  });
+  const source = sourceOf(settings, sourceName);
   if (!source) {
     // Answered as a wrong token is, after the same digest work: neither the body nor the time
     // tells a prober which source names exist.
@@ -113,7 +119,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       log("error", "quarantine-write-failed", { source: source.name, error: String(error) });
       return fail({ reason: "unavailable", store: "ledger" });
     }
-    alertSoon(scope, source.name, "invalid-webhooks");
+    alertSoon(scope(), source.name, "invalid-webhooks");
     return fail({ reason: "invalid", issues: prepared.issues });
   }
 
@@ -170,7 +176,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       return fail({ reason: "unavailable", store: "ledger" });
     }
     logged.deadLetterId = letter.id;
-    alertSoon(scope, source.name, "dead-letters");
+    alertSoon(scope(), source.name, "dead-letters");
     // Kept, so marked like any accepted event: a redelivery must not store it twice.
     remember();
     const answer = { status: "dead-lettered", reason: "event-too-large", eventId, id: letter.id };
@@ -202,6 +208,23 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const answer: Record<string, unknown> = { status: "accepted", eventId, event, calls };
   if (prepared.warnings.length > 0) answer.warnings = prepared.warnings;
   return finish("accepted", c.json(answer, 202));
+}
+
+// Sources resolved once per settings object (so once per isolate), not once per request. Only
+// configured sources are kept: a name nobody configured is not, so senders cannot grow this.
+const resolved = new WeakMap<Settings, Map<string, Source>>();
+function sourceOf(settings: Settings, name: string): Source | undefined {
+  let sources = resolved.get(settings);
+  if (!sources) {
+    sources = new Map();
+    resolved.set(settings, sources);
+  }
+  let source = sources.get(name);
+  if (!source) {
+    source = resolveSource(settings, name);
+    if (source) sources.set(name, source);
+  }
+  return source;
 }
 
 /**

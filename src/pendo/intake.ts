@@ -53,14 +53,20 @@ export function readWebhook(text: string): IntakeResult {
   };
 }
 
-const UNIQUE_ID = /"uniqueId"\s*:\s*"([A-Za-z0-9_-]{1,48})"/;
+// Sticky: tried only where indexOf found the key, not at every position of the body.
+const UNIQUE_ID = /"uniqueId"\s*:\s*"([A-Za-z0-9_-]{1,48})"/y;
 
 /**
  * The uniqueId a raw body names, read before parsing, so the dedup read can start early. Only a
  * hint: the caller compares it with the id intake settles on, and reads again if they differ.
  */
 export function uniqueIdHint(text: string): string | undefined {
-  return UNIQUE_ID.exec(text)?.[1];
+  for (let at = text.indexOf('"uniqueId"'); at >= 0; at = text.indexOf('"uniqueId"', at + 1)) {
+    UNIQUE_ID.lastIndex = at;
+    const match = UNIQUE_ID.exec(text);
+    if (match) return match[1];
+  }
+  return undefined;
 }
 
 const EVENT_NAME = /"event"\s*:\s*"([^"\\]{1,200})"/;
