@@ -6,7 +6,7 @@
  * show where the relay's own CPU goes and what is left once the stages are accounted for.
  */
 import { build } from "esbuild";
-import { Miniflare } from "miniflare";
+import { convertV4MiniflareOptions, Miniflare } from "miniflare";
 import { LOCAL_TOKEN } from "../scripts/harness/local-relay";
 import { sampleWebhook } from "../scripts/samples";
 import { median } from "./side-by-side";
@@ -54,15 +54,19 @@ export async function benchStages(): Promise<StageFigures> {
   });
   const script = bundle.outputFiles[0]?.text ?? "";
   // Log lines are written to stdout as under wrangler dev, but not shown.
-  const mf = new Miniflare({
-    modules: true,
-    script,
-    compatibilityDate: "2026-04-20",
-    handleRuntimeStdio: (stdout, stderr) => {
-      stdout.resume();
-      stderr.resume();
-    },
-  });
+  // Miniflare 5 takes a list of workers; the converter keeps the one-script form. The date is
+  // wrangler.toml's compatibility_date, so the stages run with the Worker's semantics.
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modules: true,
+      script,
+      compatibilityDate: "2026-11-17",
+      handleRuntimeStdio: (stdout: NodeJS.ReadableStream, stderr: NodeJS.ReadableStream) => {
+        stdout.resume();
+        stderr.resume();
+      },
+    }),
+  );
   try {
     const body = JSON.stringify({ ...sampleWebhook("guideDisplayed"), uniqueId: "d".repeat(40) });
     await mf.dispatchFetch("http://bench/load", {
