@@ -20,7 +20,7 @@ import {
 } from "../src/segment/profiles";
 import { resolveSource, type Source } from "../src/sources";
 import { jitsuMessageId, SegmentStandIn } from "../standin/segment";
-import { PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";
+import { ADMIN_TOKEN, callWorker, PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";
 import { deadLetterFor, queueMessages } from "./messages";
 
 /**
@@ -277,5 +277,25 @@ describe("findable from the Pendo uniqueId", () => {
     const view = recordView(record);
     expect(view.eventId).toBe(webhook.uniqueId);
     expect(view.messageIds).toEqual(message.calls.map((call) => JSON.parse(call).messageId));
+  });
+});
+
+describe("the admin's /health names each source's destination", () => {
+  it("lists destination and endpoint per source, and a missing URL as a problem", async () => {
+    const sources = JSON.stringify({
+      events: { writeKey: "k-events", tokens: ["e".repeat(16)], destination: "jitsu", endpoint: URL_BASE },
+      rudder: { writeKey: "k-rudder", tokens: ["r".repeat(16)], destination: "rudderstack" },
+    });
+    const request = new Request("https://relay.test/health", {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    const { response, json } = await callWorker(request, { SOURCES: sources });
+    expect(response.status).toBe(503);
+    expect(json.sources).toMatchObject([
+      { name: "default", destination: "segment", endpoint: "https://api.segment.io" },
+      { name: "events", destination: "jitsu", endpoint: URL_BASE },
+      { name: "rudder", destination: "rudderstack" },
+    ]);
+    expect(json.problems).toEqual(["source rudder: no DESTINATION_URL is set for rudderstack"]);
   });
 });
