@@ -299,3 +299,51 @@ describe("the admin's /health names each source's destination", () => {
     expect(json.problems).toEqual(["source rudder: no DESTINATION_URL is set for rudderstack"]);
   });
 });
+
+describe("refusals the relay must not miss", () => {
+  it("Customer.io without X-Strict-Mode answers 200 and drops the event: why the relay always sends the header", async () => {
+    const standIn = new SegmentStandIn([WRITE_KEY]);
+    standIn.profile = PROFILES.customerio;
+    standIn.rejectEvent = () => true;
+    const message = await messageFor("customerio", visitor());
+    const body = `{"batch":[${message.calls.join(",")}],"sentAt":"${new Date().toISOString()}"}`;
+    const headers = { authorization: `Basic ${btoa(`${WRITE_KEY}:`)}` };
+    const lax = await standIn.handle(new Request(`${URL_BASE}/v1/batch`, { method: "POST", headers, body }));
+    expect(lax.status).toBe(200);
+    expect(standIn.received).toHaveLength(0);
+    const strict = await standIn.handle(
+      new Request(`${URL_BASE}/v1/batch`, {
+        method: "POST",
+        headers: { ...headers, ...PROFILES.customerio.headers },
+        body,
+      }),
+    );
+    expect(strict.status).toBe(400);
+  });
+
+  it("a 2xx naming ids the relay did not send (Jitsu rewrote them) is split until the refused event stands alone", async () => {
+    const { standIn } = useDestination("jitsu");
+    standIn.rejectEvent = rejectMarked;
+    const bad = withUniqueId(PUBLISHED.guideDisplayed);
+    bad.properties = { ...bad.properties, marker: REJECT } as typeof bad.properties;
+    // Long ids, as queued before the source moved to Jitsu: Jitsu reports them rewritten.
+    const bodies = await Promise.all([visitor(), bad, visitor()].map((w) => messageFor("segment", w)));
+    const result = await consume("jitsu", bodies);
+    expect(result.explicitAcks).toHaveLength(3);
+    expect((await deadLetterFor(bad.uniqueId))?.reason).toBe("segment-rejected");
+    expect(standIn.requests.length).toBeGreaterThan(1);
+    expect(standIn.received).toHaveLength(4);
+  });
+
+  it("a 2xx with success: false is not a delivery: the request is split like a 400", async () => {
+    const bodies = await Promise.all([visitor(), visitor()].map((w) => messageFor("hightouch", w)));
+    let calls = 0;
+    vi.spyOn(globalThis, "fetch").mockImplementation(async () => {
+      calls++;
+      return Response.json(calls === 1 ? { success: false, message: "bad batch" } : { success: true });
+    });
+    const result = await consume("hightouch", bodies);
+    expect(result.explicitAcks).toHaveLength(2);
+    expect(calls).toBe(3);
+  });
+});
