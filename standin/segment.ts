@@ -133,7 +133,11 @@ export class SegmentStandIn {
     const calls = batch as Record<string, unknown>[];
     for (const call of calls) {
       if (encoder.encode(JSON.stringify(call)).length > profile.maxEventBytes) {
-        return this.record(answer(400, "event too large"), batch.length, bytes.length);
+        return this.record(
+          answer(400, `event exceeds ${profile.maxEventBytes / 1024}KB`),
+          batch.length,
+          bytes.length,
+        );
       }
     }
     const strict = profile.name !== "customerio" || request.headers.get("x-strict-mode") === "1";
