@@ -347,3 +347,29 @@ describe("refusals the relay must not miss", () => {
     expect(calls).toBe(3);
   });
 });
+
+describe("the edge answers with the ids the destination will keep", () => {
+  it("a Jitsu source's webhook is answered with short ids, a Segment source's with the long form", async () => {
+    const token = "j".repeat(16);
+    const sources = JSON.stringify({
+      "a-long-source-name-24chr": {
+        writeKey: "k",
+        tokens: [token],
+        destination: "jitsu",
+        endpoint: URL_BASE,
+      },
+    });
+    const webhook = visitor();
+    const request = new Request(`https://relay.test/pendo/a-long-source-name-24chr?token=${token}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(webhook),
+    });
+    const { response, json } = await callWorker(request, { SOURCES: sources });
+    expect(response.status).toBe(202);
+    const ids = (json.calls as { messageId: string }[]).map((call) => call.messageId);
+    expect(ids).toHaveLength(2);
+    for (const id of ids) expect(id).toMatch(SHORT_ID);
+    expect(json.eventId).toBe(webhook.uniqueId);
+  });
+});
