@@ -7,13 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import {
-  LOCAL_TOKEN,
-  LOCAL_WRITE_KEY,
-  type LocalRelay,
-  startLocalRelay,
-  waitFor,
-} from "../scripts/harness/local-relay";
+import * as harness from "../scripts/harness/local-relay";
 import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
 import { DESTINATIONS } from "../src/segment/profiles";
 import { type RunningStandIn, startStandInServer } from "../standin/server";
@@ -21,22 +15,26 @@ import { type RunningStandIn, startStandInServer } from "../standin/server";
 const PLAYED = DESTINATIONS.filter((name) => name !== "segment");
 const sourceName = (destination: string) => `${destination}-source-name-x`.padEnd(24, "x").slice(0, 24);
 
-let local: LocalRelay;
+let local: harness.LocalRelay;
 const standIns = new Map<string, RunningStandIn>();
 
 before(async () => {
   const sources: Record<string, object> = {};
   for (const destination of PLAYED) {
-    const standIn = await startStandInServer({ writeKeys: [LOCAL_WRITE_KEY], print: false, destination });
+    const standIn = await startStandInServer({
+      writeKeys: [harness.LOCAL_WRITE_KEY],
+      print: false,
+      destination,
+    });
     standIns.set(destination, standIn);
     sources[sourceName(destination)] = {
-      writeKey: LOCAL_WRITE_KEY,
-      tokens: [LOCAL_TOKEN],
+      writeKey: harness.LOCAL_WRITE_KEY,
+      tokens: [harness.LOCAL_TOKEN],
       destination,
       endpoint: standIn.url,
     };
   }
-  local = await startLocalRelay({ SOURCES: JSON.stringify(sources) });
+  local = await harness.startLocalRelay({ SOURCES: JSON.stringify(sources) });
 });
 
 after(async () => {
@@ -48,26 +46,31 @@ for (const destination of PLAYED) {
   test(`every catalog event reaches a ${destination} stand-in, nothing lost`, async () => {
     const expected = new Set<string>();
     for (const event of SAMPLE_EVENTS) {
-      const response = await fetch(`${local.url}/pendo/${sourceName(destination)}?token=${LOCAL_TOKEN}`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify(sampleWebhook(event)),
-      });
+      const response = await fetch(
+        `${local.url}/pendo/${sourceName(destination)}?token=${harness.LOCAL_TOKEN}`,
+        {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(sampleWebhook(event)),
+        },
+      );
       const text = await response.text();
       assert.equal(response.status, 202, `${event}: ${text}`);
       const body = JSON.parse(text) as { calls: { messageId: string }[] };
       for (const call of body.calls) expected.add(call.messageId);
     }
     const standIn = (standIns.get(destination) as RunningStandIn).standIn;
-    await waitFor(
-      `every call to reach the ${destination} stand-in`,
-      async () => (standIn.acceptedCount >= expected.size ? true : undefined),
-      60_000,
-    ).catch((error) => {
-      throw new Error(
-        `${error.message}: ${standIn.acceptedCount}/${expected.size}\n${local.output().slice(-3000)}`,
-      );
-    });
+    await harness
+      .waitFor(
+        `every call to reach the ${destination} stand-in`,
+        async () => (standIn.acceptedCount >= expected.size ? true : undefined),
+        60_000,
+      )
+      .catch((error) => {
+        throw new Error(
+          `${error.message}: ${standIn.acceptedCount}/${expected.size}\n${local.output().slice(-3000)}`,
+        );
+      });
     assert.deepEqual(new Set(standIn.messageIds), expected);
     assert.equal(standIn.duplicates, 0);
     assert.equal(standIn.dropped.length, 0);
