@@ -4,9 +4,12 @@
  * The first run creates .dev.vars from .dev.vars.example. Without a SEGMENT_WRITE_KEY in .dev.vars, a local Segment
  * stand-in (standin/server.ts) receives the events and prints each one, and the alerts too; with
  * a key, the relay sends to the real Segment.
+ * `npm start -- --destination jitsu` (or DESTINATION in .dev.vars) makes the stand-in play that
+ * destination's profile (src/segment/profiles.ts), rules included, and points the relay at it.
  */
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { DESTINATIONS, type DestinationName } from "../src/segment/profiles";
 import { startStandInServer } from "../standin/server";
 import { applyLocalMigrations } from "./harness/migrations";
 import { devVars } from "./send";
@@ -24,13 +27,17 @@ applyLocalMigrations();
 
 // `--test-scheduled` exposes the scheduled handler at /__scheduled; this script calls it on the
 // period wrangler.toml's cron names (every N minutes), as the platform would.
-const args = ["wrangler", "dev", "--test-scheduled", ...process.argv.slice(2)];
+const { destination, rest } = destinationArgument(process.argv.slice(2));
+const args = ["wrangler", "dev", "--test-scheduled", ...rest];
 let standIn: Awaited<ReturnType<typeof startStandInServer>> | undefined;
 if (!devVars().SEGMENT_WRITE_KEY) {
-  standIn = await startStandInServer({ port: STANDIN_PORT, writeKeys: [STANDIN_WRITE_KEY] });
-  console.log(`No SEGMENT_WRITE_KEY in .dev.vars: events go to the local Segment stand-in at ${standIn.url}`);
+  standIn = await startStandInServer({ port: STANDIN_PORT, writeKeys: [STANDIN_WRITE_KEY], destination });
+  console.log(
+    `No SEGMENT_WRITE_KEY in .dev.vars: events go to the local stand-in at ${standIn.url}, playing ${destination}`,
+  );
   console.log(`  (inspect: curl ${standIn.url}/events, curl ${standIn.url}/stats)`);
-  args.push("--var", `SEGMENT_ENDPOINT:${standIn.url}`, "--var", `SEGMENT_WRITE_KEY:${STANDIN_WRITE_KEY}`);
+  args.push("--var", `DESTINATION:${destination}`, "--var", `DESTINATION_URL:${standIn.url}`);
+  args.push("--var", `SEGMENT_WRITE_KEY:${STANDIN_WRITE_KEY}`);
   // Alerts go to the stand-in too, which prints them (unless .dev.vars names a receiver).
   if (!devVars().ALERT_WEBHOOK_URL) args.push("--var", `ALERT_WEBHOOK_URL:${standIn.url}/alerts`);
 } else {
@@ -61,3 +68,20 @@ wrangler.on("exit", async (code) => {
   process.exit(code ?? 0);
 });
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => wrangler.kill(signal));
+
+/** `--destination <name>` (or `--destination=<name>`), else DESTINATION in .dev.vars, else segment. */
+function destinationArgument(argv: string[]): { destination: DestinationName; rest: string[] } {
+  const rest: string[] = [];
+  let chosen = devVars().DESTINATION ?? "segment";
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--destination") chosen = argv[++i] ?? "";
+    else if (arg.startsWith("--destination=")) chosen = arg.slice("--destination=".length);
+    else rest.push(arg);
+  }
+  if (!(DESTINATIONS as readonly string[]).includes(chosen)) {
+    console.error(`--destination must be one of ${DESTINATIONS.join(", ")}`);
+    process.exit(2);
+  }
+  return { destination: chosen as DestinationName, rest };
+}

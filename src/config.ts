@@ -2,6 +2,7 @@ import * as v from "valibot";
 import type { Env } from "./env";
 import { type Issue, issuesOf } from "./issues";
 import { type LogLevel, log, setLogLevel } from "./log";
+import { DESTINATIONS } from "./segment/profiles";
 
 /**
  * Every setting the relay reads, with its default, in one schema. Docs and the README's
@@ -77,13 +78,16 @@ const SourceSchema = v.strictObject(
       ),
     ),
     endpoint: v.optional(httpsUrl),
+    destination: v.optional(
+      v.picklist(DESTINATIONS, `destination must be one of ${DESTINATIONS.join(", ")}`),
+    ),
     eventNames: v.optional(
       v.picklist(EVENT_NAMING_VALUES, "eventNames must be one of pendo, legacy, segment"),
     ),
     trackEvents: v.optional(v.picklist(TRACK_EVENT_VALUES, "trackEvents must be wrapped or unwrap")),
     alertWebhookUrl: v.optional(httpsUrl),
   },
-  "each source must be an object with writeKey and tokens (and optionally endpoint, eventNames, trackEvents, alertWebhookUrl)",
+  "each source must be an object with writeKey and tokens (and optionally endpoint, destination, eventNames, trackEvents, alertWebhookUrl)",
 );
 
 const SourcesSchema = v.pipe(
@@ -104,7 +108,11 @@ export const SettingsSchema = v.object({
   SOURCES: v.optional(SourcesSchema),
   WEBHOOK_TOKEN: v.optional(tokenList),
   SEGMENT_WRITE_KEY: v.optional(v.pipe(v.string(), v.trim(), v.minLength(1, "must not be empty"))),
-  SEGMENT_ENDPOINT: v.optional(httpsUrl, "https://api.segment.io"),
+  DESTINATION: v.optional(v.picklist(DESTINATIONS, `must be one of ${DESTINATIONS.join(", ")}`), "segment"),
+  // DESTINATION_URL and SEGMENT_ENDPOINT are one setting under two names (DESTINATION_URL wins);
+  // unset, the destination profile's own default applies (sources.ts).
+  DESTINATION_URL: v.optional(httpsUrl),
+  SEGMENT_ENDPOINT: v.optional(httpsUrl),
   ADMIN_TOKEN: v.optional(v.pipe(v.string(), v.minLength(16, "must be at least 16 characters long"))),
   ENVIRONMENT: v.optional(v.string(), "production"),
   EVENT_NAMES: v.optional(v.picklist(EVENT_NAMING_VALUES, "must be one of pendo, legacy, segment"), "pendo"),
@@ -213,7 +221,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   SOURCES: {
     kind: "secret",
     description:
-      'Named sources for `POST /pendo/<name>`, as JSON: `{"prod": {"writeKey": "…", "tokens": ["current", "previous"], "endpoint"?, "eventNames"?, "trackEvents"?, "alertWebhookUrl"?}}`. Unset options fall back to the single-source settings.',
+      'Named sources for `POST /pendo/<name>`, as JSON: `{"prod": {"writeKey": "…", "tokens": ["current", "previous"], "endpoint"?, "destination"?, "eventNames"?, "trackEvents"?, "alertWebhookUrl"?}}`. Unset options fall back to the single-source settings.',
   },
   WEBHOOK_TOKEN: {
     kind: "secret",
@@ -223,12 +231,22 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   SEGMENT_WRITE_KEY: {
     kind: "secret",
     description:
-      "Write key of the Segment source. Unset: events stay queued and are retried, and the consumer logs why.",
+      "Write key of the Segment source (the RudderStack or Hightouch write key, the Jitsu write key, the Customer.io API key). Unset: events stay queued and are retried, and the consumer logs why.",
+  },
+  DESTINATION: {
+    kind: "var",
+    description:
+      'Which Segment-compatible destination receives the events: `segment`, `rudderstack`, `jitsu`, `customerio` or `hightouch` (see "Destinations"). Sets the request path, auth, size caps, messageId form and how a 2xx is read. A source\'s `destination` in `SOURCES` overrides it.',
+  },
+  DESTINATION_URL: {
+    kind: "var",
+    description:
+      "The destination's base URL, `https://` (plain `http://` only for localhost). Unset: the profile's default (Segment US, Customer.io US, Hightouch us-east-1); RudderStack and Jitsu have no default. Segment EU: `https://events.eu1.segmentapis.com` (an EU key sent to the US is lost).",
   },
   SEGMENT_ENDPOINT: {
     kind: "var",
     description:
-      "Segment API base, `https://` (plain `http://` only for localhost). EU workspaces: `https://events.eu1.segmentapis.com` (an EU key sent to the US is lost).",
+      "The same setting as `DESTINATION_URL`, under its older name (`DESTINATION_URL` wins when both are set).",
   },
   ADMIN_TOKEN: {
     kind: "secret",

@@ -1,4 +1,5 @@
 import type { EventNaming, Settings, TrackEventMode } from "./config";
+import { type DestinationName, PROFILES } from "./segment/profiles";
 
 /**
  * A relay source: where one Pendo webhook's events go and how they are named. `POST /pendo` is
@@ -8,7 +9,9 @@ export interface Source {
   name: string;
   tokens: readonly string[];
   writeKey: string | undefined;
-  endpoint: string;
+  destination: DestinationName;
+  /** Base URL; undefined when neither the settings nor the profile give one (RudderStack, Jitsu). */
+  endpoint: string | undefined;
   eventNames: EventNaming;
   trackEvents: TrackEventMode;
   /** Where this source's alerts go; undefined: none. */
@@ -29,11 +32,18 @@ export function resolveSource(settings: Settings, name: string): Source | undefi
   if (name !== DEFAULT_SOURCE) {
     const named = Object.hasOwn(settings.SOURCES ?? {}, name) ? settings.SOURCES?.[name] : undefined;
     if (!named) return undefined;
+    const destination = named.destination ?? settings.DESTINATION;
     return {
       name,
       tokens: named.tokens,
       writeKey: named.writeKey,
-      endpoint: named.endpoint ?? settings.SEGMENT_ENDPOINT,
+      destination,
+      // A source that names its own destination does not inherit another destination's URL.
+      endpoint:
+        named.endpoint ??
+        (named.destination && named.destination !== settings.DESTINATION
+          ? PROFILES[destination].defaultEndpoint
+          : globalEndpoint(settings)),
       eventNames: named.eventNames ?? settings.EVENT_NAMES,
       trackEvents: named.trackEvents ?? settings.TRACK_EVENTS,
       alertWebhookUrl: named.alertWebhookUrl ?? settings.ALERT_WEBHOOK_URL,
@@ -43,9 +53,17 @@ export function resolveSource(settings: Settings, name: string): Source | undefi
     name,
     tokens: settings.WEBHOOK_TOKEN ?? [],
     writeKey: settings.SEGMENT_WRITE_KEY,
-    endpoint: settings.SEGMENT_ENDPOINT,
+    destination: settings.DESTINATION,
+    endpoint: globalEndpoint(settings),
     eventNames: settings.EVENT_NAMES,
     trackEvents: settings.TRACK_EVENTS,
     alertWebhookUrl: settings.ALERT_WEBHOOK_URL,
   };
+}
+
+/** DESTINATION_URL, or its older name SEGMENT_ENDPOINT, or the global profile's default. */
+function globalEndpoint(settings: Settings): string | undefined {
+  return (
+    settings.DESTINATION_URL ?? settings.SEGMENT_ENDPOINT ?? PROFILES[settings.DESTINATION].defaultEndpoint
+  );
 }

@@ -5,17 +5,31 @@
  * 200 for a batch over 2,500 events, which is then dropped whole; 200 for calls with no
  * identity or a track with no event name, which are dropped one by one; dedup on messageId.
  *
- * It never accepts something Segment would refuse, so a relay bug shows up as a lost or refused
- * event here. Failures can be injected to play an outage: a status, a 429 with Retry-After, a
+ * It can play any destination profile (src/segment/profiles.ts), with that destination's rules:
+ * its auth form, its size caps (RudderStack: 413 over 4,000 KB), its success body (RudderStack's
+ * plain `OK`, Jitsu's `{ok, errors, okEvents}`), its refusals (RudderStack refuses a whole batch
+ * holding an event with no identity; Jitsu refuses events inside a 200; Customer.io drops them
+ * silently unless the request carries `X-Strict-Mode: 1`) and Jitsu's messageId rewriting, after
+ * which two ids cut to the same 64 characters are one event and the second is dropped.
+ *
+ * It never accepts something the destination would refuse, so a relay bug shows up as a lost or
+ * refused event here. Failures can be injected to play an outage: a status, a 429 with Retry-After, a
  * redirect elsewhere (as a moved or mistyped endpoint answers), or a hang that only ends when the
  * caller gives up.
  */
 
+import { type DestinationProfile, PROFILES } from "../src/segment/profiles";
+
 export const SEGMENT_LIMITS = {
-  requestBytes: 500 * 1024,
-  eventBytes: 32 * 1024,
-  batchEvents: 2_500,
+  requestBytes: PROFILES.segment.maxRequestBytes,
+  eventBytes: PROFILES.segment.maxEventBytes,
+  batchEvents: PROFILES.segment.maxRequestEvents,
 } as const;
+
+/** Jitsu's messageId rewriting (bulker ingest/router_batch_handler.go): `_` for other characters, 64 at most. */
+export function jitsuMessageId(id: string): string {
+  return id.replace(/[^a-zA-Z0-9._-]/g, "_").slice(0, 64);
+}
 
 export type InjectedAnswer = number | { status: number; retryAfter?: string; location?: string } | "hang";
 
@@ -49,8 +63,14 @@ export class SegmentStandIn {
   /** Keep at most this many received calls (oldest dropped first); unbounded in tests. */
   keep = Number.POSITIVE_INFINITY;
   private readonly scripted: InjectedAnswer[] = [];
-  /** Events this Segment considers malformed: a batch holding one is answered 400, as Segment does. */
+  /**
+   * Events this destination considers malformed, answered in the profile's form: 400 for the
+   * batch (Segment, Hightouch, RudderStack, Customer.io in strict mode), named in a 200 (Jitsu),
+   * or dropped behind a 200 (Customer.io without strict mode).
+   */
   rejectEvent: (call: Record<string, unknown>) => boolean = () => false;
+  /** The destination this stand-in plays. */
+  profile: DestinationProfile = PROFILES.segment;
 
   constructor(
     private readonly writeKeys: readonly string[],
@@ -80,8 +100,12 @@ export class SegmentStandIn {
 
   async handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    if (request.method !== "POST" || url.pathname !== "/v1/batch") return answer(404, "not found");
-    const writeKey = basicAuthUser(request.headers.get("authorization"));
+    const profile = this.profile;
+    if (request.method !== "POST" || url.pathname !== profile.path) return answer(404, "not found");
+    const writeKey =
+      profile.auth === "x-write-key"
+        ? (request.headers.get("x-write-key") ?? undefined)
+        : basicAuthUser(request.headers.get("authorization"));
     if (writeKey === undefined || !this.writeKeys.includes(writeKey)) {
       const text = await request.text();
       return this.record(answer(401, "invalid write key"), 0, encoder.encode(text).length, false);
@@ -92,8 +116,11 @@ export class SegmentStandIn {
       this.scripted.shift() ?? (Math.random() < this.failureShare ? this.randomFailure() : undefined);
     if (injected !== undefined) return this.inject(injected, request, bytes.length);
 
-    if (bytes.length > SEGMENT_LIMITS.requestBytes)
-      return this.record(answer(400, "request too large"), 0, bytes.length);
+    if (bytes.length > profile.maxRequestBytes) {
+      // RudderStack's gateway answers 413; Segment and its followers 400.
+      const status = profile.name === "rudderstack" ? 413 : 400;
+      return this.record(answer(status, "request too large"), 0, bytes.length);
+    }
     let payload: unknown;
     try {
       payload = JSON.parse(new TextDecoder().decode(bytes));
@@ -103,20 +130,55 @@ export class SegmentStandIn {
     const batch = (payload as { batch?: unknown }).batch;
     const sentAt = (payload as { sentAt?: unknown }).sentAt;
     if (!Array.isArray(batch)) return this.record(answer(400, "batch must be an array"), 0, bytes.length);
-    for (const call of batch) {
-      if (encoder.encode(JSON.stringify(call)).length > SEGMENT_LIMITS.eventBytes) {
-        return this.record(answer(400, "event exceeds 32KB"), batch.length, bytes.length);
+    const calls = batch as Record<string, unknown>[];
+    for (const call of calls) {
+      if (encoder.encode(JSON.stringify(call)).length > profile.maxEventBytes) {
+        return this.record(
+          answer(400, `event exceeds ${profile.maxEventBytes / 1024}KB`),
+          batch.length,
+          bytes.length,
+        );
       }
     }
-    if ((batch as Record<string, unknown>[]).some((call) => this.rejectEvent(call))) {
+    const strict = profile.name !== "customerio" || request.headers.get("x-strict-mode") === "1";
+    const anonymous = (call: Record<string, unknown>) => !call.userId && !call.anonymousId;
+    if (profile.refusesWholeBatch && calls.some(anonymous)) {
+      return this.record(answer(400, "non-identifiable request"), batch.length, bytes.length);
+    }
+    const rejected = calls.filter((call) => this.rejectEvent(call));
+    if (rejected.length > 0 && strict && profile.name !== "jitsu") {
       return this.record(answer(400, "invalid event"), batch.length, bytes.length);
     }
-    if (batch.length > SEGMENT_LIMITS.batchEvents) {
-      for (const call of batch) this.dropped.push({ reason: "batch over 2500 events", call });
-      return this.record(answer(200, "ok"), batch.length, bytes.length);
+    if (batch.length > profile.maxRequestEvents) {
+      for (const call of batch)
+        this.dropped.push({ reason: `batch over ${profile.maxRequestEvents} events`, call });
+      return this.record(this.success(batch.length, []), batch.length, bytes.length);
     }
-    for (const call of batch as Record<string, unknown>[]) this.accept(writeKey, String(sentAt ?? ""), call);
-    return this.record(answer(200, "ok"), batch.length, bytes.length);
+    const errors: string[] = [];
+    for (const call of calls) {
+      if (profile.messageIds === "short" && typeof call.messageId === "string")
+        call.messageId = jitsuMessageId(call.messageId);
+      if (rejected.includes(call)) {
+        const reason = strict ? "invalid event" : "invalid event (dropped: no X-Strict-Mode)";
+        this.dropped.push({ reason, call });
+        errors.push(`Message ID: ${String(call.messageId)}: invalid event`);
+      } else this.accept(writeKey, String(sentAt ?? ""), call);
+    }
+    return this.record(this.success(batch.length, errors), batch.length, bytes.length);
+  }
+
+  /** The profile's 2xx body: RudderStack's plain OK, Jitsu's counts and errors, Segment's JSON. */
+  private success(received: number, errors: string[]): Response {
+    if (this.profile.name === "rudderstack") return new Response("OK", { status: 200 });
+    if (this.profile.name === "jitsu") {
+      const okEvents = received - errors.length;
+      const body =
+        errors.length === 0
+          ? { ok: true, receivedEvents: received, okEvents }
+          : { ok: false, errors, receivedEvents: received, okEvents };
+      return Response.json(body);
+    }
+    return answer(200, "ok");
   }
 
   private accept(writeKey: string, sentAt: string, call: Record<string, unknown>): void {

@@ -10,12 +10,15 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { type DestinationName, PROFILES } from "../src/segment/profiles";
 import { type InjectedAnswer, type ReceivedEvent, SegmentStandIn } from "./segment";
 
 export interface StandInServerOptions {
   port?: number;
   host?: string;
   writeKeys: string[];
+  /** The destination profile to play (default segment). */
+  destination?: DestinationName;
   /** Print each event kept; off for benchmarks. */
   print?: boolean;
   keep?: number;
@@ -29,8 +32,10 @@ export interface RunningStandIn {
 
 export async function startStandInServer(options: StandInServerOptions): Promise<RunningStandIn> {
   const standIn = new SegmentStandIn(options.writeKeys);
+  standIn.profile = PROFILES[options.destination ?? "segment"];
   standIn.keep = options.keep ?? 1_000;
-  if (options.print !== false) standIn.onEvent = (event) => console.log(describeEvent(event));
+  if (options.print !== false)
+    standIn.onEvent = (event) => console.log(describeEvent(event, standIn.profile.name));
   let failurePool: InjectedAnswer[] = [500];
   const alerts: unknown[] = [];
   const server = createServer((req, res) => {
@@ -56,7 +61,8 @@ export async function startStandInServer(options: StandInServerOptions): Promise
       return json(res, 200, { ok: true });
     }
     // A landing page, as a moved endpoint's redirect target serves: 200 to a GET, and no events.
-    if (req.method === "GET" && url.pathname === "/") return json(res, 200, { service: "Segment stand-in" });
+    if (req.method === "GET" && url.pathname === "/")
+      return json(res, 200, { service: "Segment stand-in", destination: standIn.profile.name });
     if (req.method === "POST" && url.pathname === "/failures") {
       const body = JSON.parse((await readBody(req)).toString() || "{}") as {
         share?: number;
@@ -106,6 +112,7 @@ export function stats(standIn: SegmentStandIn) {
   const byStatus: Record<string, number> = {};
   for (const request of standIn.requests) byStatus[request.status] = (byStatus[request.status] ?? 0) + 1;
   return {
+    destination: standIn.profile.name,
     requests: standIn.requests.length,
     byStatus,
     eventsKept: standIn.acceptedCount,
@@ -117,11 +124,11 @@ export function stats(standIn: SegmentStandIn) {
 }
 
 /** `track  Guide Displayed  user=Webhook Visitor  id=pendo:default:f961…:track` */
-export function describeEvent({ call }: ReceivedEvent): string {
+export function describeEvent({ call }: ReceivedEvent, destination = "segment"): string {
   const who = call.userId ? `user=${call.userId}` : `anon=${call.anonymousId}`;
   const what =
     call.type === "track" ? `"${call.event}"` : call.type === "group" ? `group=${call.groupId}` : "traits";
-  return `[segment] ${String(call.type).padEnd(8)} ${what}  ${who}  ${call.timestamp}  id=${call.messageId}`;
+  return `[${destination}] ${String(call.type).padEnd(8)} ${what}  ${who}  ${call.timestamp}  id=${call.messageId}`;
 }
 
 function json(res: ServerResponse, status: number, body: unknown) {

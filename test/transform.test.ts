@@ -65,6 +65,7 @@ describe("size", () => {
       name: "default",
       tokens: [],
       writeKey: "k",
+      destination: "segment",
       endpoint: "",
       eventNames: "pendo",
       trackEvents: "wrapped",

@@ -15,6 +15,7 @@ import { DEAD_LETTER_REASONS } from "../../src/ledger/records";
 import { CATALOG } from "../../src/pendo/catalog";
 import { segmentEventName } from "../../src/pendo/names";
 import { TRIM_STEPS } from "../../src/pendo/trim";
+import { DESTINATIONS, PROFILES } from "../../src/segment/profiles";
 import { FAULT_MATRIX } from "../../test/fault-matrix";
 import { ledgerTables } from "./ledger";
 
@@ -59,7 +60,37 @@ export interface DocInputs {
   migrations: readonly string[];
 }
 
+const kb = (bytes: number) => `${(bytes / 1024).toLocaleString("en-US")} KB`;
+
 const SECTIONS: Record<string, (inputs: DocInputs) => string> = {
+  destinations: () =>
+    table(
+      [
+        "`DESTINATION`",
+        "Endpoint",
+        "Auth",
+        "Limits (relay packs to)",
+        "messageIds",
+        "Refused events",
+        "Source",
+      ],
+      DESTINATIONS.map((name) => {
+        const p = PROFILES[name];
+        const bases = p.defaultEndpoint ? [p.defaultEndpoint, ...p.otherEndpoints] : ["<your URL>"];
+        const headers = Object.entries(p.headers).map(([key, value]) => `, \`${key}: ${value}\``);
+        return [
+          `${code(name)} (${p.label})`,
+          bases.map((base) => code(`${base}${p.path}`)).join(", "),
+          `${p.auth === "basic" ? "Basic `writeKey:`" : "`X-Write-Key: writeKey`"}${headers.join("")}`,
+          `${kb(p.maxRequestBytes)} / request (${kb(p.packRequestBytes)}), ${kb(p.maxEventBytes)} / event, ${p.maxRequestEvents.toLocaleString("en-US")} events`,
+          p.messageIds === "short"
+            ? "`p.<40 hex>.<call>` (≤ 64 of `[A-Za-z0-9._-]`)"
+            : "`pendo:<source>:<uniqueId>:<call>`",
+          p.partialFailure,
+          p.source,
+        ];
+      }),
+    ),
   "ledger-tables": (inputs) =>
     table(
       ["Table", "Holds", "Indexes (and the query each serves)"],
@@ -149,7 +180,7 @@ const SECTIONS: Record<string, (inputs: DocInputs) => string> = {
 
 const DEAD_LETTER_REASON_DOC: Record<(typeof DEAD_LETTER_REASONS)[number], string> = {
   "segment-rejected":
-    "Segment answered 400 for this event alone, after its batch was split in halves until it stood alone.",
+    "The destination refused this event: a 400 for it alone (after its batch was split in halves until it stood alone), or a 2xx that names it as refused (Jitsu's `errors`); the detail holds the destination's reason.",
   "segment-refused":
     "Segment answered a status retrying cannot fix: other 4xx (401 revoked key, 403, 413), 501, 505.",
   "retries-exhausted":
@@ -191,7 +222,7 @@ const ALERT_KIND_DOC: Record<AlertKind, { when: string; action: string }> = {
 
 /** The files that hold generated sections, each with the sections it must hold. */
 export const GENERATED_FILES: Record<string, readonly string[]> = {
-  "README.md": ["config"],
+  "README.md": ["destinations", "config"],
   "docs/mapping.md": ["catalog-counts", "events", "trims"],
   "docs/operations.md": [
     "retry-summary",

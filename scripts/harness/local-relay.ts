@@ -3,11 +3,13 @@
  * server and the real `wrangler dev` (local KV and queues, fresh state in a temp folder) pointed
  * at it, on free loopback ports. `stop()` ends both and removes the state.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { DestinationName } from "../../src/segment/profiles";
 import { type RunningStandIn, startStandInServer } from "../../standin/server";
 import { applyLocalMigrations } from "./migrations";
 
@@ -50,20 +52,29 @@ export interface LocalRelayOptions {
   main?: string;
   /** The pendo-events consumer's max_batch_timeout, if not wrangler.toml's. */
   maxBatchTimeout?: number;
+  /** The destination profile the stand-in plays and the relay is configured for (default segment). */
+  destination?: DestinationName;
 }
 
 export async function startLocalRelay(
   vars: Record<string, string> = {},
   options: LocalRelayOptions = {},
 ): Promise<LocalRelay> {
-  const standIn = await startStandInServer({ writeKeys: [LOCAL_WRITE_KEY], print: false, keep: 20_000 });
+  const destination = options.destination ?? "segment";
+  const standIn = await startStandInServer({
+    writeKeys: [LOCAL_WRITE_KEY],
+    print: false,
+    keep: 20_000,
+    destination,
+  });
   const port = await freePort();
   const state = mkdtempSync(join(tmpdir(), "relay-local-"));
   const allVars = {
     WEBHOOK_TOKEN: LOCAL_TOKEN,
     ADMIN_TOKEN: LOCAL_ADMIN_TOKEN,
     SEGMENT_WRITE_KEY: LOCAL_WRITE_KEY,
-    SEGMENT_ENDPOINT: standIn.url,
+    DESTINATION: destination,
+    DESTINATION_URL: standIn.url,
     ENVIRONMENT: "local-harness",
     ...vars,
   };

@@ -18,6 +18,7 @@ import { decodeRelayMessage, type RelayMessage } from "../queue/message";
 import { batchBody, batchBytes, countCalls, type Packable, packBatches } from "../segment/batch";
 import { classifySegmentResponse } from "../segment/classify";
 import { postBatch, type SegmentTarget } from "../segment/client";
+import { PROFILES, type RejectedEvent } from "../segment/profiles";
 import { resolveSource } from "../sources";
 import { RETENTION_MARGIN_SECONDS, retryDelaySeconds } from "./backoff";
 import { malformedLetter } from "./letters";
@@ -83,26 +84,35 @@ export async function consumeEvents(
     for (const unit of kept) {
       const { message } = unit;
       const source = resolveSource(config.settings, message.source);
-      if (!source?.writeKey) {
+      if (!source?.writeKey || !source.endpoint) {
         // One line per source per batch, not per message.
+        const missing = source && !source.endpoint ? "url" : "key";
         if (!unconfigured.has(message.source)) {
           unconfigured.add(message.source);
           log("error", "no-write-key", {
             source: message.source,
-            message: source
-              ? "no Segment write key is set for this source: its events stay queued and are retried"
-              : "this source is no longer configured: its events stay queued and are retried",
+            message: !source
+              ? "this source is no longer configured: its events stay queued and are retried"
+              : missing === "url"
+                ? `no DESTINATION_URL is set for this source's destination (${source.destination}): its events stay queued and are retried`
+                : "no Segment write key is set for this source: its events stay queued and are retried",
           });
         }
-        delivery.failTransient(unit, null, "no-write-key", "no Segment write key is configured");
+        const detail =
+          missing === "url" ? "no destination URL is configured" : "no Segment write key is configured";
+        delivery.failTransient(unit, null, "no-write-key", detail);
         continue;
       }
-      // Sources sharing a write key and endpoint share requests.
-      const key = `${source.endpoint}\n${source.writeKey}`;
+      // Sources sharing a destination, endpoint and write key share requests.
+      const key = `${source.destination}\n${source.endpoint}\n${source.writeKey}`;
       let group = groups.get(key);
       if (!group) {
         group = {
-          target: { endpoint: source.endpoint, writeKey: source.writeKey },
+          target: {
+            endpoint: source.endpoint,
+            writeKey: source.writeKey,
+            profile: PROFILES[source.destination],
+          },
           source: source.name,
           units: [],
         };
@@ -111,7 +121,8 @@ export async function consumeEvents(
       group.units.push(unit);
     }
     for (const group of groups.values()) {
-      for (const request of packBatches(group.units))
+      const { profile } = group.target;
+      for (const request of packBatches(group.units, profile.packRequestBytes, profile.maxRequestEvents))
         sends.push(delivery.send(group.target, group.source, request));
     }
     await Promise.all(sends);
@@ -234,9 +245,10 @@ class Delivery {
     this.budget--;
     const body = batchBody(units, new Date().toISOString());
     const attempt = await postBatch(target, body, this.settings.SEGMENT_TIMEOUT_MS);
-    const outcome = classifySegmentResponse(attempt, Date.now());
+    const outcome = classifySegmentResponse(attempt, Date.now(), target.profile);
     const fields = {
       source,
+      destination: target.profile.name,
       messages: units.length,
       events: countCalls(units),
       bytes: batchBytes(units),
@@ -245,7 +257,7 @@ class Delivery {
       outcome: outcome.kind,
     };
 
-    if (outcome.kind === "delivered") this.round(source).delivered = true;
+    if (outcome.kind === "delivered" || outcome.kind === "partial") this.round(source).delivered = true;
     else if (outcome.kind !== "rejected")
       Object.assign(this.round(source), { failed: true, lastStatus: outcome.status });
 
@@ -257,20 +269,32 @@ class Delivery {
           this.ack(unit.queued);
         }
         return;
+      case "partial": {
+        const { refused, unattributed } = refusedUnits(units, outcome.rejected);
+        log("warn", "segment-request", {
+          ...fields,
+          refusedEvents: outcome.rejected.length,
+          detail: cutDetail(outcome.rejected.map((r) => `${r.messageId ?? "?"}: ${r.detail}`).join("; ")),
+        });
+        // A refusal the relay cannot pin on one of its events: split the request until it can.
+        if (unattributed.length > 0 && units.length > 1) return this.bisect(target, source, units);
+        for (const unit of units) {
+          const reasons = refused.get(unit) ?? (unattributed.length > 0 ? unattributed : undefined);
+          if (reasons) this.deadLetter(unit, "segment-rejected", outcome.status, reasons.join("; "));
+          else {
+            this.count(unit.message, "delivered");
+            this.ack(unit.queued);
+          }
+        }
+        return;
+      }
       case "rejected": {
         log("warn", "segment-request", { ...fields, detail: outcome.detail });
         if (units.length === 1) {
-          this.deadLetter(units[0] as Unit, "segment-rejected", 400, outcome.detail);
+          this.deadLetter(units[0] as Unit, "segment-rejected", outcome.status, outcome.detail);
           return;
         }
-        const half = Math.ceil(units.length / 2);
-        // Both halves run to the end whatever one of them meets: a half cannot settle a message
-        // after the handler has given up on the batch.
-        await Promise.allSettled([
-          this.send(target, source, units.slice(0, half)),
-          this.send(target, source, units.slice(half)),
-        ]);
-        return;
+        return this.bisect(target, source, units);
       }
       case "refused":
         log("error", "segment-request", { ...fields, detail: outcome.detail });
@@ -297,6 +321,17 @@ class Delivery {
       default:
         return assertNever(outcome);
     }
+  }
+
+  /** A whole-request refusal is never settled whole: halves are sent until the culprit stands alone. */
+  private async bisect(target: SegmentTarget, source: string, units: Unit[]): Promise<void> {
+    const half = Math.ceil(units.length / 2);
+    // Both halves run to the end whatever one of them meets: a half cannot settle a message
+    // after the handler has given up on the batch.
+    await Promise.allSettled([
+      this.send(target, source, units.slice(0, half)),
+      this.send(target, source, units.slice(half)),
+    ]);
   }
 
   /**
@@ -531,6 +566,26 @@ function chunks<T extends { record: LedgerRecord }>(items: readonly T[]): T[][] 
   }
   if (current.length > 0) out.push(current);
   return out;
+}
+
+/**
+ * The units whose calls a 2xx answer names as refused, with the destination's reasons; the
+ * reasons naming no call of this request (no messageId, or an id the destination rewrote).
+ */
+function refusedUnits(units: readonly Unit[], rejected: readonly RejectedEvent[]) {
+  const refused = new Map<Unit, string[]>();
+  const unattributed: string[] = [];
+  for (const event of rejected) {
+    const needle =
+      event.messageId === undefined ? undefined : `"messageId":${JSON.stringify(event.messageId)}`;
+    const unit = needle
+      ? units.find((u) => u.message.calls.some((call) => call.includes(needle)))
+      : undefined;
+    const reason = `${event.messageId ?? "an event"}: ${event.detail}`;
+    if (unit) refused.set(unit, [...(refused.get(unit) ?? []), reason]);
+    else unattributed.push(reason);
+  }
+  return { refused, unattributed };
 }
 
 function assertNever(value: never): never {

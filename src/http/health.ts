@@ -27,8 +27,11 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
         const source = resolveSource(config.settings, name);
         if (source?.tokens.length === 0) problems.push(`source ${name}: no webhook token is set`);
         if (!source?.writeKey) problems.push(`source ${name}: no Segment write key is set`);
+        if (source && !source.endpoint)
+          problems.push(`source ${name}: no DESTINATION_URL is set for ${source.destination}`);
         return {
           name,
+          destination: source?.destination,
           endpoint: source?.endpoint,
           eventNames: source?.eventNames,
           trackEvents: source?.trackEvents,

@@ -19,6 +19,7 @@ import {
   type RelayMessage,
 } from "../queue/message";
 import type { SegmentCall } from "../segment/calls";
+import { PROFILES, shortIdKey } from "../segment/profiles";
 import type { Source } from "../sources";
 
 /** A webhook judged by the edge: ready to enqueue, or why not. */
@@ -58,6 +59,10 @@ export async function prepareEvent(text: string, source: Source, receivedAt: num
     eventNames: source.eventNames,
     trackEvents: source.trackEvents,
     eventId,
+    idKey:
+      PROFILES[source.destination].messageIds === "short"
+        ? await shortIdKey(source.name, eventId)
+        : undefined,
     receivedAt,
     asciiOnly: intake.ascii,
     warnings: intake.warnings,

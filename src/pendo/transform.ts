@@ -25,6 +25,11 @@ export interface TransformOptions {
   trackEvents: TrackEventMode;
   /** Pendo's uniqueId, or a hash of the raw body when Pendo sent none. */
   eventId: string;
+  /**
+   * Set for a destination that cuts long messageIds (Jitsu): ids are then `p.<idKey>.<call>`,
+   * where idKey is `shortIdKey(source, eventId)`. Unset: `pendo:<source>:<eventId>:<call>`.
+   */
+  idKey?: string;
   /** The clock: when the relay received the webhook, in ms. */
   receivedAt: number;
   /**
@@ -48,9 +53,19 @@ export type TransformResult =
     }
   | { ok: false; reason: "event-too-large"; callType: SegmentCall["type"]; bytes: number };
 
-/** Segment dedups on messageId for ~24 h across workspaces, hence a relay-specific prefix. */
-export function messageIdFor(source: string, eventId: string, type: SegmentCall["type"]): string {
-  return `pendo:${source}:${eventId}:${type}`;
+/**
+ * Segment dedups on messageId for ~24 h across workspaces, hence a relay-specific prefix. With an
+ * `idKey` (a destination that keeps only 64 characters of [A-Za-z0-9._-]), the short form: at most
+ * 51 characters, still distinct per call and the same on every redelivery; the uniqueId stays
+ * findable in `context.pendo.eventId` and in the dead letter.
+ */
+export function messageIdFor(
+  source: string,
+  eventId: string,
+  type: SegmentCall["type"],
+  idKey?: string,
+): string {
+  return idKey === undefined ? `pendo:${source}:${eventId}:${type}` : `p.${idKey}.${type}`;
 }
 
 /**
@@ -91,7 +106,7 @@ export function transformWebhook(webhook: PendoWebhook, options: TransformOption
 
   const identity = segmentIdentity(webhook, options.source);
   const base = (type: SegmentCall["type"]) => ({
-    messageId: messageIdFor(options.source, options.eventId, type),
+    messageId: messageIdFor(options.source, options.eventId, type, options.idKey),
     timestamp: time.iso,
     ...identity,
     context,
