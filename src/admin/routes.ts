@@ -1,4 +1,5 @@
-import { type Context, Hono } from "hono";
+import type { Context } from "hono";
+import { Hono } from "hono/tiny";
 import { recentAlerts } from "../alerts/notify";
 import { loadSettings } from "../config";
 import type { Env } from "../env";

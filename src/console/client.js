@@ -347,9 +347,9 @@ const consolePure = (() => {
   // Status
   function region(endpoint) {
     if (!endpoint) return "unknown";
-    if (endpoint.includes("eu1")) return "EU";
-    if (endpoint.includes("api.segment.io")) return "US";
-    return `custom (${new URL(endpoint).host})`;
+    if (endpoint.includes("eu1") || endpoint.includes("-eu.")) return "EU";
+    if (endpoint.includes("api.segment.io") || endpoint.includes("cdp.customer.io")) return "US";
+    return new URL(endpoint).host;
   }
 
   async function loadStatus() {
@@ -362,7 +362,7 @@ const consolePure = (() => {
         "tr",
         {},
         el("th", { scope: "row" }, s.name),
-        el("td", {}, region(s.endpoint)),
+        el("td", {}, `${s.destination || "segment"}, ${region(s.endpoint)}`),
         el("td", {}, `${s.eventNames} / ${s.trackEvents}`),
         el("td", {}, String(s.tokens)),
         el("td", {}, s.writeKey ? "set" : "missing"),
@@ -424,7 +424,7 @@ const consolePure = (() => {
               {},
               [
                 "Source",
-                "Region",
+                "Destination, region",
                 "Names (events / track)",
                 "Tokens",
                 "Write key",

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono } from "hono/tiny";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
 import { notFound } from "../http/failures";

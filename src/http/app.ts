@@ -1,4 +1,6 @@
-import { Hono, type MiddlewareHandler } from "hono";
+import type { MiddlewareHandler } from "hono";
+// The smallest router (PatternRouter): a dozen routes need no more, and the bundle is budgeted.
+import { Hono } from "hono/tiny";
 import { createAdminRoutes } from "../admin/routes";
 import { createConsoleRoutes } from "../console/routes";
 import type { Env } from "../env";
