@@ -3,9 +3,9 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import { deadLetterOf, insertRecord, newRecordId } from "../src/ledger/records";
+import { insertRecord, newRecordId } from "../src/ledger/records";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
-import { quarantined, relayMessage, seedDeadLetter, seedQuarantine } from "./messages";
+import { quarantined, refusedLetter, relayMessage, seedDeadLetter, seedQuarantine } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 const seed = (reason: "segment-refused" | "segment-rejected", event = "guideDisplayed") =>
@@ -198,20 +198,7 @@ describe("dead letters", () => {
       // After the flag event's time (the published example's, in 2021): the flag applies to it.
       eventTime: Date.now(),
     };
-    const letter = deadLetterOf(
-      {
-        reason: "segment-refused",
-        source: "default",
-        eventId: message.eventId,
-        event: message.event,
-        attempts: 1,
-        lastStatus: 401,
-        detail: "seeded",
-        receivedAt: Date.now(),
-        message,
-      },
-      Date.now(),
-    );
+    const letter = refusedLetter(message);
     await insertRecord(env.LEDGER, letter).run();
     // Neither message reaches the real queue: this test hands them to the consumer itself.
     const kept = keptQueue();

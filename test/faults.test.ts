@@ -11,7 +11,7 @@ import type { Env } from "../src/env";
 import worker from "../src/index";
 import { KEY_PREFIX } from "../src/kv/keys";
 import { putFallback } from "../src/ledger/fallback";
-import { bytesOfBase64, deadLetterOf } from "../src/ledger/records";
+import { bytesOfBase64 } from "../src/ledger/records";
 import { MAX_QUEUE_MESSAGE_BYTES, type RelayMessage } from "../src/queue/message";
 import { MAX_EVENT_BYTES, utf8Length } from "../src/segment/calls";
 import type { InjectedAnswer } from "../standin/segment";
@@ -23,6 +23,7 @@ import {
   poisonedMessage,
   quarantined,
   queueMessages,
+  refusedLetter,
   relayMessage,
   seedDeadLetter,
 } from "./messages";
@@ -378,20 +379,7 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
 /** A dead letter in KV's fallback store, then one cron run with the given bindings. */
 async function cronAndObserve(bindings: Partial<Env>): Promise<Observation> {
   const message = relayMessage();
-  const letter = deadLetterOf(
-    {
-      reason: "segment-refused",
-      source: "default",
-      eventId: message.eventId,
-      event: message.event,
-      attempts: 1,
-      lastStatus: 401,
-      detail: "seeded",
-      receivedAt: Date.now(),
-      message,
-    },
-    Date.now(),
-  );
+  const letter = refusedLetter(message);
   await putFallback(env.DEDUP, letter, 3_600);
   const ctx = createExecutionContext();
   await worker.scheduled(

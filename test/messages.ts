@@ -110,6 +110,28 @@ export async function deadLetterFor(eventId: string): Promise<DeadLetter | undef
 export const quarantined = (source = "default") =>
   rows("SELECT * FROM records WHERE kind = 'quarantine' AND source = ? ORDER BY id", source);
 
+/** The dead letter of a message Segment refused (401), as the consumer builds one. */
+export function refusedLetter(
+  message: RelayMessage,
+  receivedAt = Date.now(),
+  detail = "seeded",
+): LedgerRecord {
+  return deadLetterOf(
+    {
+      reason: "segment-refused",
+      source: message.source,
+      eventId: message.eventId,
+      event: message.event,
+      attempts: 1,
+      lastStatus: 401,
+      detail,
+      receivedAt,
+      message,
+    },
+    Date.now(),
+  );
+}
+
 /** A dead letter as the consumer stores one, for the admin and replay tests. */
 export async function seedDeadLetter(
   options: { reason?: DeadLetterReason; event?: string; webhook?: object } = {},
