@@ -143,8 +143,8 @@ ${table(
 )}
 
 The ledger (D1) in steady state, with no failure: ${per(kv.perWebhook.d1RowsWritten)} rows written per webhook (target: at most 0.05),
-all from the consumer's counters and delivery status (one row per hour, source and event name per
-batch, whatever the batch holds); the edge touches D1 only to store a quarantine, a dead letter or
+all from the consumer's counters and delivery status (one row per hour and source per batch,
+whatever events the batch holds, and the status at most once a minute); the edge touches D1 only to store a quarantine, a dead letter or
 a do-not-process flag. The rows read are the consumer's flag check, one primary-key lookup per
 distinct visitor of a batch.
 
