@@ -24,11 +24,29 @@ export function sourceNames(settings: Settings): string[] {
   return [DEFAULT_SOURCE, ...Object.keys(settings.SOURCES ?? {})];
 }
 
+// Sources resolved once per settings object (so once per isolate), not once per request or per
+// queue message. Only configured sources are kept: senders cannot grow this with invented names.
+const resolved = new WeakMap<Settings, Map<string, Source>>();
+
 /**
  * `default` is built from the single-source settings; any other name must be a key of SOURCES,
  * whose unset options fall back to the single-source ones. A source accepts only its own tokens.
  */
 export function resolveSource(settings: Settings, name: string): Source | undefined {
+  let sources = resolved.get(settings);
+  if (!sources) {
+    sources = new Map();
+    resolved.set(settings, sources);
+  }
+  let source = sources.get(name);
+  if (!source) {
+    source = buildSource(settings, name);
+    if (source) sources.set(name, source);
+  }
+  return source;
+}
+
+function buildSource(settings: Settings, name: string): Source | undefined {
   if (name !== DEFAULT_SOURCE) {
     const named = Object.hasOwn(settings.SOURCES ?? {}, name) ? settings.SOURCES?.[name] : undefined;
     if (!named) return undefined;

@@ -7,15 +7,14 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { AlertBody } from "../src/alerts/alert";
 import { evaluateAlert } from "../src/alerts/notify";
 import { parseSettings } from "../src/config";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import type { RelayMessage } from "../src/queue/message";
-import { SegmentStandIn } from "../standin/segment";
 import { PUBLISHED, postWebhook, WRITE_KEY, withUniqueId } from "./helpers";
 import { deadLetterFor, queueMessages, relayMessage } from "./messages";
+import { useAlertReceiver } from "./standin";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -24,33 +23,7 @@ afterEach(() => {
 const ALERT_URL = "https://alerts.test/hook";
 const SECRET_KEY = "c2VjcmV0LWFsZXJ0LWtleS0xMjM0NQ=="; // base64 of "secret-alert-key-12345"
 
-interface Received {
-  headers: Headers;
-  raw: string;
-  body: AlertBody;
-}
-
-/**
- * Segment is the stand-in; the alert receiver records what it is sent and answers `status`
- * (or fails to connect, with "down"). Anything else is unreachable, as in every test.
- */
-function network(receiverStatus: number | "down" = 200) {
-  const standIn = new SegmentStandIn([WRITE_KEY]);
-  const alerts: Received[] = [];
-  const receiver = { status: receiverStatus };
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const request = new Request(input as RequestInfo, init);
-    if (request.url === ALERT_URL) {
-      if (receiver.status === "down") throw new TypeError("connection refused");
-      const raw = await request.text();
-      alerts.push({ headers: request.headers, raw, body: JSON.parse(raw) });
-      return new Response("ok", { status: receiver.status });
-    }
-    if (new URL(request.url).origin === "https://api.segment.io") return standIn.handle(request);
-    throw new TypeError(`unexpected fetch to ${request.url}`);
-  });
-  return { standIn, alerts, receiver };
-}
+const network = (receiverStatus: number | "down" = 200) => useAlertReceiver(ALERT_URL, receiverStatus);
 
 let counter = 0;
 /** A source of its own: its alerts are rate-limited apart from other tests'. */

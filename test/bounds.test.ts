@@ -7,15 +7,14 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { AlertBody } from "../src/alerts/alert";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { UNKNOWN_EVENT } from "../src/ledger/counts";
 import { DRIFT_CAP } from "../src/ledger/drift";
 import { MAX_DRIFT_KEYS, type RelayMessage } from "../src/queue/message";
-import { SegmentStandIn } from "../standin/segment";
 import { PUBLISHED, postWebhook, WRITE_KEY, withUniqueId } from "./helpers";
 import { queueMessages } from "./messages";
+import { useAlertReceiver } from "./standin";
 
 /**
  * Hostile input that invents names (issue 17): whatever a sender holding the webhook token
@@ -28,24 +27,6 @@ afterEach(() => {
 });
 
 const ALERT_URL = "https://alerts.test/bounds";
-
-function network() {
-  const standIn = new SegmentStandIn([WRITE_KEY]);
-  const alerts: AlertBody[] = [];
-  const raw: string[] = [];
-  vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {
-    const request = new Request(input as RequestInfo, init);
-    if (request.url === ALERT_URL) {
-      const text = await request.text();
-      raw.push(text);
-      alerts.push(JSON.parse(text));
-      return new Response("ok");
-    }
-    if (new URL(request.url).origin === "https://api.segment.io") return standIn.handle(request);
-    throw new TypeError(`unexpected fetch to ${request.url}`);
-  });
-  return { alerts, raw };
-}
 
 async function consume(messages: RelayMessage[], bindings: Partial<Env>) {
   for (let i = 0; i < messages.length; i += 100) {
@@ -69,7 +50,8 @@ async function cron(bindings: Partial<Env>, at: number) {
 
 describe("names a sender invents", () => {
   it("2,000 property keys and 500 event names stay within every cap, and a real new name is still reported", async () => {
-    const { alerts, raw } = network();
+    const { alerts } = useAlertReceiver(ALERT_URL);
+    const raw = () => alerts.map((a) => a.raw);
     const source = `bounds-${crypto.randomUUID().slice(0, 8)}`;
     const token = `token-${source}-0123456789`;
     const bindings: Partial<Env> = {
@@ -135,8 +117,8 @@ describe("names a sender invents", () => {
     expect(counted.results).toHaveLength(2);
     expect(counted.results).toContainEqual({ event: UNKNOWN_EVENT, delivered: 500 });
     // Alerts: one unknown-event alert so far (the interval holds the rest), capped in size.
-    expect(alerts.filter((a) => a.alert.kind === "unknown-event")).toHaveLength(1);
-    for (const text of raw) expect(new TextEncoder().encode(text).length).toBeLessThanOrEqual(16 * 1024);
+    expect(alerts.filter((a) => a.body.alert.kind === "unknown-event")).toHaveLength(1);
+    for (const text of raw()) expect(new TextEncoder().encode(text).length).toBeLessThanOrEqual(16 * 1024);
 
     // A real new event, after all that junk: recorded, and named in the next alert.
     vi.spyOn(Date, "now").mockReturnValue(t0 + 30_000);
@@ -147,8 +129,8 @@ describe("names a sender invents", () => {
       .first<{ count: number }>();
     expect(real?.count).toBe(1);
     await cron(bindings, t0 + 61_000);
-    const next = alerts.filter((a) => a.alert.kind === "unknown-event");
+    const next = alerts.filter((a) => a.body.alert.kind === "unknown-event");
     expect(next).toHaveLength(2);
-    expect(raw.at(-1)).toContain("guideSnoozed");
+    expect(raw().at(-1)).toContain("guideSnoozed");
   });
 });

@@ -256,34 +256,6 @@ export function alertBody(kind: AlertKind, source: string, tally: AlertTally, pu
   return body;
 }
 
-/** Adds one occurrence to a tally (or starts one). */
-export function tallied(
-  tally: AlertTally | undefined,
-  now: number,
-  example: AlertExample | undefined,
-  keys: readonly string[],
-): AlertTally {
-  const next: AlertTally = tally ?? { count: 0, since: now, examples: [], breakdown: {} };
-  next.count++;
-  if (example && next.examples.length < MAX_EXAMPLES) next.examples.push(example);
-  for (const key of keys) next.breakdown[key] = (next.breakdown[key] ?? 0) + 1;
-  return next;
-}
-
-/** Two tallies as one: an alert that could not be sent is counted in the next. */
-export function mergeTallies(older: AlertTally, newer: AlertTally | undefined): AlertTally {
-  if (!newer) return older;
-  const breakdown = { ...older.breakdown };
-  for (const [key, count] of Object.entries(newer.breakdown)) breakdown[key] = (breakdown[key] ?? 0) + count;
-  return {
-    ...newer,
-    count: older.count + newer.count,
-    since: Math.min(older.since, newer.since),
-    examples: [...older.examples, ...newer.examples].slice(0, MAX_EXAMPLES),
-    breakdown,
-  };
-}
-
 /**
  * Standard Webhooks signing (standardwebhooks.com): the key is the base64 part of `whsec_…`, the
  * signed content `${id}.${timestamp}.${body}`, the header `v1,<base64 HMAC-SHA256>`.

@@ -45,3 +45,18 @@ export function retrySchedule(maxRetries: number, baseSeconds: number, maxSecond
 
 /** Room for a retried message's batch window and its delivery before the queue's retention ends. */
 export const RETENTION_MARGIN_SECONDS = 600;
+
+/** Seconds a retried message still has before the queue's retention deletes it, less the margin. */
+export function secondsBeforeExpiry(enqueuedAt: Date, retentionSeconds: number, now: number): number {
+  return (enqueuedAt.getTime() + retentionSeconds * 1000 - now) / 1000 - RETENTION_MARGIN_SECONDS;
+}
+
+/** `wanted`, cut to what the queue's retention leaves the message: no delay outlives it. */
+export function delayWithinRetention(
+  wanted: number,
+  enqueuedAt: Date,
+  retentionSeconds: number,
+  now: number,
+): number {
+  return Math.max(0, Math.min(wanted, Math.floor(secondsBeforeExpiry(enqueuedAt, retentionSeconds, now))));
+}

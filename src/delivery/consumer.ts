@@ -1,16 +1,14 @@
 import { type AlertScope, alertSoon } from "../alerts/notify";
 import { loadSettings, type Settings } from "../config";
 import type { Env } from "../env";
-import { type CountDelta, countStatement, UNKNOWN_EVENT } from "../ledger/counts";
+import { type CountDelta, countedEvent, countStatement } from "../ledger/counts";
 import { type DeliveryRound, deliveryStatement } from "../ledger/delivery";
 import { type DriftItem, driftRows, driftStatement, evictionStatements } from "../ledger/drift";
-import { putFallback } from "../ledger/fallback";
 import { flaggedStatement, flagKey, flagStatement, visitorHash } from "../ledger/flags";
 import {
   type DeadLetterInput,
   type DeadLetterReason,
   deadLetterOf,
-  insertRecord,
   type LedgerRecord,
 } from "../ledger/records";
 import { cutDetail, log } from "../log";
@@ -20,8 +18,8 @@ import { classifySegmentResponse } from "../segment/classify";
 import { postBatch, type SegmentTarget } from "../segment/client";
 import { PROFILES, type RejectedEvent } from "../segment/profiles";
 import { resolveSource } from "../sources";
-import { RETENTION_MARGIN_SECONDS, retryDelaySeconds } from "./backoff";
-import { malformedLetter } from "./letters";
+import { delayWithinRetention, retryDelaySeconds, secondsBeforeExpiry } from "./backoff";
+import { malformedLetter, storeLetters } from "./letters";
 
 type QueueMessage = Message<unknown>;
 
@@ -167,7 +165,7 @@ class Delivery {
   }
 
   private count(message: RelayMessage, outcome: CountDelta["outcome"]) {
-    const event = message.unmapped ? UNKNOWN_EVENT : message.event;
+    const event = countedEvent(message.event);
     this.counts.push({ source: message.source, event, outcome, at: this.alerts.now });
   }
 
@@ -375,13 +373,12 @@ class Delivery {
    * then it is kept as a dead letter now, rather than lost to the queue's retention.
    */
   private wouldExpire(queued: QueueMessage, delaySeconds: number): boolean {
-    return delaySeconds + RETENTION_MARGIN_SECONDS >= this.secondsLeft(queued);
-  }
-
-  /** Seconds until the queue's retention deletes the message. */
-  private secondsLeft(queued: QueueMessage): number {
-    const expiresAt = queued.timestamp.getTime() + this.settings.QUEUE_RETENTION_SECONDS * 1000;
-    return (expiresAt - this.alerts.now) / 1000;
+    const left = secondsBeforeExpiry(
+      queued.timestamp,
+      this.settings.QUEUE_RETENTION_SECONDS,
+      this.alerts.now,
+    );
+    return delaySeconds >= left;
   }
 
   reportDeferred() {
@@ -406,7 +403,7 @@ class Delivery {
       receivedAt: message.receivedAt,
       message,
     };
-    this.store(unit.queued, input, message.unmapped ? UNKNOWN_EVENT : message.event);
+    this.store(unit.queued, input, countedEvent(message.event));
   }
 
   /** Queues a dead letter for `storeDeadLetters`; its message stays unsettled until then. */
@@ -415,57 +412,34 @@ class Delivery {
   }
 
   /**
-   * Every dead letter of the invocation in one transaction; acked only once stored. If D1 fails,
-   * each goes to KV (the second store, moved into D1 by the cron); if that fails too, the message
-   * is retried, never later than the queue's retention allows.
+   * Every dead letter of the invocation, stored (src/delivery/letters.ts) before its message is
+   * acked; one neither store takes is retried, never later than the queue's retention allows.
    */
   async storeDeadLetters(): Promise<void> {
-    if (this.pending.length === 0) return;
-    const db = this.env.LEDGER;
-    let stored: typeof this.pending = [];
-    try {
-      for (const chunk of chunks(this.pending))
-        await db.batch(chunk.map(({ record }) => insertRecord(db, record)));
-      stored = this.pending;
-    } catch (error) {
-      log("error", "dead-letter-write-failed", {
-        store: "ledger",
-        count: this.pending.length,
-        error: String(error),
-      });
-      const ttl = this.settings.DEAD_LETTER_TTL_SECONDS;
-      await Promise.all(
-        this.pending.map(async (entry) => {
-          try {
-            await putFallback(this.env.DEDUP, entry.record, ttl);
-            stored.push(entry);
-          } catch (fallbackError) {
-            log("error", "dead-letter-write-failed", {
-              store: "kv",
-              uniqueId: entry.record.eventId,
-              error: String(fallbackError),
-            });
-            // No delay outlives the message: at most what its retention leaves, less the margin.
-            const left = this.secondsLeft(entry.queued) - RETENTION_MARGIN_SECONDS;
-            this.retry(entry.queued, Math.max(0, Math.min(MISCONFIGURED_RETRY_SECONDS, Math.floor(left))));
-          }
-        }),
+    const { stored, unstored } = await storeLetters(
+      this.env,
+      this.pending,
+      this.settings.DEAD_LETTER_TTL_SECONDS,
+    );
+    for (const { queued } of unstored) {
+      const { QUEUE_RETENTION_SECONDS } = this.settings;
+      this.retry(
+        queued,
+        delayWithinRetention(
+          MISCONFIGURED_RETRY_SECONDS,
+          queued.timestamp,
+          QUEUE_RETENTION_SECONDS,
+          this.alerts.now,
+        ),
       );
     }
-    const sources = new Set<string>();
     for (const { queued, record, event } of stored) {
-      log("warn", "dead-letter", {
-        source: record.source,
-        event: record.event,
-        uniqueId: record.eventId,
-        reason: record.reason,
-        status: record.lastStatus,
-      });
       this.ack(queued);
       this.counts.push({ source: record.source, event, outcome: "deadLettered", at: this.alerts.now });
-      sources.add(record.source);
     }
-    for (const source of sources) alertSoon(this.alerts, source, "dead-letters");
+    for (const source of new Set(stored.map(({ record }) => record.source))) {
+      alertSoon(this.alerts, source, "dead-letters");
+    }
   }
 
   /**
@@ -542,30 +516,6 @@ class Delivery {
       if (!this.settled.has(queued)) this.retry(queued, this.settings.RETRY_BASE_SECONDS);
     }
   }
-}
-
-// D1 allows a row of at most 2 MB and bills queries per invocation: dead letters are written in
-// transactions of at most this many statements and bytes (a queue message is at most 128 KB).
-const CHUNK_STATEMENTS = 20;
-const CHUNK_BYTES = 1_000_000;
-
-/** Consecutive groups within both bounds; an item over the byte bound travels alone. */
-function chunks<T extends { record: LedgerRecord }>(items: readonly T[]): T[][] {
-  const out: T[][] = [];
-  let current: T[] = [];
-  let bytes = 0;
-  for (const item of items) {
-    const size = (item.record.message?.length ?? 0) * 3 + (item.record.body?.length ?? 0);
-    if (current.length > 0 && (current.length >= CHUNK_STATEMENTS || bytes + size > CHUNK_BYTES)) {
-      out.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(item);
-    bytes += size;
-  }
-  if (current.length > 0) out.push(current);
-  return out;
 }
 
 /**

@@ -1,12 +1,11 @@
 import { alertSoon } from "../alerts/notify";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
-import { putFallback } from "../ledger/fallback";
-import { base64Of, type DeadLetterInput, deadLetterOf, insertRecord } from "../ledger/records";
-import { cutDetail, log } from "../log";
+import { base64Of, type DeadLetterInput, deadLetterOf } from "../ledger/records";
+import { log } from "../log";
 import { bytesOfBody, decodeRelayMessage } from "../queue/message";
-import { RETENTION_MARGIN_SECONDS, retryDelaySeconds, retrySchedule } from "./backoff";
-import { malformedLetter } from "./letters";
+import { delayWithinRetention, retryDelaySeconds, retrySchedule } from "./backoff";
+import { malformedLetter, storeLetters } from "./letters";
 
 /**
  * The dead-letter queue has no queue behind it, so its consumer must not give up early. Its
@@ -62,55 +61,31 @@ export async function consumeDeadLetters(
           message: decoded.message,
         }
       : malformedLetter(queued, decoded.detail);
-    return { queued, letter: deadLetterOf(input, now) };
+    return { queued, record: deadLetterOf(input, now) };
   });
-  let inLedger = false;
-  try {
-    await env.LEDGER.batch(letters.map(({ letter }) => insertRecord(env.LEDGER, letter)));
-    inLedger = true;
-  } catch (error) {
-    log("error", "dead-letter-write-failed", {
-      store: "ledger",
-      count: letters.length,
-      error: String(error),
-    });
-  }
-  await Promise.all(
-    letters.map(async ({ queued, letter }) => {
-      try {
-        if (!inLedger) await putFallback(env.DEDUP, letter, ttl);
-      } catch (error) {
-        const last = queued.attempts > DLQ_MAX_RETRIES;
-        const bytes = bytesOfBody(queued.body);
-        // The queue deletes the message after this try: the log line is the only copy left.
-        log("error", last ? "dead-letter-lost" : "dead-letter-write-failed", {
-          store: "kv",
-          uniqueId: letter.eventId,
-          attempt: queued.attempts,
-          error: cutDetail(String(error)),
-          ...(last ? { bytes: bytes.length, messageBase64: base64Of(bytes) } : {}),
-        });
-        const left = (queued.timestamp.getTime() + retention * 1000 - now) / 1000 - RETENTION_MARGIN_SECONDS;
-        const delay = retryDelaySeconds(queued.attempts, DLQ_RETRY_BASE_SECONDS, DLQ_RETRY_MAX_SECONDS);
-        queued.retry({ delaySeconds: Math.max(0, Math.min(delay, Math.floor(left))) });
-        return;
-      }
-      log("warn", "dead-letter", {
-        source: letter.source,
-        event: letter.event,
-        uniqueId: letter.eventId,
-        reason: letter.reason,
+  const { stored, unstored } = await storeLetters(env, letters, ttl);
+  for (const { queued, record } of unstored) {
+    if (queued.attempts > DLQ_MAX_RETRIES) {
+      // The queue deletes the message after this try: this line is the only copy left.
+      const bytes = bytesOfBody(queued.body);
+      log("error", "dead-letter-lost", {
+        uniqueId: record.eventId,
+        attempt: queued.attempts,
+        bytes: bytes.length,
+        messageBase64: base64Of(bytes),
       });
-      queued.ack();
-      if (config.ok) {
-        const scope = {
-          db: env.LEDGER,
-          settings: config.settings,
-          waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
-          now,
-        };
-        alertSoon(scope, letter.source, "dead-letters");
-      }
-    }),
-  );
+    }
+    const delay = retryDelaySeconds(queued.attempts, DLQ_RETRY_BASE_SECONDS, DLQ_RETRY_MAX_SECONDS);
+    queued.retry({ delaySeconds: delayWithinRetention(delay, queued.timestamp, retention, now) });
+  }
+  for (const { queued } of stored) queued.ack();
+  if (!config.ok) return;
+  const scope = {
+    db: env.LEDGER,
+    settings: config.settings,
+    waitUntil: (p: Promise<unknown>) => ctx.waitUntil(p),
+    now,
+  };
+  for (const source of new Set(stored.map(({ record }) => record.source)))
+    alertSoon(scope, source, "dead-letters");
 }

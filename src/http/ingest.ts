@@ -4,16 +4,16 @@ import { loadSettings, type Settings } from "../config";
 import type { Env } from "../env";
 import { type PreparedEvent, prepareEvent } from "../intake/prepare";
 import { dedupKey } from "../kv/keys";
-import { countStatement, UNKNOWN_EVENT } from "../ledger/counts";
+import { countedEvent, countStatement } from "../ledger/counts";
 import { flagStatement, visitorHash } from "../ledger/flags";
 import { deadLetterOf, insertRecord, type LedgerRecord, quarantineOf } from "../ledger/records";
 import { log, logs } from "../log";
-import { catalogEntry, DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "../pendo/catalog";
+import { DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "../pendo/catalog";
 import type { PendoWebhook } from "../pendo/envelope";
 import { visitorOf } from "../pendo/identity";
 import { eventNameHint, uniqueIdHint } from "../pendo/intake";
 import { eventTime } from "../pendo/time";
-import { resolveSource, type Source } from "../sources";
+import { resolveSource } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
 import { type EdgeFailure, failureResponse } from "./failures";
@@ -68,7 +68,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     waitUntil: (promise) => c.executionCtx.waitUntil(promise),
     now: started,
   });
-  const source = sourceOf(settings, sourceName);
+  const source = resolveSource(settings, sourceName);
   if (!source) {
     // Answered as a wrong token is, after the same digest work: neither the body nor the time
     // tells a prober which source names exist.
@@ -114,7 +114,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     );
     Object.assign(logged, { quarantineId: entry.id, issues: prepared.issues.length });
     try {
-      await storeWithCount(db, entry, hint && catalogEntry(hint) ? hint : UNKNOWN_EVENT, "refused");
+      await storeWithCount(db, entry, countedEvent(hint), "refused");
     } catch (error) {
       log("error", "quarantine-write-failed", { source: source.name, error: String(error) });
       return fail({ reason: "unavailable", store: "ledger" });
@@ -165,8 +165,7 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       receivedAt,
     );
     try {
-      const event = catalogEntry(webhook.event) ? webhook.event : UNKNOWN_EVENT;
-      await storeWithCount(db, letter, event, "deadLettered", flag);
+      await storeWithCount(db, letter, countedEvent(webhook.event), "deadLettered", flag);
     } catch (error) {
       log("error", "dead-letter-write-failed", {
         source: source.name,
@@ -208,23 +207,6 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   const answer: Record<string, unknown> = { status: "accepted", eventId, event, calls };
   if (prepared.warnings.length > 0) answer.warnings = prepared.warnings;
   return finish("accepted", c.json(answer, 202));
-}
-
-// Sources resolved once per settings object (so once per isolate), not once per request. Only
-// configured sources are kept: a name nobody configured is not, so senders cannot grow this.
-const resolved = new WeakMap<Settings, Map<string, Source>>();
-function sourceOf(settings: Settings, name: string): Source | undefined {
-  let sources = resolved.get(settings);
-  if (!sources) {
-    sources = new Map();
-    resolved.set(settings, sources);
-  }
-  let source = sources.get(name);
-  if (!source) {
-    source = resolveSource(settings, name);
-    if (source) sources.set(name, source);
-  }
-  return source;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { catalogEntry } from "../pendo/catalog";
 import { HOUR_MS, hourOf } from "./text";
 
 /**
@@ -13,6 +14,10 @@ export type Outcome = (typeof OUTCOMES)[number];
 
 /** Event names the catalog does not know are counted together, so a sender cannot grow the table. */
 export const UNKNOWN_EVENT = "(unknown)";
+
+/** The name an event is counted under: its own if the catalog knows it, else UNKNOWN_EVENT. */
+export const countedEvent = (name: string | undefined): string =>
+  name !== undefined && catalogEntry(name) ? name : UNKNOWN_EVENT;
 
 export interface CountDelta {
   source: string;

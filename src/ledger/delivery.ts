@@ -68,5 +68,3 @@ export async function deliveryStatuses(db: D1Database): Promise<Map<string, Deli
     .all<DeliveryStatus & { source: string }>();
   return new Map(results.map(({ source, ...status }) => [source, { ...EMPTY, ...status }]));
 }
-
-export const emptyDeliveryStatus = (): DeliveryStatus => ({ ...EMPTY });
