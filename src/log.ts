@@ -31,6 +31,9 @@ export function log(level: LogLevel, msg: string, fields: Record<string, unknown
   else console.log(line);
 }
 
+/** Longest sender-chosen name (an event name) a log line carries: a batch of lines stays bounded. */
+export const LOGGED_NAME_LIMIT = 200;
+
 /** Longest detail (Segment's answer, an error message) kept in a log line or a stored record. */
 export const DETAIL_LIMIT = 2_048;
 

@@ -438,3 +438,17 @@ describe("hostile input", () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+describe("sender-chosen names in log lines", () => {
+  it("cuts an event name of 100,000 characters in the webhook line", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((line: string) => lines.push(line));
+    vi.spyOn(console, "warn").mockImplementation((line: string) => lines.push(line));
+    const event = `huge${"n".repeat(100_000)}`;
+    const { response } = await postWebhook({ ...withUniqueId(PUBLISHED.guideDisplayed), event });
+    expect(response.status).toBe(202);
+    const line = lines.map((l) => JSON.parse(l)).find((l) => l.msg === "webhook");
+    expect(line?.event.startsWith("huge")).toBe(true);
+    expect(line?.event.length).toBeLessThanOrEqual(200);
+  });
+});

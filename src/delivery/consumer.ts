@@ -11,7 +11,8 @@ import {
   deadLetterOf,
   type LedgerRecord,
 } from "../ledger/records";
-import { cutDetail, log } from "../log";
+import { cutText } from "../ledger/text";
+import { cutDetail, LOGGED_NAME_LIMIT, log } from "../log";
 import { decodeRelayMessage, type RelayMessage } from "../queue/message";
 import { batchBody, batchBytes, countCalls, type Packable, packBatches } from "../segment/batch";
 import { classifySegmentResponse } from "../segment/classify";
@@ -223,7 +224,7 @@ class Delivery {
       if (since === undefined || (message.eventTime ?? message.receivedAt) < since) return true;
       log("info", "do-not-process-drop", {
         source: message.source,
-        event: message.event,
+        event: cutText(message.event, LOGGED_NAME_LIMIT),
         uniqueId: message.eventId,
       });
       this.count(message, "dropped");

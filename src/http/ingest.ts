@@ -7,7 +7,8 @@ import { dedupKey } from "../kv/keys";
 import { countedEvent, countStatement } from "../ledger/counts";
 import { flagStatement, visitorHash } from "../ledger/flags";
 import { deadLetterOf, insertRecord, type LedgerRecord, quarantineOf } from "../ledger/records";
-import { log, logs } from "../log";
+import { cutText } from "../ledger/text";
+import { LOGGED_NAME_LIMIT, log, logs } from "../log";
 import { DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "../pendo/catalog";
 import type { PendoWebhook } from "../pendo/envelope";
 import { visitorOf } from "../pendo/identity";
@@ -124,7 +125,8 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   }
 
   const { webhook, eventId } = prepared;
-  Object.assign(logged, { event: webhook.event, uniqueId: eventId });
+  // The event name is the sender's: cut, so one webhook line stays far under Workers Logs' 256 KB.
+  Object.assign(logged, { event: cutText(webhook.event, LOGGED_NAME_LIMIT), uniqueId: eventId });
   if (prepared.ok) {
     if (!prepared.entry) logged.unmapped = true;
     if (prepared.warnings.length > 0) logged.warnings = prepared.warnings;
