@@ -5,11 +5,11 @@
  * stand-in (standin/server.ts) receives the events and prints each one, and the alerts too; with
  * a key, the relay sends to the real Segment.
  * `npm start -- --destination jitsu` (or DESTINATION in .dev.vars) makes the stand-in play that
- * destination's profile (src/segment/profiles.ts), rules included, and points the relay at it.
+ * destination's profile (src/destination/profiles.ts), rules included, and points the relay at it.
  */
 import { spawn } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
-import { DESTINATIONS, type DestinationName } from "../src/segment/profiles";
+import { DESTINATIONS, type DestinationName } from "../src/destination/profiles";
 import { startStandInServer } from "../standin/server";
 import { applyLocalMigrations } from "./harness/migrations";
 import { devVars } from "./send";

@@ -1,8 +1,8 @@
 import * as v from "valibot";
+import { DESTINATIONS } from "./destination/profiles";
 import type { Env } from "./env";
 import { type Issue, issuesOf } from "./issues";
 import { type LogLevel, log, setLogLevel } from "./log";
-import { DESTINATIONS } from "./segment/profiles";
 
 /**
  * Every setting the relay reads, with its default, in one schema. Docs and the README's

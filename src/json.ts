@@ -1,5 +1,5 @@
 /**
- * JSON values as the relay sees them after parsing. Lives below `pendo/`, `segment/` and `kv/`,
+ * JSON values as the relay sees them after parsing. Lives below `pendo/`, `destination/` and `kv/`,
  * which all need it.
  */
 

@@ -1,5 +1,5 @@
 import type { EventNaming, Settings, TrackEventMode } from "./config";
-import { type DestinationName, PROFILES } from "./segment/profiles";
+import { type DestinationName, PROFILES } from "./destination/profiles";
 
 /**
  * A relay source: where one Pendo webhook's events go and how they are named. `POST /pendo` is

@@ -5,7 +5,7 @@
  * 200 for a batch over 2,500 events, which is then dropped whole; 200 for calls with no
  * identity or a track with no event name, which are dropped one by one; dedup on messageId.
  *
- * It can play any destination profile (src/segment/profiles.ts), with that destination's rules:
+ * It can play any destination profile (src/destination/profiles.ts), with that destination's rules:
  * its auth form, its size caps (RudderStack: 413 over 4,000 KB), its success body (RudderStack's
  * plain `OK`, Jitsu's `{ok, errors, okEvents}`), its refusals (RudderStack refuses a whole batch
  * holding an event with no identity; Jitsu refuses events inside a 200; Customer.io drops them
@@ -18,7 +18,7 @@
  * caller gives up.
  */
 
-import { type DestinationProfile, PROFILES } from "../src/segment/profiles";
+import { type DestinationProfile, PROFILES } from "../src/destination/profiles";
 
 export const SEGMENT_LIMITS = {
   requestBytes: PROFILES.segment.maxRequestBytes,

@@ -10,7 +10,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type DestinationName, PROFILES } from "../src/segment/profiles";
+import { type DestinationName, PROFILES } from "../src/destination/profiles";
 import { type InjectedAnswer, type ReceivedEvent, SegmentStandIn } from "./segment";
 
 export interface StandInServerOptions {

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import * as harness from "../scripts/harness/local-relay";
 import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
-import { DESTINATIONS } from "../src/segment/profiles";
+import { DESTINATIONS } from "../src/destination/profiles";
 import { type RunningStandIn, startStandInServer } from "../standin/server";
 
 const PLAYED = DESTINATIONS.filter((name) => name !== "segment");

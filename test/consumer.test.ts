@@ -1,10 +1,10 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { MAX_REQUEST_BYTES } from "../src/destination/batch";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import type { RelayMessage } from "../src/queue/message";
-import { MAX_REQUEST_BYTES } from "../src/segment/batch";
 import { dbFailingOn, kvFailing } from "./faults";
 import { PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";
 import { deadLetterFor, poisonedMessage, queueMessages, relayMessage } from "./messages";

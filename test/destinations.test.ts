@@ -3,6 +3,14 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { recordView } from "../src/admin/view";
 import { parseSettings } from "../src/config";
+import { classifySegmentResponse } from "../src/destination/classify";
+import {
+  DESTINATIONS,
+  type DestinationName,
+  PROFILES,
+  readSuccessBody,
+  SHORT_ID,
+} from "../src/destination/profiles";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { prepareEvent } from "../src/intake/prepare";
@@ -10,14 +18,6 @@ import { recordFromRow } from "../src/ledger/records";
 import { CATALOG } from "../src/pendo/catalog";
 import { messageIdFor } from "../src/pendo/transform";
 import type { RelayMessage } from "../src/queue/message";
-import { classifySegmentResponse } from "../src/segment/classify";
-import {
-  DESTINATIONS,
-  type DestinationName,
-  PROFILES,
-  readSuccessBody,
-  SHORT_ID,
-} from "../src/segment/profiles";
 import { resolveSource, type Source } from "../src/sources";
 import { jitsuMessageId, SegmentStandIn } from "../standin/segment";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";

@@ -7,13 +7,13 @@ import {
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DLQ_MAX_RETRIES } from "../src/delivery/deadLetterConsumer";
+import { MAX_EVENT_BYTES, utf8Length } from "../src/destination/calls";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { KEY_PREFIX } from "../src/kv/keys";
 import { putFallback } from "../src/ledger/fallback";
 import { bytesOfBase64 } from "../src/ledger/records";
 import { MAX_QUEUE_MESSAGE_BYTES, type RelayMessage } from "../src/queue/message";
-import { MAX_EVENT_BYTES, utf8Length } from "../src/segment/calls";
 import type { InjectedAnswer } from "../standin/segment";
 import { FAULT_MATRIX, type FaultCell, type FaultEnd } from "./fault-matrix";
 import { dbFailingOn, faultyKv, faultyQueue, type KvMethod } from "./faults";

@@ -6,7 +6,7 @@ const pendo = import.meta.glob<string>("../src/pendo/*.ts", {
   import: "default",
   eager: true,
 });
-const segment = import.meta.glob<string>("../src/segment/*.ts", {
+const destination = import.meta.glob<string>("../src/destination/*.ts", {
   query: "?raw",
   import: "default",
   eager: true,
@@ -43,8 +43,8 @@ describe("layers point down (STYLE.md)", () => {
       ],
     ],
     [
-      "segment/",
-      segment,
+      "destination/",
+      destination,
       [
         "../pendo/",
         "../delivery/",

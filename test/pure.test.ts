@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parseSettings } from "../src/config";
 import { retryDelaySeconds, retryWindowSeconds } from "../src/delivery/backoff";
+import { batchBody, batchBytes, MAX_REQUEST_BYTES, packBatches } from "../src/destination/batch";
+import { utf8Length } from "../src/destination/calls";
+import { classifySegmentResponse, type SegmentOutcome } from "../src/destination/classify";
+import type { SegmentAttempt } from "../src/destination/client";
 import type { Env } from "../src/env";
 import { readBodyLimited } from "../src/http/body";
 import { countRows } from "../src/ledger/counts";
@@ -8,10 +12,6 @@ import { BATCH_LIMIT, driftRows, NAME_LIMIT } from "../src/ledger/drift";
 import { deadLetterOf, newRecordId, RECORD_ID } from "../src/ledger/records";
 import { eventTime } from "../src/pendo/time";
 import { decodeRelayMessage, encodeRelayMessage, queuedBytes, type RelayMessage } from "../src/queue/message";
-import { batchBody, batchBytes, MAX_REQUEST_BYTES, packBatches } from "../src/segment/batch";
-import { utf8Length } from "../src/segment/calls";
-import { classifySegmentResponse, type SegmentOutcome } from "../src/segment/classify";
-import type { SegmentAttempt } from "../src/segment/client";
 
 const NOW = Date.parse("2026-11-28T12:00:00.000Z");
 const response = (

@@ -1,10 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { MAX_EVENT_BYTES, utf8Length } from "../src/destination/calls";
 import { CATALOG } from "../src/pendo/catalog";
 import { readWebhook } from "../src/pendo/intake";
 import { titleCase } from "../src/pendo/names";
 import { type TransformOptions, transformWebhook } from "../src/pendo/transform";
-import { MAX_EVENT_BYTES, utf8Length } from "../src/segment/calls";
 import { PUBLISHED, withUniqueId } from "./helpers";
 
 const RECEIVED = Date.parse("2026-11-28T12:00:00.000Z");

@@ -10,12 +10,12 @@ import { ALERT_KINDS, type AlertKind } from "../../src/alerts/alert";
 import { SETTINGS_DOC, settingDefaults } from "../../src/config";
 import { type RetryStep, retrySchedule } from "../../src/delivery/backoff";
 import { DLQ_MAX_RETRIES, dlqSchedule } from "../../src/delivery/deadLetterConsumer";
+import { DESTINATIONS, PROFILES } from "../../src/destination/profiles";
 import { KV_LAYOUT } from "../../src/kv/keys";
 import { DEAD_LETTER_REASONS } from "../../src/ledger/records";
 import { CATALOG } from "../../src/pendo/catalog";
 import { segmentEventName } from "../../src/pendo/names";
 import { TRIM_STEPS } from "../../src/pendo/trim";
-import { DESTINATIONS, PROFILES } from "../../src/segment/profiles";
 import { FAULT_MATRIX } from "../../test/fault-matrix";
 import { ledgerTables } from "./ledger";
 

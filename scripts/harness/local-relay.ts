@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { DestinationName } from "../../src/segment/profiles";
+import type { DestinationName } from "../../src/destination/profiles";
 import { type RunningStandIn, startStandInServer } from "../../standin/server";
 import { applyLocalMigrations } from "./migrations";
 

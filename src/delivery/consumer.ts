@@ -1,5 +1,9 @@
 import { type AlertScope, alertSoon } from "../alerts/notify";
 import { loadSettings, type Settings } from "../config";
+import { batchBody, batchBytes, countCalls, type Packable, packBatches } from "../destination/batch";
+import { classifySegmentResponse } from "../destination/classify";
+import { postBatch, type SegmentTarget } from "../destination/client";
+import { PROFILES, type RejectedEvent } from "../destination/profiles";
 import type { Env } from "../env";
 import { type CountDelta, countedEvent, countStatement } from "../ledger/counts";
 import { type DeliveryRound, deliveryStatement } from "../ledger/delivery";
@@ -14,10 +18,6 @@ import {
 import { cutText } from "../ledger/text";
 import { cutDetail, LOGGED_NAME_LIMIT, log } from "../log";
 import { decodeRelayMessage, type RelayMessage } from "../queue/message";
-import { batchBody, batchBytes, countCalls, type Packable, packBatches } from "../segment/batch";
-import { classifySegmentResponse } from "../segment/classify";
-import { postBatch, type SegmentTarget } from "../segment/client";
-import { PROFILES, type RejectedEvent } from "../segment/profiles";
 import { resolveSource } from "../sources";
 import { delayWithinRetention, retryDelaySeconds, secondsBeforeExpiry } from "./backoff";
 import { malformedLetter, storeLetters } from "./letters";

@@ -1,3 +1,5 @@
+import type { SegmentCall } from "../destination/calls";
+import { PROFILES, shortIdKey } from "../destination/profiles";
 import { digestHex } from "../hash";
 import type { Issue } from "../issues";
 import {
@@ -18,8 +20,6 @@ import {
   queuedBytes,
   type RelayMessage,
 } from "../queue/message";
-import type { SegmentCall } from "../segment/calls";
-import { PROFILES, shortIdKey } from "../segment/profiles";
 import type { Source } from "../sources";
 
 /** A webhook judged by the edge: ready to enqueue, or why not. */

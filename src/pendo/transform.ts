@@ -1,6 +1,4 @@
 import type { EventNaming, TrackEventMode } from "../config";
-import type { Issue } from "../issues";
-import { isJsonObject } from "../json";
 import {
   type EncodedCall,
   encodeCall,
@@ -8,7 +6,9 @@ import {
   type SegmentCall,
   type SegmentContext,
   type SegmentTrack,
-} from "../segment/calls";
+} from "../destination/calls";
+import type { Issue } from "../issues";
+import { isJsonObject } from "../json";
 import { RELAY_NAME, RELAY_VERSION } from "../version";
 import { type CatalogEntry, catalogEntry, DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "./catalog";
 import { ENVELOPE_KEYS, type PendoWebhook } from "./envelope";

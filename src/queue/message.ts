@@ -1,5 +1,5 @@
 import * as v from "valibot";
-import { utf8Length } from "../segment/calls";
+import { utf8Length } from "../destination/calls";
 
 /**
  * What the edge puts on the `pendo-events` queue: one message per accepted webhook, holding its
