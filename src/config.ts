@@ -13,6 +13,8 @@ const EVENT_NAMING_VALUES = ["pendo", "legacy", "segment"] as const;
 const TRACK_EVENT_VALUES = ["wrapped", "unwrap"] as const;
 const DEDUP_MODE_VALUES = ["kv", "off"] as const;
 const LOG_LEVEL_VALUES = ["debug", "info", "warn", "error"] as const satisfies readonly LogLevel[];
+export const ARCHIVE_MODE_VALUES = ["off", "failures", "all"] as const;
+export type ArchiveMode = (typeof ARCHIVE_MODE_VALUES)[number];
 export type EventNaming = (typeof EVENT_NAMING_VALUES)[number];
 export type TrackEventMode = (typeof TRACK_EVENT_VALUES)[number];
 
@@ -151,6 +153,15 @@ export const SettingsSchema = v.object({
   ),
   ALERT_INTERVAL_SECONDS: integer(3_600, 60, 604_800),
   ALERT_FAILING_SECONDS: integer(600, 60, 86_400),
+  // `all` by default: history cannot be switched on after the incident that needs it, and one R2
+  // put per queue batch costs about $0.045 per million webhooks (docs/benchmarks.md, cost table).
+  ARCHIVE_MODE: v.optional(v.picklist(ARCHIVE_MODE_VALUES, "must be one of off, failures, all"), "all"),
+  // R2 lifecycle rules count in whole days (developers.cloudflare.com/r2/buckets/object-lifecycles).
+  ARCHIVE_DAYS: integer(7, 1, 365),
+  // One gibibyte per source: the Free plan's 10 GB of R2 holds the archive and ten sources' worth.
+  RECORD_BUDGET_BYTES: integer(1_073_741_824, 1_048_576, 1_099_511_627_776),
+  OUTAGE_AFTER_SECONDS: integer(300, 60, 86_400),
+  OUTAGE_PROBE_SECONDS: integer(60, 10, 3_600),
   PUBLIC_URL: v.optional(
     v.pipe(
       v.string(),
@@ -332,6 +343,30 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
     kind: "var",
     description:
       "How long Segment must answer nothing but failures, while events wait, before `delivery-failing` is sent.",
+  },
+  ARCHIVE_MODE: {
+    kind: "var",
+    description:
+      "`all`: every accepted webhook's bytes are kept in R2 (`ARCHIVE`) for `ARCHIVE_DAYS`, one object per queue batch, so any time range can be sent again (`POST /admin/archive/replay`). `failures`: the webhook's bytes travel with it, so a dead letter or a parked batch is mapped again by today's code when replayed, but delivered batches are not kept. `off`: only the Segment calls travel; dead letters, quarantine and parked batches are still kept. See *Outages and the archive*.",
+  },
+  ARCHIVE_DAYS: {
+    kind: "var",
+    description:
+      "How long the archive keeps a webhook (`ARCHIVE_MODE=all`): an R2 lifecycle rule on `archive/`, set by `npm run setup`.",
+  },
+  RECORD_BUDGET_BYTES: {
+    kind: "var",
+    description:
+      "Bytes of quarantined webhooks and too-large dead letters one source may keep in R2. An alert fires at 80%. Past it, a new record keeps its row (what, when, why) but not its bytes, and the Overview counts it; nothing already stored is deleted before `DEAD_LETTER_TTL_SECONDS`.",
+  },
+  OUTAGE_AFTER_SECONDS: {
+    kind: "var",
+    description:
+      "How long every batch to a destination must fail before outage mode: arriving batches are then parked in R2 and acked instead of spending retries, one probe goes out every `OUTAGE_PROBE_SECONDS`, and the parked batches are sent in arrival order once a probe succeeds.",
+  },
+  OUTAGE_PROBE_SECONDS: {
+    kind: "var",
+    description: "In outage mode, how often one parked batch is sent to see whether the destination is back.",
   },
   PUBLIC_URL: {
     kind: "var",

@@ -10,6 +10,8 @@ export type Env = {
   DEDUP: KVNamespace;
   /** The ledger: records, flags, drift, alerts, counters (migrations/). */
   LEDGER: D1Database;
+  /** Bytes: records, parked batches, the archive (src/archive/keys.ts). */
+  ARCHIVE: R2Bucket;
   /** Queue messages are text (see queue/message.ts). */
   EVENTS: Queue<string>;
 } & Partial<Record<SettingName, string>>;
