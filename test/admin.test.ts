@@ -3,9 +3,16 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import { insertRecord, newRecordId } from "../src/ledger/records";
+import { newRecordId } from "../src/ledger/records";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
-import { quarantined, refusedLetter, relayMessage, seedDeadLetter, seedQuarantine } from "./messages";
+import {
+  quarantined,
+  refusedLetter,
+  relayMessage,
+  seedDeadLetter,
+  seedQuarantine,
+  storeForTest,
+} from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 const seed = (reason: "segment-refused" | "segment-rejected", event = "guideDisplayed") =>
@@ -40,6 +47,12 @@ function keptQueue() {
 afterEach(() => {
   vi.restoreAllMocks();
 });
+
+/** A record's state as the admin API shows it. */
+async function stateOf(kind: "dead-letters" | "quarantine", id: string) {
+  const response = await admin(`/${kind}/${id}`);
+  return ((await response.json()) as { state?: string }).state;
+}
 
 function admin(path: string, init: RequestInit & { token?: string | null } = {}) {
   const token = init.token === undefined ? ADMIN_TOKEN : init.token;
@@ -109,7 +122,7 @@ describe("dead letters", () => {
     expect((await admin("/dead-letters/not-an-id")).status).toBe(404);
   });
 
-  it("replays one through the real queue to Segment, past the dedup marker, and removes it", async () => {
+  it("replays one through the real queue to Segment, past the dedup marker, and keeps it as sent", async () => {
     const { standIn } = useSegmentStandIn();
     const { id, message } = await seed("segment-refused");
     const replay = await admin(`/dead-letters/${id}/replay`, { method: "POST" });
@@ -117,7 +130,14 @@ describe("dead letters", () => {
     // The queue is shared by this file's tests: wait for this event, not for any event.
     const messageId = JSON.parse(message.calls[0] as string).messageId;
     await vi.waitUntil(() => standIn.messageIds.includes(messageId), { timeout: 20_000, interval: 50 });
-    expect((await admin(`/dead-letters/${id}`)).status).toBe(404);
+    expect(await stateOf("dead-letters", id)).toBe("sent");
+    // Gone from the list of what waits; listed under state=sent.
+    const waiting = (await (await admin("/dead-letters?limit=500")).json()) as { entries: { id: string }[] };
+    expect(waiting.entries.map((e) => e.id)).not.toContain(id);
+    const sent = (await (await admin("/dead-letters?state=sent&limit=500")).json()) as {
+      entries: { id: string }[];
+    };
+    expect(sent.entries.map((e) => e.id)).toContain(id);
   });
 
   it("replays every entry matching a filter, and refuses a bulk replay with no filter", async () => {
@@ -132,8 +152,8 @@ describe("dead letters", () => {
       })
     ).json()) as { replayed: number };
     expect(result.replayed).toBe(2);
-    for (const id of [a.id, b.id]) expect((await admin(`/dead-letters/${id}`)).status).toBe(404);
-    expect((await admin(`/dead-letters/${other.id}`)).status).toBe(200);
+    for (const id of [a.id, b.id]) expect(await stateOf("dead-letters", id)).toBe("sent");
+    expect(await stateOf("dead-letters", other.id)).toBe("stored");
   });
 
   it("reports a result per record, never a 500, when some records cannot be replayed", async () => {
@@ -168,10 +188,10 @@ describe("dead letters", () => {
     expect(await replay.json()).toMatchObject({ error: "malformed-record", ok: false });
     expect((await admin(`/dead-letters/${id}/preview`)).status).toBe(422);
     // The refused replay gave its claim back: once repaired, the row is replayable.
-    const row = await env.LEDGER.prepare("SELECT state, claimed_at FROM records WHERE id = ?")
+    const row = await env.LEDGER.prepare("SELECT state, settled_at FROM records WHERE id = ?")
       .bind(id)
       .first();
-    expect(row).toEqual({ state: "stored", claimed_at: null });
+    expect(row).toEqual({ state: "stored", settled_at: null });
   });
 
   it("scans past pages of records that do not match, up to its limit", async () => {
@@ -185,11 +205,11 @@ describe("dead letters", () => {
       cursor: string | null;
     };
     expect(body.replayed).toBe(1);
-    expect((await admin(`/dead-letters/${wanted.id}`)).status).toBe(404);
+    expect(await stateOf("dead-letters", wanted.id)).toBe("sent");
   });
 
-  it("replays an event of a visitor flagged since, and the consumer drops it unsent", async () => {
-    // Replay no longer reads the flags: the consumer checks every batch, replays included.
+  it("answers dropped for an event of a visitor flagged before its time, and sends nothing", async () => {
+    // The answer says what happens to the event: the replay decides by the event's own time.
     const { standIn } = useSegmentStandIn();
     const visitor = `dnp-replay-${crypto.randomUUID()}`;
     const message = {
@@ -199,7 +219,7 @@ describe("dead letters", () => {
       eventTime: Date.now(),
     };
     const letter = refusedLetter(message);
-    await insertRecord(env.LEDGER, letter).run();
+    await storeForTest(letter);
     // Neither message reaches the real queue: this test hands them to the consumer itself.
     const kept = keptQueue();
     const flag = {
@@ -216,10 +236,12 @@ describe("dead letters", () => {
       }),
       { EVENTS: kept.queue },
     );
-    expect(replay.response.status).toBe(202);
-    expect(replay.json).toMatchObject({ ok: true, status: "replayed", eventId: message.eventId });
-    expect((await admin(`/dead-letters/${letter.id}`)).status).toBe(404);
-    expect(kept.bodies).toHaveLength(2);
+    expect(replay.response.status).toBe(200);
+    expect(replay.json).toMatchObject({ ok: true, status: "dropped", eventId: message.eventId });
+    expect(replay.sent).toEqual([]);
+    expect(await stateOf("dead-letters", letter.id)).toBe("dropped");
+    // Only the flag event itself was enqueued; it is delivered, the dropped event never is.
+    expect(kept.bodies).toHaveLength(1);
 
     const batch = createMessageBatch<unknown>(
       "pendo-events",
@@ -227,17 +249,18 @@ describe("dead letters", () => {
     );
     const ctx = createExecutionContext();
     await worker.queue(batch, env as Env, ctx);
-    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(2);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toHaveLength(1);
     const replayedId = JSON.parse(message.calls[0] as string).messageId;
     expect(standIn.messageIds).not.toContain(replayedId);
     expect(standIn.messageIds).toContain(`pendo:default:${flag.uniqueId}:track`);
   });
 
-  it("deletes one", async () => {
+  it("deletes one: a tombstone that no replay takes and no second delete finds", async () => {
     const { id } = await seed("segment-refused");
     expect((await admin(`/dead-letters/${id}`, { method: "DELETE" })).status).toBe(200);
-    expect((await admin(`/dead-letters/${id}`)).status).toBe(404);
+    expect(await stateOf("dead-letters", id)).toBe("deleted");
     expect((await admin(`/dead-letters/${id}`, { method: "DELETE" })).status).toBe(404);
+    expect((await admin(`/dead-letters/${id}/replay`, { method: "POST" })).status).toBe(409);
   });
 });
 
@@ -264,7 +287,7 @@ describe("quarantine", () => {
     expect((await admin(`/quarantine/${entry?.id}`)).status).toBe(200);
   });
 
-  it("replay ingests a webhook an earlier relay refused, and removes it", async () => {
+  it("replay ingests a webhook an earlier relay refused, and keeps it as sent", async () => {
     const { standIn } = useSegmentStandIn();
     const webhook = withUniqueId(PUBLISHED.trackEventReceived);
     const id = await seedQuarantine(webhook);
@@ -272,6 +295,6 @@ describe("quarantine", () => {
     expect(replay.status).toBe(202);
     const messageId = `pendo:default:${webhook.uniqueId}:track`;
     await vi.waitUntil(() => standIn.messageIds.includes(messageId), { timeout: 20_000, interval: 50 });
-    expect((await admin(`/quarantine/${id}`)).status).toBe(404);
+    expect(await stateOf("quarantine", id)).toBe("sent");
   });
 });

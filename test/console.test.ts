@@ -4,9 +4,9 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { compactSource } from "../scripts/console/render";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import { deadLetterOf, insertRecord } from "../src/ledger/records";
+import { deadLetterOf } from "../src/ledger/records";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
-import { relayMessage, seedDeadLetter, seedQuarantine } from "./messages";
+import { relayMessage, seedDeadLetter, seedQuarantine, storeForTest } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 afterEach(() => {
@@ -106,7 +106,7 @@ describe("admin API for the console", () => {
       },
       Date.now(),
     );
-    await insertRecord(env.LEDGER, old).run();
+    await storeForTest(old);
     expect((await get(`/admin/dead-letters/${old.id}/preview`)).json).toMatchObject({
       outsideDedupWindow: true,
       ageHours: 30,

@@ -5,7 +5,7 @@ import { MAX_REQUEST_BYTES } from "../src/destination/batch";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import type { RelayMessage } from "../src/queue/message";
-import { dbFailingOn, kvFailing } from "./faults";
+import { bucketFailing, dbFailingOn } from "./faults";
 import { PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";
 import { deadLetterFor, poisonedMessage, queueMessages, relayMessage } from "./messages";
 import { useSegmentStandIn } from "./standin";
@@ -193,12 +193,12 @@ describe("consumer: permanent failures become dead letters", () => {
     expect(errors.filter((line) => line.includes('"no-write-key"'))).toHaveLength(1);
   });
 
-  it("retries instead of acking when neither the ledger nor KV can store the dead letter", async () => {
+  it("retries instead of acking when neither the ledger nor R2's pending/ can take the dead letter", async () => {
     const { standIn } = useSegmentStandIn();
     standIn.failNext(401);
-    const brokenKv = kvFailing(env.DEDUP, "put");
+    const brokenR2 = bucketFailing(env.ARCHIVE, "pending/", "put");
     const brokenDb = dbFailingOn(env.LEDGER, "INTO records");
-    const result = await consume([relayMessage()], { env: { DEDUP: brokenKv, LEDGER: brokenDb } });
+    const result = await consume([relayMessage()], { env: { ARCHIVE: brokenR2, LEDGER: brokenDb } });
     expect(result.explicitAcks).toEqual([]);
     expect(result.retryMessages).toHaveLength(1);
   });

@@ -14,14 +14,13 @@ import {
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { prepareEvent } from "../src/intake/prepare";
-import { recordFromRow } from "../src/ledger/records";
 import { CATALOG } from "../src/pendo/catalog";
 import { messageIdFor } from "../src/pendo/transform";
 import type { RelayMessage } from "../src/queue/message";
 import { resolveSource, type Source } from "../src/sources";
 import { jitsuMessageId, SegmentStandIn } from "../standin/segment";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, WRITE_KEY, withUniqueId } from "./helpers";
-import { deadLetterFor, queueMessages } from "./messages";
+import { deadLetterFor, queueMessages, recordsOf } from "./messages";
 
 /**
  * Contract tests, one block per destination profile: the relay against a stand-in playing that
@@ -269,10 +268,7 @@ describe("findable from the Pendo uniqueId", () => {
     const { standIn } = useDestination("jitsu");
     standIn.rejectEvent = () => true;
     await consume("jitsu", [message]);
-    const row = await env.LEDGER.prepare("SELECT * FROM records WHERE event_id = ?")
-      .bind(webhook.uniqueId)
-      .first();
-    const record = recordFromRow(row);
+    const [record] = await recordsOf("SELECT * FROM records WHERE event_id = ?", webhook.uniqueId);
     if (!record) throw new Error("no dead letter");
     const view = recordView(record);
     expect(view.eventId).toBe(webhook.uniqueId);

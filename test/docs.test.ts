@@ -106,7 +106,8 @@ describe("the README's ledger queries", () => {
     "%s… runs and finds its rows",
     async (_name, sql) => {
       const { env } = await import("cloudflare:workers");
-      const { deadLetterOf, insertRecord } = await import("../src/ledger/records");
+      const { deadLetterOf } = await import("../src/ledger/records");
+      const { storeRecords } = await import("../src/records/store");
       const { countStatement } = await import("../src/ledger/counts");
       const now = Date.now();
       const letter = deadLetterOf(
@@ -122,7 +123,7 @@ describe("the README's ledger queries", () => {
         },
         now,
       );
-      await insertRecord(env.LEDGER, letter).run();
+      await storeRecords(env.ARCHIVE, env.LEDGER, [letter], { now });
       const yesterday = now - 86_400_000;
       await countStatement(env.LEDGER, [
         { source: "docs", event: "guideDisplayed", outcome: "delivered", at: yesterday },

@@ -4,7 +4,8 @@
  * asserts exactly what the row says; docs/reliability.md shows this table, generated from it. An
  * event may end only one of these ways: the sender got a 5xx (and retries), it was delivered (a
  * 2xx from Segment), or it was stored before anyone was told otherwise (dead-lettered,
- * quarantined); "retried by the queue" is a way station whose last step is a dead letter.
+ * quarantined, parked); "retried by the queue" is a way station whose last step is a dead letter,
+ * and "parked" one whose last step is a delivery or a dead letter.
  * (The DLQ's send is done by the platform, not by relay code, so it has no row of its own.)
  */
 export type FaultEnd =
@@ -13,6 +14,7 @@ export type FaultEnd =
   | "dead-lettered"
   | "quarantined"
   | "retried by the queue"
+  | "parked"
   | "dropped (do-not-process)";
 
 export interface FaultCell {
@@ -29,6 +31,7 @@ const edge = "Edge (`POST /pendo`)";
 const consumer = "Consumer (`pendo-events`)";
 const dlq = "Dead-letter queue consumer";
 const replay = "Admin replay";
+const drain = "Outage mode (probe and drain)";
 const cron = "Cron (`scheduled`, every 5 minutes)";
 
 export const FAULT_MATRIX: readonly FaultCell[] = [
@@ -87,6 +90,30 @@ export const FAULT_MATRIX: readonly FaultCell[] = [
     answer: "503",
     ends: "sender retries",
     expect: { status: 503, end: "sender retries" },
+  },
+  {
+    id: "edge-r2-quarantine",
+    stage: edge,
+    fault: "R2 put (the quarantined body) fails",
+    answer: "503",
+    ends: "sender retries",
+    expect: { status: 503, end: "sender retries" },
+  },
+  {
+    id: "edge-r2-dead-letter",
+    stage: edge,
+    fault: "R2 put (the too-large event's body) fails",
+    answer: "503",
+    ends: "sender retries",
+    expect: { status: 503, end: "sender retries" },
+  },
+  {
+    id: "edge-over-budget",
+    stage: edge,
+    fault: "The source keeps `RECORD_BUDGET_BYTES` already",
+    answer: "400 naming the field",
+    ends: "quarantined as its row only (what, when, why), counted in the Overview; nothing stored is deleted",
+    expect: { status: 400, end: "quarantined" },
   },
   {
     id: "edge-d1-flag-set",
@@ -205,15 +232,47 @@ export const FAULT_MATRIX: readonly FaultCell[] = [
     stage: consumer,
     fault: "D1 insert (dead letters of the batch) fails",
     answer: "-",
-    ends: "stored in KV (`fallback:`), acked; the cron moves it into D1",
+    ends: "bytes in R2, rows in R2 (`pending/`), acked; the cron moves the rows into D1",
     expect: { end: "dead-lettered", reason: "segment-refused" },
   },
   {
-    id: "consumer-d1-and-kv-dead-letter",
+    id: "consumer-d1-and-r2-pending",
     stage: consumer,
-    fault: "D1 insert and the KV fallback both fail",
+    fault: "D1 insert and the R2 put of `pending/` both fail",
     answer: "-",
     ends: "not acked: retried, never later than the queue's retention allows",
+    expect: { end: "retried by the queue" },
+  },
+  {
+    id: "consumer-r2-dead-letter",
+    stage: consumer,
+    fault: "R2 put (the dead letters' bytes) fails",
+    answer: "-",
+    ends: "not acked before its bytes are stored: retried",
+    expect: { end: "retried by the queue" },
+  },
+  {
+    id: "consumer-outage",
+    stage: consumer,
+    fault: "Every batch to the destination has failed for `OUTAGE_AFTER_SECONDS`",
+    answer: "-",
+    ends: "parked: one R2 object and one D1 row for the batch, then acked; no retry spent",
+    expect: { end: "parked" },
+  },
+  {
+    id: "consumer-r2-park",
+    stage: consumer,
+    fault: "R2 put (a parked batch) fails",
+    answer: "-",
+    ends: "not acked: retried with backoff",
+    expect: { end: "retried by the queue" },
+  },
+  {
+    id: "consumer-d1-park",
+    stage: consumer,
+    fault: "D1 insert (a parked batch's row) fails",
+    answer: "-",
+    ends: "not acked: retried with backoff (its object removed)",
     expect: { end: "retried by the queue" },
   },
   {
@@ -269,13 +328,13 @@ export const FAULT_MATRIX: readonly FaultCell[] = [
     stage: dlq,
     fault: "D1 insert (dead letter) fails",
     answer: "-",
-    ends: "stored in KV (`fallback:`), acked",
+    ends: "rows in R2 (`pending/`), acked",
     expect: { end: "dead-lettered", reason: "queue-exhausted" },
   },
   {
     id: "dlq-d1-and-kv",
     stage: dlq,
-    fault: "D1 insert and the KV fallback both fail",
+    fault: "D1 insert and R2 both fail",
     answer: "-",
     ends: "retried with growing delays, never past the retention, never acked unstored",
     expect: { end: "retried by the queue" },
@@ -289,6 +348,38 @@ export const FAULT_MATRIX: readonly FaultCell[] = [
     expect: { end: "retried by the queue" },
   },
   {
+    id: "drain-probe-ok",
+    stage: drain,
+    fault: "A probe (the oldest parked batch) gets a 2xx",
+    answer: "-",
+    ends: "delivered, and the rest in arrival order; the parked rows and objects removed",
+    expect: { end: "delivered" },
+  },
+  {
+    id: "drain-probe-fails",
+    stage: drain,
+    fault: "A probe fails",
+    answer: "-",
+    ends: "still parked; the next probe in `OUTAGE_PROBE_SECONDS`",
+    expect: { end: "parked" },
+  },
+  {
+    id: "drain-r2-get",
+    stage: drain,
+    fault: "R2 get (a parked batch) fails",
+    answer: "-",
+    ends: "still parked; tried again in 30 s, the destination's state untouched",
+    expect: { end: "parked" },
+  },
+  {
+    id: "drain-r2-missing",
+    stage: drain,
+    fault: "A parked batch's object is missing",
+    answer: "-",
+    ends: "a dead letter naming the lost batch (`malformed-message`), alerted",
+    expect: { end: "dead-lettered", reason: "malformed-message" },
+  },
+  {
     id: "replay-queue-send",
     stage: replay,
     fault: "Queue send fails",
@@ -299,41 +390,73 @@ export const FAULT_MATRIX: readonly FaultCell[] = [
   {
     id: "replay-d1-claim",
     stage: replay,
-    fault: "D1 update (claim) fails",
+    fault: "D1 update (marking it sent) fails",
     answer: "503",
     ends: "still stored, nothing sent",
     expect: { status: 503, end: "dead-lettered" },
   },
   {
-    id: "replay-d1-delete",
+    id: "replay-r2-missing",
     stage: replay,
-    fault: "D1 delete (after the send) fails",
-    answer: "202, `removed: false`",
-    ends: "delivered; the row stays claimed and is never replayed again",
-    expect: { status: 202, end: "delivered" },
+    fault: "The record's R2 object is missing",
+    answer: "422 `missing-bytes`, saying which object",
+    ends: "still stored, nothing sent",
+    expect: { status: 422, end: "dead-lettered" },
+  },
+  {
+    id: "replay-r2-get",
+    stage: replay,
+    fault: "R2 get (the record's bytes) fails",
+    answer: "503",
+    ends: "still stored, nothing sent",
+    expect: { status: 503, end: "dead-lettered" },
   },
   {
     id: "replay-twice",
     stage: replay,
-    fault: "Replayed again while an earlier replay's claim stands",
+    fault: "Replayed again after it was sent",
     answer: "409 `already-replayed`",
-    ends: "delivered once",
+    ends: "delivered once: marked sent before it was enqueued, never claimable again",
     expect: { status: 409, end: "delivered" },
   },
   {
-    id: "cron-moves-fallback",
+    id: "replay-flagged",
+    stage: replay,
+    fault: "The visitor was flagged do-not-process at the event's own time",
+    answer: "200 `dropped`",
+    ends: "not sent; kept as dropped",
+    expect: { status: 200, end: "dropped (do-not-process)" },
+  },
+  {
+    id: "cron-moves-pending",
     stage: cron,
-    fault: "A dead letter waits in KV (`fallback:`)",
+    fault: "Dead-letter rows wait in R2 (`pending/`)",
     answer: "-",
-    ends: "moved into D1, then the KV key deleted",
+    ends: "moved into D1 and counted, then the object deleted",
     expect: { end: "dead-lettered", reason: "segment-refused" },
   },
   {
     id: "cron-d1-down",
     stage: cron,
-    fault: "D1 fails while the cron moves a fallback",
+    fault: "D1 fails while the cron moves them",
     answer: "-",
-    ends: "the record stays in KV for the next run",
+    ends: "the rows stay in R2 for the next run",
+    expect: { end: "dead-lettered", reason: "segment-refused" },
+  },
+  {
+    id: "cron-pending-tombstone",
+    stage: cron,
+    fault: "A copy in `pending/` of a record already replayed (its first move's delete failed)",
+    answer: "-",
+    ends: "not brought back: the replayed record's tombstone keeps its id; delivered once",
+    expect: { end: "delivered" },
+  },
+  {
+    id: "cron-moves-kv-fallback",
+    stage: cron,
+    fault: "A dead letter an earlier deploy left in KV (`fallback:`)",
+    answer: "-",
+    ends: "moved into D1 with its bytes, then the key deleted",
     expect: { end: "dead-lettered", reason: "segment-refused" },
   },
 ];

@@ -79,3 +79,35 @@ export function faultyDb(db: D1Database, fails: (sql: string) => boolean): D1Dat
 /** Every statement whose SQL contains `fragment` fails. */
 export const dbFailingOn = (db: D1Database, fragment: string | RegExp) =>
   faultyDb(db, (sql) => (typeof fragment === "string" ? sql.includes(fragment) : fragment.test(sql)));
+
+export type R2Method = "put" | "get" | "head" | "list" | "delete";
+
+/**
+ * An R2 bucket whose calls fail when the rule says so: the rule sees the method and the key (or
+ * the list prefix), so a test can fail only the put of a parked batch, or only the get of one
+ * record's object.
+ */
+export function faultyBucket(bucket: R2Bucket, fails: (method: R2Method, key: string) => boolean): R2Bucket {
+  return new Proxy(bucket, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      return (...args: unknown[]) => {
+        const first = args[0];
+        const key =
+          typeof first === "string"
+            ? first
+            : Array.isArray(first)
+              ? first.join(",")
+              : String((first as { prefix?: string } | undefined)?.prefix ?? "");
+        return fails(property as R2Method, key)
+          ? Promise.reject(new Error(`injected R2 ${String(property)} failure`))
+          : value.apply(target, args);
+      };
+    },
+  });
+}
+
+/** Every call of the given R2 methods under `prefix` fails. */
+export const bucketFailing = (bucket: R2Bucket, prefix: string, ...methods: R2Method[]) =>
+  faultyBucket(bucket, (method, key) => methods.includes(method) && key.startsWith(prefix));

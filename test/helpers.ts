@@ -67,7 +67,11 @@ export async function callWorker(request: Request, overrides: Partial<Env> = {},
   const send = vi.fn((body: string, options?: QueueSendOptions) =>
     toQueue ? env.EVENTS.send(body, options) : Promise.resolve(),
   );
-  const testEnv = { ...env, EVENTS: { ...env.EVENTS, send }, ...overrides } as Env;
+  // A batch is recorded as its messages, one `send` call each, so a test reads both alike.
+  const sendBatch = async (messages: Iterable<MessageSendRequest<string>>) => {
+    for (const message of messages) await send(message.body, { contentType: message.contentType });
+  };
+  const testEnv = { ...env, EVENTS: { ...env.EVENTS, send, sendBatch }, ...overrides } as Env;
   const ctx = createExecutionContext();
   const response = await worker.fetch(request, testEnv, ctx);
   await waitOnExecutionContext(ctx);

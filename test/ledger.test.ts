@@ -8,11 +8,11 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import { base64Of, deadLetterOf, insertRecord } from "../src/ledger/records";
+import { base64Of, deadLetterOf } from "../src/ledger/records";
 import { encodeRelayMessage } from "../src/queue/message";
 import { faultyQueue } from "./faults";
 import { ADMIN_TOKEN, decoded, TOKEN, WRITE_KEY } from "./helpers";
-import { deadLetterFor, quarantined, relayMessage, seedDeadLetter } from "./messages";
+import { deadLetterFor, quarantined, relayMessage, seedDeadLetter, storeForTest } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 /**
@@ -25,10 +25,13 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** A queue binding that keeps what is sent (the real consumer never sees it), or fails. */
+/** A queue binding that keeps what is sent (the real consumer never sees it), or fails: one spy call per message. */
 function spyQueue(send: (body: unknown) => Promise<void> = async () => {}) {
   const spy = vi.fn(send);
-  return { queue: { send: spy, sendBatch: vi.fn() } as unknown as Queue<string>, spy };
+  const sendBatch = async (messages: Iterable<{ body: unknown }>) => {
+    for (const message of messages) await spy(message.body);
+  };
+  return { queue: { send: spy, sendBatch } as unknown as Queue<string>, spy };
 }
 
 /** The Worker's fetch handler with the test env and the given overrides, as admin. */
@@ -50,9 +53,7 @@ const unique = (prefix: string) => `${prefix}-${crypto.randomUUID().slice(0, 8)}
 const failingQueue = () => faultyQueue(env.EVENTS, () => true);
 
 async function stateOf(id: string) {
-  return env.LEDGER.prepare("SELECT state, claimed_at AS claimedAt FROM records WHERE id = ?")
-    .bind(id)
-    .first<{ state: string; claimedAt: number | null }>();
+  return env.LEDGER.prepare("SELECT state FROM records WHERE id = ?").bind(id).first<{ state: string }>();
 }
 
 describe("replay claims a record exactly once", () => {
@@ -81,7 +82,8 @@ describe("replay claims a record exactly once", () => {
     const sent = decoded(spy.mock.calls[0]?.[0]);
     expect(sent).toMatchObject({ eventId: message.eventId, calls: message.calls });
     expect(sent.replayedAt).toEqual(expect.any(Number));
-    expect(await stateOf(id)).toBeNull();
+    // Kept as a tombstone: never claimable again, and a late copy of it can never come back.
+    expect(await stateOf(id)).toEqual({ state: "sent" });
   });
 
   it("answers 503 when the queue refuses, and leaves the record stored, replayable at once", async () => {
@@ -89,7 +91,7 @@ describe("replay claims a record exactly once", () => {
     const failed = await admin(`/dead-letters/${id}/replay`, "POST", { EVENTS: failingQueue() });
     expect(failed.status).toBe(503);
     expect(failed.json).toMatchObject({ ok: false, error: "queue-unavailable", id });
-    expect(await stateOf(id)).toEqual({ state: "stored", claimedAt: null });
+    expect(await stateOf(id)).toEqual({ state: "stored" });
     expect((await admin(`/dead-letters/${id}`)).json).toMatchObject({ id, state: "stored" });
 
     const { queue, spy } = spyQueue();
@@ -99,10 +101,9 @@ describe("replay claims a record exactly once", () => {
       ok: true,
       status: "replayed",
       eventId: message.eventId,
-      removed: true,
     });
     expect(spy).toHaveBeenCalledTimes(1);
-    expect(await stateOf(id)).toBeNull();
+    expect(await stateOf(id)).toEqual({ state: "sent" });
   });
 });
 
@@ -110,7 +111,8 @@ describe("replay all matching", () => {
   it("walks a fixed set in pages: each record once, none created after the run started", async () => {
     const event = unique("bulk");
     const seeded = new Set<string>();
-    for (let i = 0; i < 30; i++) seeded.add((await seedDeadLetter({ event })).id);
+    // More than two pages of 100, the documented page size.
+    for (let i = 0; i < 230; i++) seeded.add((await seedDeadLetter({ event })).id);
     // Records created in the same millisecond as the run's start would belong to it.
     await new Promise((resolve) => setTimeout(resolve, 5));
 
@@ -131,7 +133,7 @@ describe("replay all matching", () => {
       const body = page.json as unknown as Page;
       expect(body.replayed).toBe(0);
       expect(body.failed).toBe(body.results.length);
-      expect(body.results.length).toBeLessThanOrEqual(15);
+      expect(body.results.length).toBeLessThanOrEqual(100);
       for (const result of body.results)
         expect(result).toMatchObject({ ok: false, reason: "queue-unavailable" });
       results.push(...body.results);
@@ -142,9 +144,9 @@ describe("replay all matching", () => {
       pages++;
     } while (cursor && pages < 10);
 
-    expect(pages).toBe(2);
+    expect(pages).toBe(3);
     const ids = results.map((result) => result.id);
-    expect(ids).toHaveLength(30);
+    expect(ids).toHaveLength(230);
     expect(new Set(ids)).toEqual(seeded);
     for (const id of late) expect(ids).not.toContain(id);
     // Every failed send gave its record back.
@@ -153,9 +155,9 @@ describe("replay all matching", () => {
     )
       .bind(event)
       .all<{ state: string; n: number }>();
-    expect(rows).toEqual([{ state: "stored", n: 33 }]);
+    expect(rows).toEqual([{ state: "stored", n: 233 }]);
 
-    // A new run takes everything stored now, and removes what it sent.
+    // A new run takes everything stored now, and marks what it sent.
     const { queue, spy } = spyQueue();
     let next: string | null = null;
     const replayed: number[] = [];
@@ -166,12 +168,14 @@ describe("replay all matching", () => {
       replayed.push(page.json.replayed as number);
       next = page.json.cursor as string | null;
     } while (next);
-    expect(replayed).toEqual([15, 15, 3]);
-    expect(spy).toHaveBeenCalledTimes(33);
-    const left = await env.LEDGER.prepare("SELECT count(*) AS n FROM records WHERE event = ?")
+    expect(replayed).toEqual([100, 100, 33]);
+    expect(spy).toHaveBeenCalledTimes(233);
+    const left = await env.LEDGER.prepare(
+      "SELECT state, count(*) AS n FROM records WHERE event = ? GROUP BY state",
+    )
       .bind(event)
-      .first();
-    expect(left).toEqual({ n: 0 });
+      .all();
+    expect(left.results).toEqual([{ state: "sent", n: 233 }]);
   });
 
   it("refuses a cursor it did not hand out", async () => {
@@ -228,7 +232,7 @@ describe("bytes as received", () => {
       );
     const readable = letterOf(new TextEncoder().encode(encodeRelayMessage(message)));
     const unreadable = letterOf(new Uint8Array([0x7b, 0x22, 0x76, 0xff, 0x00]));
-    await env.LEDGER.batch([insertRecord(env.LEDGER, readable), insertRecord(env.LEDGER, unreadable)]);
+    await storeForTest(readable, unreadable);
 
     const { queue, spy } = spyQueue();
     const ok = await admin(`/dead-letters/${readable.id}/replay`, "POST", { EVENTS: queue });
@@ -236,13 +240,13 @@ describe("bytes as received", () => {
     expect(ok.json).toMatchObject({ ok: true, status: "replayed", eventId: message.eventId });
     expect(spy).toHaveBeenCalledTimes(1);
     expect(decoded(spy.mock.calls[0]?.[0])).toMatchObject({ eventId: message.eventId, calls: message.calls });
-    expect(await stateOf(readable.id)).toBeNull();
+    expect(await stateOf(readable.id)).toEqual({ state: "sent" });
 
     const refused = await admin(`/dead-letters/${unreadable.id}/replay`, "POST", { EVENTS: queue });
     expect(refused.status).toBe(422);
     expect(refused.json).toMatchObject({ ok: false, error: "not-replayable", id: unreadable.id });
     expect(spy).toHaveBeenCalledTimes(1);
-    expect(await stateOf(unreadable.id)).toEqual({ state: "stored", claimedAt: null });
+    expect(await stateOf(unreadable.id)).toEqual({ state: "stored" });
     expect((await deadLetterFor(unreadable.eventId))?.body).toEqual(unreadable.body);
   });
 });
@@ -306,7 +310,7 @@ describe("summary", () => {
         now,
       ),
     );
-    await env.LEDGER.batch(records.map((record) => insertRecord(env.LEDGER, record)));
+    await storeForTest(...records);
 
     const all = await admin(`/dead-letters/summary?event=${event}`);
     expect(all.json).toEqual({
@@ -402,10 +406,10 @@ describe("claims, ties and windows (review findings)", () => {
         at,
       );
     const scope = (now: number) => ({ db: env.LEDGER, settings: config.settings, now, waitUntil: () => {} });
-    await insertRecord(env.LEDGER, letter("first", t0)).run();
+    await storeForTest(letter("first", t0));
     expect(await evaluateAlert(scope(t0), source, "dead-letters")).toBe("sent");
     // A slow batch that began before that alert stores its dead letter only now.
-    await insertRecord(env.LEDGER, letter("slow", t0 - 30_000)).run();
+    await storeForTest(letter("slow", t0 - 30_000));
     vi.spyOn(Date, "now").mockReturnValue(t0 + 61_000);
     expect(await evaluateAlert(scope(t0 + 61_000), source, "dead-letters")).toBe("sent");
     expect(sent).toHaveLength(2);
@@ -413,25 +417,27 @@ describe("claims, ties and windows (review findings)", () => {
   });
 });
 
-describe("the cron keeps quarantine bounded per source", () => {
-  it("keeps the newest QUARANTINE_KEPT_PER_SOURCE of a source and no more", async () => {
-    const { QUARANTINE_KEPT_PER_SOURCE } = await import("../src/cron/scheduled");
+describe("nothing stored is deleted before its retention", () => {
+  it("keeps every quarantined webhook of a flooded source until DEAD_LETTER_TTL_SECONDS, the real one too", async () => {
     const { quarantineOf } = await import("../src/ledger/records");
     const { createScheduledController, createExecutionContext, waitOnExecutionContext } = await import(
       "cloudflare:test"
     );
     const source = `flood-${crypto.randomUUID().slice(0, 8)}`;
     const t0 = Date.now() - 3_600_000;
-    const statements = Array.from({ length: QUARANTINE_KEPT_PER_SOURCE + 5 }, (_, i) =>
-      insertRecord(
-        env.LEDGER,
-        quarantineOf(
-          { source, issues: [{ path: "event", message: "x" }], body: new Uint8Array([i % 256]) },
-          t0 + i,
-        ),
+    // One real webhook answered 400, then 1,005 junk bodies: the old count cap deleted the real one.
+    const real = quarantineOf(
+      { source, issues: [{ path: "event", message: "real" }], body: new Uint8Array([1]) },
+      t0,
+    );
+    const junk = Array.from({ length: 1_005 }, (_, i) =>
+      quarantineOf(
+        { source, issues: [{ path: "event", message: "x" }], body: new Uint8Array([i % 256]) },
+        t0 + 1 + i,
       ),
     );
-    for (let i = 0; i < statements.length; i += 100) await env.LEDGER.batch(statements.slice(i, i + 100));
+    await storeForTest(real);
+    for (let i = 0; i < junk.length; i += 200) await storeForTest(...junk.slice(i, i + 200));
     const ctx = createExecutionContext();
     await worker.scheduled(
       createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
@@ -444,6 +450,10 @@ describe("the cron keeps quarantine bounded per source", () => {
     )
       .bind(source)
       .first<{ n: number; oldest: number }>();
-    expect(left).toEqual({ n: QUARANTINE_KEPT_PER_SOURCE, oldest: t0 + 5 });
+    expect(left).toEqual({ n: 1_006, oldest: t0 });
+    expect((await admin(`/quarantine/${real.id}`)).json).toMatchObject({
+      id: real.id,
+      rawBodyBase64: "AQ==",
+    });
   });
 });

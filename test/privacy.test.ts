@@ -1,4 +1,10 @@
-import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createMessageBatch,
+  createScheduledController,
+  getQueueResult,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
@@ -54,12 +60,14 @@ async function relay(webhooks: object[], overrides: Partial<Env> = {}) {
 const idsOf = (message: RelayMessage) => message.calls.map((call) => JSON.parse(call).messageId as string);
 const at = (seconds: number) => ({ timestamp: 1_790_000_000 + seconds });
 
-async function flagRow(visitor: string) {
+/** The entry of the visitor's history in force at `time` (by default: now), as the consumer reads it. */
+async function flagRow(visitor: string, time = Number.MAX_SAFE_INTEGER) {
   const { visitorHash } = await import("../src/ledger/flags");
   return env.LEDGER.prepare(
-    "SELECT flagged, event_time AS eventTime FROM flags WHERE source = 'default' AND visitor_hash = ?",
+    `SELECT flagged, event_time AS eventTime FROM flag_history WHERE source = 'default' AND visitor_hash = ?
+       AND event_time <= ? ORDER BY event_time DESC, flagged DESC LIMIT 1`,
   )
-    .bind(await visitorHash(visitor))
+    .bind(await visitorHash(visitor), time)
     .first<{ flagged: number; eventTime: number }>();
 }
 
@@ -100,7 +108,7 @@ describe("do not process (applied by the consumer, per batch, from the ledger)",
     const flag = await postWebhook({ ...doNotProcess(visitor, true), ...at(100) });
     // The edge already set it; clear the row to prove the consumer applies the message itself.
     const { visitorHash } = await import("../src/ledger/flags");
-    await env.LEDGER.prepare("DELETE FROM flags WHERE visitor_hash = ?")
+    await env.LEDGER.prepare("DELETE FROM flag_history WHERE visitor_hash = ?")
       .bind(await visitorHash(visitor))
       .run();
     const later = await postWebhook({ ...forVisitor(visitor), ...at(150) });
@@ -163,7 +171,7 @@ describe("do not process (applied by the consumer, per batch, from the ledger)",
     const letter = await deadLetterFor(webhook.uniqueId);
     expect(letter?.reason).toBe("segment-refused");
     const { visitorHash } = await import("../src/ledger/flags");
-    await env.LEDGER.prepare("DELETE FROM flags WHERE visitor_hash = ?")
+    await env.LEDGER.prepare("DELETE FROM flag_history WHERE visitor_hash = ?")
       .bind(await visitorHash(visitor))
       .run();
     const replay = await callWorker(
@@ -229,12 +237,73 @@ describe("do not process (applied by the consumer, per batch, from the ledger)",
 
   it("answers 503, and forwards nothing, when the flag cannot be stored", async () => {
     const visitor = `dnp-${crypto.randomUUID()}`;
-    const broken = dbFailingOn(env.LEDGER, "INTO flags");
+    const broken = dbFailingOn(env.LEDGER, "INTO flag_history");
     const { response, enqueued } = await postWebhook(doNotProcess(visitor, true), {
       env: { LEDGER: broken },
     });
     expect(response.status).toBe(503);
     expect(enqueued).toEqual([]);
+  });
+});
+
+describe("do-not-process is an interval, decided by the event's own time", () => {
+  const hour = 3_600;
+  it("drops an event from while the flag was set, even when it is processed after the clear", async () => {
+    const visitor = `interval-${crypto.randomUUID()}`;
+    // Set at T-3h, cleared at T-1h; T is at(10 h).
+    await relay([{ ...doNotProcess(visitor, true), ...at(7 * hour) }]);
+    await relay([{ ...doNotProcess(visitor, false), ...at(9 * hour) }]);
+    // Events of the visitor that arrive only now (retried through an outage, parked, replayed).
+    const during = await postWebhook({ ...forVisitor(visitor), ...at(8 * hour) });
+    const before = await postWebhook({ ...forVisitor(visitor), ...at(6 * hour) });
+    const after = await postWebhook({ ...forVisitor(visitor), ...at(9.5 * hour) });
+    const { received } = await consume([...during.enqueued, ...before.enqueued, ...after.enqueued]);
+    for (const id of idsOf(during.enqueued[0] as RelayMessage)) expect(received).not.toContain(id);
+    for (const id of idsOf(before.enqueued[0] as RelayMessage)) expect(received).toContain(id);
+    for (const id of idsOf(after.enqueued[0] as RelayMessage)) expect(received).toContain(id);
+  });
+
+  it("keeps the history bounded: the cron collapses what no sendable event can ask about", async () => {
+    const { flagCutoff } = await import("../src/cron/scheduled");
+    const { parseSettings } = await import("../src/config");
+    const config = parseSettings(env as Env);
+    if (!config.ok) throw new Error("settings");
+    const cutoff = flagCutoff(config.settings, Date.now(), null);
+    // The horizon is the longest a sendable event can wait: here the dead letters' 14 days.
+    expect(Date.now() - cutoff).toBeGreaterThanOrEqual(config.settings.DEAD_LETTER_TTL_SECONDS * 1000);
+    const { visitorHash } = await import("../src/ledger/flags");
+    const visitor = `purge-${crypto.randomUUID()}`;
+    const hash = await visitorHash(visitor);
+    const old = cutoff - 10 * hour * 1000;
+    const rows: [number, number][] = [
+      [old, 1],
+      [old + 1_000, 0],
+      [old + 2_000, 1], // the state at the cutoff: set
+      [cutoff + 1_000, 0],
+    ];
+    for (const [time, flagged] of rows)
+      await env.LEDGER.prepare("INSERT INTO flag_history VALUES ('default', ?, ?, ?, 0)")
+        .bind(hash, time, flagged)
+        .run();
+    const ctx = createExecutionContext();
+    await worker.scheduled(
+      createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
+      env,
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    const left = await env.LEDGER.prepare(
+      "SELECT event_time AS t, flagged FROM flag_history WHERE visitor_hash = ? ORDER BY event_time",
+    )
+      .bind(hash)
+      .all();
+    expect(left.results).toEqual([
+      { t: old + 2_000, flagged: 1 },
+      { t: cutoff + 1_000, flagged: 0 },
+    ]);
+    // Every decision from the cutoff on is what it was.
+    expect(await flagRow(visitor, cutoff)).toMatchObject({ flagged: 1 });
+    expect(await flagRow(visitor, cutoff + 2_000)).toMatchObject({ flagged: 0 });
   });
 });
 

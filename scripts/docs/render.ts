@@ -218,6 +218,20 @@ const ALERT_KIND_DOC: Record<AlertKind, { when: string; action: string }> = {
     when: "The first successful delivery after a `delivery-failing` alert.",
     action: "Nothing; replay any dead letters the failure left behind.",
   },
+  "record-budget": {
+    when: "A source keeps at least 80% of `RECORD_BUDGET_BYTES` in R2 for its quarantined webhooks and dead letters (once per interval while it does).",
+    action:
+      "Replay or delete what can go (space returns when the retention purges it), raise the budget, or find who sends the junk; past the budget new records keep only their row.",
+  },
+  "outage-started": {
+    when: "A destination failed every batch for `OUTAGE_AFTER_SECONDS`: outage mode. Batches are parked in R2 and acked; one probe per `OUTAGE_PROBE_SECONDS`. Sent per destination (to its first source's alert URL).",
+    action:
+      "Fix the cause if it is yours (key, endpoint); an outage of theirs needs nothing. Hold it from the console to stop the probes.",
+  },
+  "outage-drained": {
+    when: "A probe got through and every parked batch of the destination has been sent, in arrival order.",
+    action: "Nothing; the Overview's `parked` for it is back to zero.",
+  },
 };
 
 /** The files that hold generated sections, each with the sections it must hold. */

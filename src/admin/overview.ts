@@ -1,6 +1,8 @@
+import type { Settings } from "../config";
 import type { Env } from "../env";
 import { overview } from "../ledger/counts";
 import { log } from "../log";
+import { destinationList } from "./destinations";
 
 export interface Backlog {
   messages: number;
@@ -13,9 +15,13 @@ export interface Backlog {
  * where the platform offers queue metrics (`Queue.metrics()`); where it does not (the local
  * simulator, an older runtime), `backlog` is null and `backlogNote` says why.
  */
-export async function overviewOf(env: Env, hours: number, now: number) {
+export async function overviewOf(env: Env, settings: Settings, hours: number, now: number) {
   const from = now - hours * 3_600_000;
-  const counts = await overview(env.LEDGER, from, now);
+  const [counts, destinations, stored] = await Promise.all([
+    overview(env.LEDGER, from, now),
+    destinationList(env, settings),
+    recordBytes(env.LEDGER),
+  ]);
   const { backlog, backlogNote } = await backlogOf(env.EVENTS);
   return {
     from: new Date(from).toISOString(),
@@ -24,7 +30,29 @@ export async function overviewOf(env: Env, hours: number, now: number) {
     hours: counts.hours,
     backlog,
     ...(backlogNote ? { backlogNote } : {}),
+    // Outage mode: per destination, its state and what is parked for it (not dead letters).
+    parked: destinations.map(({ name, host, sources, state, outageSince, parked }) => ({
+      destination: name,
+      host,
+      sources,
+      state,
+      outageSince,
+      events: parked.events,
+      batches: parked.batches,
+      bytes: parked.bytes,
+      oldest: parked.oldest,
+    })),
+    // Per source: bytes kept in R2 for records against RECORD_BUDGET_BYTES, and the records kept
+    // past it as a row only (their bytes were not stored).
+    records: stored.map((row) => ({ ...row, budget: settings.RECORD_BUDGET_BYTES })),
   };
+}
+
+async function recordBytes(db: D1Database) {
+  const { results } = await db
+    .prepare("SELECT source, bytes, rows_only AS rowsOnly FROM record_bytes ORDER BY source")
+    .all<{ source: string; bytes: number; rowsOnly: number }>();
+  return results;
 }
 
 async function backlogOf(queue: Queue<string>): Promise<{ backlog: Backlog | null; backlogNote?: string }> {

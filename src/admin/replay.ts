@@ -1,23 +1,30 @@
 import type { Settings } from "../config";
+import { flagCheck, logDropped } from "../delivery/flags";
 import type { Env } from "../env";
 import { prepareEvent } from "../intake/prepare";
 import type { Issue } from "../issues";
 import {
   bodyText,
   claimable,
-  claimRecord,
-  deleteRecord,
   getRecord,
   type LedgerRecord,
+  markDropped,
+  markSent,
   type RecordKind,
-  releaseRecord,
+  unmarkSent,
 } from "../ledger/records";
 import { log } from "../log";
-import { decodeRelayMessage, encodeRelayMessage, type RelayMessage } from "../queue/message";
+import {
+  decodeRelayMessage,
+  encodeRelayMessage,
+  MAX_QUEUE_MESSAGE_BYTES,
+  type RelayMessage,
+} from "../queue/message";
+import { loadRecordBytes } from "../records/bytes";
 import { resolveSource } from "../sources";
 
 export type ReplayResult =
-  | { ok: true; id: string; status: "replayed"; eventId: string; removed: boolean }
+  | { ok: true; id: string; status: "replayed" | "dropped"; eventId: string }
   | { ok: false; id: string; reason: "invalid" | "malformed-record"; issues: Issue[] }
   | {
       ok: false;
@@ -28,6 +35,7 @@ export type ReplayResult =
         | "not-replayable"
         | "event-too-large"
         | "unknown-source"
+        | "missing-bytes"
         | "store-unavailable"
         | "queue-unavailable";
       detail: string;
@@ -40,24 +48,32 @@ type ReplayPlan =
   | {
       ok: true;
       message: RelayMessage;
-      /** Where the calls come from: stored as accepted, or mapped afresh from the raw webhook. */
+      /** Where the calls come from: stored as accepted, or mapped afresh from the webhook. */
       from: "stored" | "mapped";
     }
   | Failure;
 
 /**
- * The one place that decides what a replay sends, shared by the replay and its preview: a
- * queued message as it was accepted; the bytes of a message no reader understood, read again by
- * today's code; a raw body (quarantine, too-large dead letters) through intake and the transform
- * of today's code and settings. Do-not-process flags are not checked here: the consumer applies
- * them to every batch, replays included.
+ * The one place that decides what a replay sends, shared by the replay and its preview: the
+ * webhook as received, mapped by today's code and settings, whenever the record has it (a
+ * quarantined or too-large webhook, or a queued message that carried its webhook); else the
+ * queued message as it was accepted; the bytes of a message no reader understood, read again.
  */
-async function planReplay(settings: Settings, record: LedgerRecord, now: number): Promise<ReplayPlan> {
+async function planReplay(settings: Settings, record: LedgerRecord): Promise<ReplayPlan> {
   const { id } = record;
+  if (record.holds === "none")
+    return {
+      ok: false,
+      id,
+      reason: "missing-bytes",
+      detail: "only the row was kept: the source was over RECORD_BUDGET_BYTES when it was stored",
+    };
   if (record.message !== undefined) {
     const decoded = decodeRelayMessage(record.message);
-    if (decoded.ok) return { ok: true, message: decoded.message, from: "stored" };
-    return { ok: false, id, reason: "not-replayable", detail: decoded.detail };
+    if (!decoded.ok) return { ok: false, id, reason: "not-replayable", detail: decoded.detail };
+    const { raw, ...stored } = decoded.message;
+    if (raw === undefined) return { ok: true, message: stored, from: "stored" };
+    return mapWebhook(settings, record, raw, stored.receivedAt);
   }
   const text = bodyText(record.body);
   if (record.reason === "malformed-message") {
@@ -73,9 +89,19 @@ async function planReplay(settings: Settings, record: LedgerRecord, now: number)
   if (text === undefined) {
     return { ok: false, id, reason: "invalid", issues: [{ path: "", message: "body is not valid UTF-8" }] };
   }
+  return mapWebhook(settings, record, text, record.receivedAt);
+}
+
+async function mapWebhook(
+  settings: Settings,
+  record: LedgerRecord,
+  text: string,
+  receivedAt: number,
+): Promise<ReplayPlan> {
+  const { id } = record;
   const source = resolveSource(settings, record.source);
   if (!source) return { ok: false, id, reason: "unknown-source", detail: record.source };
-  const prepared = await prepareEvent(text, source, now);
+  const prepared = await prepareEvent(text, source, receivedAt, { keepRaw: settings.ARCHIVE_MODE !== "off" });
   if (!prepared.ok) {
     return prepared.reason === "invalid"
       ? { ok: false, id, reason: "invalid", issues: prepared.issues }
@@ -84,70 +110,157 @@ async function planReplay(settings: Settings, record: LedgerRecord, now: number)
   return { ok: true, message: prepared.message, from: "mapped" };
 }
 
+// Queues: sendBatch takes at most 100 messages and 256 KB (developers.cloudflare.com/queues/platform/limits).
+export const REPLAY_PAGE = 100;
+const SEND_BATCH_BYTES = 256_000;
+
 /**
- * Re-enqueue one stored record. The dedup marker is not consulted: replay exists to send again
- * what the edge once accepted. Exactly once: the row is claimed by one conditional statement, so
- * of any number of concurrent replays one sends and the others are told it is taken. A send that
- * fails gives the row back at once; a sent record is deleted.
+ * Replays records, exactly once each: they are marked sent by one conditional statement before
+ * anything is enqueued (so of concurrent replays one takes each record, and a sent record never
+ * becomes replayable again, whatever fails later); a record whose send fails is given back at
+ * once. Do-not-process is decided here, by each event's own Pendo time, and a flagged one is
+ * answered `dropped` and kept as such: the answer says what happens to the event. Ledger work per
+ * call, however many records: one statement marks, one asks the flags, one settles the dropped
+ * (and one gives back what could not be enqueued); R2: one ranged get per stored group; the
+ * queue: one sendBatch per 100 messages or 256 KB.
  */
-export async function replayRecord(
+export async function replayRecords(
   env: Env,
   settings: Settings,
   kind: RecordKind,
-  id: string,
+  ids: readonly string[],
   now: number,
-): Promise<ReplayResult> {
+  options: { again?: boolean } = {},
+): Promise<ReplayResult[]> {
   const db = env.LEDGER;
-  const record = await claimRecord(db, kind, id, now);
-  if (record === "malformed") {
-    return {
+  const marked = await markSent(db, kind, ids, now, options.again);
+  const results = new Map<string, ReplayResult>();
+  for (const id of marked.malformed) {
+    results.set(id, {
       ok: false,
       id,
       reason: "malformed-record",
       issues: [{ path: "", message: "the row does not match its schema" }],
-    };
+    });
   }
-  if (!record) {
-    const read = await getRecord(db, kind, id);
-    if (!read.ok && read.reason === "not-found")
-      return { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` };
-    if (!read.ok) return { ok: false, id, reason: "malformed-record", issues: read.issues };
-    const at = read.record.claimedAt ? new Date(read.record.claimedAt).toISOString() : "just now";
-    return { ok: false, id, reason: "already-replayed", detail: `another replay claimed it at ${at}` };
-  }
-  const give = async <T extends Failure>(failure: T): Promise<T> => {
-    await releaseRecord(db, id).catch((error) =>
-      log("error", "replay-unclaim-failed", { kind, id, error: String(error) }),
-    );
-    return failure;
+  const give: string[] = [];
+  const fail = (failure: Failure) => {
+    results.set(failure.id, failure);
+    give.push(failure.id);
   };
-  let plan: ReplayPlan;
-  try {
-    plan = await planReplay(settings, record, now);
-  } catch (error) {
-    return give({ ok: false, id, reason: "not-replayable", detail: String(error) } as const);
+
+  for (const problem of await loadRecordBytes(env.ARCHIVE, marked.records)) {
+    // A missing object is said as such; R2 not answering is a retry-later, like the queue's.
+    const reason = problem.reason === "missing-object" ? "missing-bytes" : "store-unavailable";
+    fail({ ok: false, id: problem.id, reason, detail: problem.detail });
   }
-  if (!plan.ok) return give(plan);
-  const { message } = plan;
-  try {
-    await env.EVENTS.send(encodeRelayMessage({ ...message, replayedAt: now }), { contentType: "text" });
-  } catch (error) {
-    return give({ ok: false, id, reason: "queue-unavailable", detail: String(error) } as const);
+  const planned: { id: string; message: RelayMessage }[] = [];
+  for (const record of marked.records) {
+    if (results.has(record.id)) continue;
+    const plan = await planReplay(settings, record).catch(
+      (error): Failure => ({ ok: false, id: record.id, reason: "not-replayable", detail: String(error) }),
+    );
+    if (plan.ok) planned.push({ id: record.id, message: { ...plan.message, replayedAt: now } });
+    else fail(plan);
   }
-  let removed = true;
-  await deleteRecord(db, kind, id, true).catch((error) => {
-    // Sent, so it stays claimed: it can never be replayed twice; the console shows it as replaying.
-    removed = false;
-    log("error", "replay-not-removed", { kind, id, error: String(error) });
-  });
-  log("info", "replayed", {
-    kind,
-    id,
-    source: message.source,
-    event: message.event,
-    uniqueId: message.eventId,
-  });
-  return { ok: true, id, status: "replayed", eventId: message.eventId, removed };
+
+  let dropped = new Set<{ id: string; message: RelayMessage }>();
+  if (settings.HONOR_DO_NOT_PROCESS && planned.length > 0) {
+    const flags = await flagCheck(db, planned, now);
+    if (flags.statements.length > 0) {
+      try {
+        dropped = flags.dropped(await db.batch(flags.statements));
+      } catch (error) {
+        for (const { id } of planned)
+          fail({
+            ok: false,
+            id,
+            reason: "store-unavailable",
+            detail: `the do-not-process check failed: ${String(error)}`,
+          });
+        planned.length = 0;
+      }
+    }
+  }
+  for (const entry of dropped) {
+    logDropped(entry.message, "replay");
+    results.set(entry.id, { ok: true, id: entry.id, status: "dropped", eventId: entry.message.eventId });
+  }
+  const sending = planned.filter((entry) => !dropped.has(entry));
+  for (const chunk of sendChunks(sending)) {
+    try {
+      await env.EVENTS.sendBatch(
+        chunk.map(({ message }) => ({ body: encodeRelayMessage(message), contentType: "text" as const })),
+      );
+      for (const { id, message } of chunk) {
+        results.set(id, { ok: true, id, status: "replayed", eventId: message.eventId });
+        log("info", "replayed", {
+          kind,
+          id,
+          source: message.source,
+          event: message.event,
+          uniqueId: message.eventId,
+        });
+      }
+    } catch (error) {
+      for (const { id } of chunk) fail({ ok: false, id, reason: "queue-unavailable", detail: String(error) });
+    }
+  }
+
+  const settled = async () => {
+    await markDropped(
+      db,
+      [...dropped].map(({ id }) => id),
+      now,
+    );
+    await unmarkSent(db, give);
+  };
+  await settled().catch((error) =>
+    // Left marked sent: never sent twice; the console shows it as sent, and an operator can send again.
+    log("error", "replay-unclaim-failed", { kind, ids: give.length, error: String(error) }),
+  );
+
+  // Ids that were not marked: gone, or taken already; said record by record.
+  const unmarked = ids.filter((id) => !results.has(id) && !marked.records.some((record) => record.id === id));
+  await Promise.all(
+    unmarked.map(async (id) => {
+      const read = await getRecord(db, kind, id);
+      if (!read.ok && read.reason === "not-found") {
+        results.set(id, { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` });
+      } else if (!read.ok) {
+        results.set(id, { ok: false, id, reason: "malformed-record", issues: read.issues });
+      } else {
+        const { state, settledAt, claimedAt } = read.record;
+        const at = new Date(settledAt ?? claimedAt ?? now).toISOString();
+        results.set(id, { ok: false, id, reason: "already-replayed", detail: `it is ${state} since ${at}` });
+      }
+    }),
+  );
+  return ids.map(
+    (id) =>
+      results.get(id) ?? { ok: false, id, reason: "not-replayable", detail: "no result (duplicate id?)" },
+  );
+}
+
+function sendChunks<T extends { message: RelayMessage }>(entries: readonly T[]): T[][] {
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = Math.min(
+      MAX_QUEUE_MESSAGE_BYTES,
+      entry.message.bytes + (entry.message.raw?.length ?? 0) * 3 + 2_048,
+    );
+    if (current.length > 0 && (current.length >= REPLAY_PAGE || bytes + size > SEND_BATCH_BYTES)) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(entry);
+    bytes += size;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
 }
 
 // Segment drops a messageId it has seen in about the last 24 hours, and no longer.
@@ -164,7 +277,7 @@ export type ReplayPreview =
       ageHours: number;
       /** Older than Segment's messageId dedup: Segment will not drop a copy it already has. */
       outsideDedupWindow: boolean;
-      /** False while a replay holds it. */
+      /** False once it was sent, dropped or deleted. */
       replayable: boolean;
     }
   | Failure;
@@ -183,7 +296,12 @@ export async function previewReplay(
       ? { ok: false, id, reason: "not-found", detail: `no ${kind} entry ${id}` }
       : { ok: false, id, reason: "malformed-record", issues: read.issues };
   }
-  const plan = await planReplay(settings, read.record, now);
+  const [problem] = await loadRecordBytes(env.ARCHIVE, [read.record]);
+  if (problem) {
+    const reason = problem.reason === "missing-object" ? "missing-bytes" : "store-unavailable";
+    return { ok: false, id, reason, detail: problem.detail };
+  }
+  const plan = await planReplay(settings, read.record);
   if (!plan.ok) return plan;
   const { receivedAt } = read.record;
   return {

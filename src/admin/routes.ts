@@ -10,22 +10,23 @@ import {
   countByReason,
   deleteRecord,
   getRecord,
+  LISTED_STATES,
+  type ListedState,
   listRecords,
   type RecordFilter,
   type RecordKind,
 } from "../ledger/records";
 import { log } from "../log";
+import { loadRecordBytes } from "../records/bytes";
+import { archiveRoutes } from "./archive";
+import { destinationRoutes } from "./destinations";
 import { overviewOf } from "./overview";
-import { previewReplay, type ReplayResult, replayRecord } from "./replay";
+import { previewReplay, REPLAY_PAGE, type ReplayResult, replayRecords } from "./replay";
 import { recordView } from "./view";
 
 type AdminContext = Context<{ Bindings: Env }>;
 
 const MAX_LIMIT = 500;
-// One bulk replay call re-enqueues at most this many; the answer's cursor continues. Each costs a
-// D1 claim, a queue send and a D1 delete: with the page's listing, 15 make 31 D1 queries and 15
-// sends, inside the Free plan's 50 D1 queries and 50 subrequests per invocation.
-const BULK_REPLAY_MAX = 15;
 
 /**
  * /admin: dead letters and quarantine, behind ADMIN_TOKEN (Bearer only). Unset token: every
@@ -47,6 +48,8 @@ export function createAdminRoutes() {
     await next();
   });
 
+  admin.route("/archive", archiveRoutes());
+  admin.route("/destinations", destinationRoutes());
   admin.get("/drift", async (c) => c.json({ entries: await listDrift(c.env.LEDGER) }));
   admin.get("/alerts", async (c) => c.json({ entries: await recentAlerts(c.env.LEDGER) }));
   admin.get("/overview", async (c) => {
@@ -57,7 +60,9 @@ export function createAdminRoutes() {
         400,
       );
     }
-    return c.json(await overviewOf(c.env, hours, Date.now()));
+    const config = loadSettings(c.env);
+    if (!config.ok) return failureResponse(c, config);
+    return c.json(await overviewOf(c.env, config.settings, hours, Date.now()));
   });
 
   for (const kind of ["dead-letters", "quarantine"] as const satisfies readonly RecordKind[]) {
@@ -74,7 +79,7 @@ export function createAdminRoutes() {
       const config = loadSettings(c.env);
       if (!config.ok) return failureResponse(c, config);
       const preview = await previewReplay(c.env, config.settings, kind, c.req.param("id"), Date.now());
-      return c.json(preview, preview.ok ? 200 : preview.reason === "not-found" ? 404 : 422);
+      return c.json(preview, preview.ok ? 200 : replayStatus(preview));
     });
 
     admin.get(`/${kind}`, async (c) => {
@@ -86,7 +91,10 @@ export function createAdminRoutes() {
 
     admin.get(`/${kind}/:id`, async (c) => {
       const read = await getRecord(c.env.LEDGER, kind, c.req.param("id"));
-      if (read.ok) return c.json(recordView(read.record));
+      if (read.ok) {
+        const [missing] = await loadRecordBytes(c.env.ARCHIVE, [read.record]);
+        return c.json(recordView(read.record, missing?.detail));
+      }
       if (read.reason === "not-found") return recordNotFound(c, kind);
       return c.json(
         { error: read.reason, message: "the stored record does not match its schema", issues: read.issues },
@@ -95,8 +103,9 @@ export function createAdminRoutes() {
     });
 
     // The records that matched when the run started (created up to its start), oldest first, up
-    // to BULK_REPLAY_MAX per call, each with its own result. `cursor` continues the same run, so
-    // no record is replayed twice in it, and what fails again (a new dead letter) is not in it.
+    // to REPLAY_PAGE (100) per call, each with its own result, in a fixed number of ledger
+    // statements whatever the page holds (src/admin/replay.ts). `cursor` continues the same run,
+    // so no record is replayed twice in it, and what fails again (a new dead letter) is not in it.
     admin.post(`/${kind}/replay`, async (c) => {
       const filter = readFilter(c);
       if ("error" in filter) return c.json(filter, 400);
@@ -115,42 +124,41 @@ export function createAdminRoutes() {
         page = await listRecords(
           c.env.LEDGER,
           kind,
-          { ...filter, createdUpTo: run.startedAt, claimableAt: Date.now() },
-          BULK_REPLAY_MAX,
+          { ...filter, state: "stored", createdUpTo: run.startedAt },
+          REPLAY_PAGE,
           run.after,
         );
       } catch (error) {
         log("error", "ledger-read-failed", { action: "replay", error: String(error) });
         return c.json({ error: "unavailable", message: "the ledger did not answer; retry later" }, 503);
       }
-      const results: ReplayResult[] = [];
-      for (const entry of page.entries) results.push(await replayOne(c, config.settings, kind, entry.id));
-      const replayed = results.filter((result) => result.ok).length;
-      log("info", "admin", { action: "replay", kind, ids: results.map((r) => r.id), count: replayed });
+      const results = await replayMany(
+        c,
+        config.settings,
+        kind,
+        page.entries.map((entry) => entry.id),
+      );
+      const tally = tallyResults(results);
+      log("info", "admin", { action: "replay", kind, ids: results.map((r) => r.id), count: tally.replayed });
       const cursor = page.cursor ? `${run.startedAt}.${page.cursor}` : null;
-      return c.json({ replayed, failed: results.length - replayed, results, cursor });
+      return c.json({ ...tally, results, cursor });
     });
 
+    // `again=true` sends a record already sent once more (an operator's explicit choice).
     admin.post(`/${kind}/:id/replay`, async (c) => {
       const config = loadSettings(c.env);
       if (!config.ok) return failureResponse(c, config);
-      const result = await replayOne(c, config.settings, kind, c.req.param("id"));
+      const [result] = (await replayMany(c, config.settings, kind, [c.req.param("id")], {
+        again: c.req.query("again") === "true",
+      })) as [ReplayResult];
       log("info", "admin", { action: "replay", kind, ids: [result.id], count: result.ok ? 1 : 0 });
-      if (result.ok) return c.json(result, 202);
-      const status =
-        result.reason === "not-found"
-          ? 404
-          : result.reason === "queue-unavailable" || result.reason === "store-unavailable"
-            ? 503
-            : result.reason === "already-replayed"
-              ? 409
-              : 422;
-      return c.json({ error: result.reason, ...result }, status);
+      if (result.ok) return c.json(result, result.status === "replayed" ? 202 : 200);
+      return c.json({ error: result.reason, ...result }, replayStatus(result));
     });
 
     admin.delete(`/${kind}/:id`, async (c) => {
       const id = c.req.param("id");
-      if (!(await deleteRecord(c.env.LEDGER, kind, id))) return recordNotFound(c, kind);
+      if (!(await deleteRecord(c.env.LEDGER, kind, id, Date.now()))) return recordNotFound(c, kind);
       log("info", "admin", { action: "delete", kind, ids: [id], count: 1 });
       return c.json({ status: "deleted", id });
     });
@@ -158,18 +166,47 @@ export function createAdminRoutes() {
   return admin;
 }
 
-/** Replay never throws: whatever goes wrong is this record's result, not a 500 for the batch. */
-async function replayOne(
+/** Replay never throws: whatever goes wrong is each record's result, not a 500 for the page. */
+async function replayMany(
   c: AdminContext,
-  settings: Parameters<typeof replayRecord>[1],
+  settings: Parameters<typeof replayRecords>[1],
   kind: RecordKind,
-  id: string,
-): Promise<ReplayResult> {
+  ids: readonly string[],
+  options: { again?: boolean } = {},
+): Promise<ReplayResult[]> {
+  if (ids.length === 0) return [];
   try {
-    return await replayRecord(c.env, settings, kind, id, Date.now());
+    return await replayRecords(c.env, settings, kind, ids, Date.now(), options);
   } catch (error) {
-    return { ok: false, id, reason: "store-unavailable", detail: String(error) };
+    return ids.map((id) => ({ ok: false, id, reason: "store-unavailable", detail: String(error) }));
   }
+}
+
+/** A replay's failure as an HTTP status: the one place each reason gets its answer. */
+function replayStatus(result: Extract<ReplayResult, { ok: false }>): 404 | 409 | 422 | 503 {
+  switch (result.reason) {
+    case "not-found":
+      return 404;
+    case "already-replayed":
+      return 409;
+    case "queue-unavailable":
+    case "store-unavailable":
+      return 503;
+    case "invalid":
+    case "malformed-record":
+    case "not-replayable":
+    case "event-too-large":
+    case "unknown-source":
+    case "missing-bytes":
+      return 422;
+  }
+}
+
+/** What a page of results amounts to: replayed, dropped (do-not-process) and failed. */
+function tallyResults(results: readonly ReplayResult[]) {
+  const replayed = results.filter((r) => r.ok && r.status === "replayed").length;
+  const dropped = results.filter((r) => r.ok && r.status === "dropped").length;
+  return { replayed, dropped, failed: results.length - replayed - dropped };
 }
 
 function recordNotFound(c: AdminContext, kind: RecordKind) {
@@ -199,6 +236,12 @@ function readFilter(c: AdminContext): RecordFilter | { error: string; message: s
     if (Number.isNaN(time))
       return { error: "invalid", message: `${key} must be an ISO time or milliseconds` };
     filter[key] = time;
+  }
+  const state = c.req.query("state");
+  if (state) {
+    if (!(LISTED_STATES as readonly string[]).includes(state))
+      return { error: "invalid", message: `state must be one of ${LISTED_STATES.join(", ")}` };
+    filter.state = state as ListedState;
   }
   return filter;
 }

@@ -10,8 +10,11 @@ export const ALERT_KINDS = [
   "unknown-event",
   "delivery-failing",
   "delivery-recovered",
+  "record-budget",
 ] as const;
-export type AlertKind = (typeof ALERT_KINDS)[number];
+/** Alerts about a destination (its id in place of a source): outage mode starting and ending. */
+export const DESTINATION_ALERT_KINDS = ["outage-started", "outage-drained"] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number] | (typeof DESTINATION_ALERT_KINDS)[number];
 
 export interface AlertExample {
   event: string;
@@ -37,6 +40,9 @@ export interface AlertTally {
   evicted?: number;
   /** Occurrences counted while alert sends failed (part of `count`). */
   held?: number;
+  /** record-budget: bytes kept and the budget; outage-*: what is parked. */
+  bytes?: { used: number; budget: number };
+  parked?: { batches: number; events: number };
 }
 
 export const MAX_EXAMPLES = 5;
@@ -70,6 +76,8 @@ export interface AlertBody {
     evicted?: number;
     held?: number;
     lastStatus?: number | null;
+    bytes?: { used: number; budget: number };
+    parked?: { batches: number; events: number };
     console?: string;
   };
 }
@@ -140,6 +148,8 @@ interface SafeTally {
   lastStatus?: number | null;
   evicted: number;
   held: number;
+  bytes?: { used: number; budget: number };
+  parked?: { batches: number; events: number };
 }
 
 function safeTally(tally: AlertTally): SafeTally {
@@ -164,6 +174,8 @@ function safeTally(tally: AlertTally): SafeTally {
     ...(tally.lastStatus !== undefined && { lastStatus: tally.lastStatus }),
     evicted: tally.evicted ?? 0,
     held: tally.held ?? 0,
+    ...(tally.bytes && { bytes: tally.bytes }),
+    ...(tally.parked && { parked: tally.parked }),
   };
 }
 
@@ -186,7 +198,15 @@ const SUMMARY: Record<AlertKind, Summary> = {
     `Segment has answered nothing but failures for source "${source}" since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}). Events wait on the queue and are retried.`,
   "delivery-recovered": (source, t) =>
     `Segment delivers again for source "${source}" (failing since ${t.since}).`,
+  "record-budget": (source, t) =>
+    `Source "${source}" keeps ${megabytes(t.bytes?.used)} of its ${megabytes(t.bytes?.budget)} budget for quarantined webhooks and dead letters (RECORD_BUDGET_BYTES). Past it, new records keep their row but not their bytes; nothing stored is deleted.`,
+  "outage-started": (destination, t) =>
+    `Destination "${destination}" has failed every batch since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}): outage mode. Arriving batches are parked in R2 instead of spending retries, and one probe goes out per interval.`,
+  "outage-drained": (destination, t) =>
+    `Destination "${destination}" is back: every parked batch has been sent (outage since ${t.since}).`,
 };
+
+const megabytes = (bytes: number | undefined) => `${((bytes ?? 0) / 1_048_576).toFixed(1)} MB`;
 
 const breakdownCut = (t: SafeTally, room: Room) =>
   t.breakdownAll - Math.min(room.breakdown, t.breakdown.length);
@@ -226,6 +246,8 @@ function render(kind: AlertKind, source: string, t: SafeTally, room: Room, conso
   if (t.evicted > 0) alert.evicted = t.evicted;
   if (t.held > 0) alert.held = t.held;
   if (t.lastStatus !== undefined) alert.lastStatus = t.lastStatus;
+  if (t.bytes) alert.bytes = t.bytes;
+  if (t.parked) alert.parked = t.parked;
   if (consoleUrl) alert.console = consoleUrl;
   return { text: lines.join("\n"), alert };
 }

@@ -2,8 +2,17 @@ import type { Settings } from "../config";
 import { DB_NOW } from "../ledger/drift";
 import { cutText } from "../ledger/text";
 import { log } from "../log";
+import { BUDGET_ALERT_SHARE } from "../records/budget";
 import { DEFAULT_SOURCE, resolveSource, sourceNames } from "../sources";
-import { ALERT_KINDS, type AlertKind, type AlertTally, alertBody, signatureHeaders } from "./alert";
+import { destinationsOf } from "../targets";
+import {
+  ALERT_KINDS,
+  type AlertKind,
+  type AlertTally,
+  alertBody,
+  DESTINATION_ALERT_KINDS,
+  signatureHeaders,
+} from "./alert";
 
 /**
  * Alerts from the ledger. Nothing is tallied in memory: an alert says what the ledger holds since
@@ -57,63 +66,103 @@ export function alertSoon(scope: AlertScope, source: string, kind: AlertKind): v
   );
 }
 
-/** Every configured source and kind: what the cron runs, so an alert goes out with no traffic. */
+/**
+ * Every configured source and kind, and every destination outage mode knows: what the cron runs,
+ * so an alert goes out with no traffic.
+ */
 export async function evaluateAllAlerts(scope: AlertScope): Promise<Record<string, AlertOutcome>> {
   const outcomes: Record<string, AlertOutcome> = {};
-  for (const source of sourceNames(scope.settings)) {
-    for (const kind of ALERT_KINDS) {
-      try {
-        outcomes[`${source}:${kind}`] = await evaluateAlert(scope, source, kind);
-      } catch (error) {
-        outcomes[`${source}:${kind}`] = "failed";
-        log("error", "alert-failed", { kind, source, error: String(error) });
-      }
+  const { results: destinations } = await scope.db
+    .prepare("SELECT id FROM destinations")
+    .all<{ id: string }>();
+  const subjects: [string, AlertKind][] = [
+    ...sourceNames(scope.settings).flatMap((source) =>
+      ALERT_KINDS.map((kind): [string, AlertKind] => [source, kind]),
+    ),
+    ...destinations.flatMap(({ id }) =>
+      DESTINATION_ALERT_KINDS.map((kind): [string, AlertKind] => [id, kind]),
+    ),
+  ];
+  // Every state and the database's clock in one read: a subject not yet due costs nothing more.
+  const [states, clock] = await scope.db.batch([
+    scope.db.prepare("SELECT source, kind, covered_to, next_at, claimed_until, failures FROM alerts"),
+    scope.db.prepare(`SELECT ${DB_NOW} AS asOf`),
+  ]);
+  const known = new Map(
+    ((states?.results ?? []) as (AlertRow & { source: string; kind: string })[]).map((row) => [
+      `${row.source}\n${row.kind}`,
+      row,
+    ]),
+  );
+  const asOf = (clock?.results[0] as { asOf: number } | undefined)?.asOf;
+  for (const [subject, kind] of subjects) {
+    try {
+      const prefetched =
+        asOf === undefined ? undefined : { state: known.get(`${subject}\n${kind}`) ?? NO_STATE, asOf };
+      outcomes[`${subject}:${kind}`] = await evaluateAlert(scope, subject, kind, prefetched);
+    } catch (error) {
+      outcomes[`${subject}:${kind}`] = "failed";
+      log("error", "alert-failed", { kind, source: subject, error: String(error) });
     }
   }
   return outcomes;
 }
 
-function alertUrl(settings: Settings, source: string): string | undefined {
+const isDestinationKind = (kind: AlertKind) => (DESTINATION_ALERT_KINDS as readonly string[]).includes(kind);
+
+async function alertUrl(settings: Settings, subject: string, kind: AlertKind): Promise<string | undefined> {
+  // A destination's alerts go where its first source's go.
+  const source = isDestinationKind(kind)
+    ? (await destinationsOf(settings)).find(({ target }) => target.id === subject)?.sources[0]
+    : subject;
   // A source no longer configured (or "unknown", for a malformed message) alerts the default URL.
-  return (resolveSource(settings, source) ?? resolveSource(settings, DEFAULT_SOURCE))?.alertWebhookUrl;
+  return (resolveSource(settings, source ?? DEFAULT_SOURCE) ?? resolveSource(settings, DEFAULT_SOURCE))
+    ?.alertWebhookUrl;
 }
 
 const intervalMs = (settings: Settings) => settings.ALERT_INTERVAL_SECONDS * 1000;
 
-export async function evaluateAlert(
-  scope: AlertScope,
-  source: string,
-  kind: AlertKind,
-): Promise<AlertOutcome> {
-  const url = alertUrl(scope.settings, source);
-  if (!url) return "no-url";
-  const { db } = scope;
-  // The time of this decision, not of the batch that asked for it (which may have run long).
-  const now = Math.max(scope.now, Date.now());
-  const hints = hintsOf(db);
-  const hintKey = `${source}\n${kind}`;
-  // One transaction: the state, what was stored since the last alert, and the database's clock
-  // at that moment, where the window ends (a row stored later is in the next alert).
-  const [stateResult, clock, ...gathered] = await db.batch([
+const NO_STATE: AlertRow = { covered_to: 0, next_at: 0, claimed_until: 0, failures: 0 };
+
+/** The alert's state and the database's clock, where this alert's window ends. */
+async function readState(db: D1Database, source: string, kind: AlertKind) {
+  const [stateResult, clock] = await db.batch([
     db
       .prepare(
         "SELECT covered_to, next_at, claimed_until, failures FROM alerts WHERE source = ? AND kind = ?",
       )
       .bind(source, kind),
     db.prepare(`SELECT ${DB_NOW} AS asOf`),
-    ...GATHER[kind](db, source, now, scope.settings),
   ]);
-  const asOf = (clock?.results[0] as { asOf: number } | undefined)?.asOf ?? now;
-  const state = (stateResult?.results[0] as AlertRow | undefined) ?? {
-    covered_to: 0,
-    next_at: 0,
-    claimed_until: 0,
-    failures: 0,
+  return {
+    state: (stateResult?.results[0] as AlertRow | undefined) ?? NO_STATE,
+    asOf: (clock?.results[0] as { asOf: number } | undefined)?.asOf ?? Date.now(),
   };
+}
+
+export async function evaluateAlert(
+  scope: AlertScope,
+  source: string,
+  kind: AlertKind,
+  prefetched?: { state: AlertRow; asOf: number },
+): Promise<AlertOutcome> {
+  const url = await alertUrl(scope.settings, source, kind);
+  if (!url) return "no-url";
+  const { db } = scope;
+  // The time of this decision, not of the batch that asked for it (which may have run long).
+  const now = Math.max(scope.now, Date.now());
+  const hints = hintsOf(db);
+  const hintKey = `${source}\n${kind}`;
+  const { state, asOf } = prefetched ?? (await readState(db, source, kind));
   if (state.next_at > now || state.claimed_until > now) {
     hints.set(hintKey, Math.max(state.next_at, state.claimed_until));
     return "not-yet";
   }
+  // Windows are half-open and adjacent, [covered_to, asOf) by the database's clock: a row stored
+  // in the very millisecond a window ends is in the next one, never in neither. The clock is read
+  // in an earlier transaction than the gather, so every row stored before it is visible here.
+  const window = { from: state.covered_to, to: asOf };
+  const gathered = await db.batch(GATHER[kind](db, source, now, scope.settings, window));
   const tally = TALLY[kind](gathered.map((result) => result.results as Record<string, unknown>[]));
   if (!tally) return "nothing";
 
@@ -202,62 +251,65 @@ async function send(scope: AlertScope, url: string, text: string): Promise<numbe
   }
 }
 
-// What each kind reads from the ledger since its last alert: `covered` is that time, read in the
-// same statement, so the gather needs no round trip of its own.
-const COVERED = "coalesce((SELECT covered_to FROM alerts WHERE source = ?1 AND kind = ?2), 0)";
+// What each kind reads from the ledger in its window: ?2 and ?3 are the window's [from, to).
+const IN_WINDOW = (column: string) => `${column} >= ?2 AND ${column} < ?3`;
 
-type Gather = (db: D1Database, source: string, now: number, settings: Settings) => D1PreparedStatement[];
+type Gather = (
+  db: D1Database,
+  source: string,
+  now: number,
+  settings: Settings,
+  window: { from: number; to: number },
+) => D1PreparedStatement[];
 type Rows = Record<string, unknown>[];
 
-function recordGather(kind: "dead-letters" | "invalid-webhooks", recordKind: string, breakdown: string) {
-  return (db: D1Database, source: string) => [
+function recordGather(recordKind: string, breakdown: string): Gather {
+  return (db, source, _now, _settings, { from, to }) => [
     db
       .prepare(
         `SELECT count(*) AS n, min(created_at) AS since FROM records
-         WHERE kind = ?3 AND source = ?1 AND stored_at > ${COVERED}`,
+         WHERE kind = ?4 AND source = ?1 AND ${IN_WINDOW("stored_at")}`,
       )
-      .bind(source, kind, recordKind),
+      .bind(source, from, to, recordKind),
     db
       .prepare(
         `SELECT event, event_id AS uniqueId FROM records
-         WHERE kind = ?3 AND source = ?1 AND stored_at > ${COVERED} ORDER BY stored_at LIMIT ${EXAMPLES}`,
+         WHERE kind = ?4 AND source = ?1 AND ${IN_WINDOW("stored_at")} ORDER BY stored_at LIMIT ${EXAMPLES}`,
       )
-      .bind(source, kind, recordKind),
-    db.prepare(breakdown).bind(source, kind, recordKind),
+      .bind(source, from, to, recordKind),
+    db.prepare(breakdown).bind(source, from, to, recordKind),
   ];
 }
 
 const GATHER: Record<AlertKind, Gather> = {
   "dead-letters": recordGather(
     "dead-letters",
-    "dead-letters",
-    `SELECT reason AS k, count(*) AS n FROM records WHERE kind = ?3 AND source = ?1 AND stored_at > ${COVERED}
+    `SELECT reason AS k, count(*) AS n FROM records WHERE kind = ?4 AND source = ?1 AND ${IN_WINDOW("stored_at")}
      GROUP BY reason ORDER BY n DESC LIMIT ${BREAKDOWN_ROWS}`,
   ),
   "invalid-webhooks": recordGather(
-    "invalid-webhooks",
     "quarantine",
     `SELECT coalesce(nullif(j.value ->> 'path', ''), '(body)') AS k, count(*) AS n
      FROM records AS r, json_each(r.issues) AS j
-     WHERE r.kind = ?3 AND r.source = ?1 AND r.stored_at > ${COVERED}
+     WHERE r.kind = ?4 AND r.source = ?1 AND ${IN_WINDOW("r.stored_at")}
      GROUP BY k ORDER BY n DESC LIMIT ${BREAKDOWN_ROWS}`,
   ),
-  "unknown-event": (db, source) => [
+  "unknown-event": (db, source, _now, _settings, { from, to }) => [
     db
       .prepare(
         `SELECT count(*) AS n, coalesce(sum(count), 0) AS seen, min(first_seen) AS since FROM drift
-         WHERE source = ?1 AND kind = 'event' AND first_seen > ${COVERED}`,
+         WHERE source = ?1 AND kind = 'event' AND ${IN_WINDOW("first_seen")}`,
       )
-      .bind(source, "unknown-event"),
+      .bind(source, from, to),
     db
       .prepare(
-        `SELECT event FROM drift WHERE source = ?1 AND kind = 'event' AND first_seen > ${COVERED}
+        `SELECT event FROM drift WHERE source = ?1 AND kind = 'event' AND ${IN_WINDOW("first_seen")}
          ORDER BY first_seen DESC LIMIT ${NAMES}`,
       )
-      .bind(source, "unknown-event"),
+      .bind(source, from, to),
     db
-      .prepare(`SELECT count FROM drift_evictions WHERE source = ?1 AND last_at > ${COVERED}`)
-      .bind(source, "unknown-event"),
+      .prepare(`SELECT count FROM drift_evictions WHERE source = ?1 AND ${IN_WINDOW("last_at")}`)
+      .bind(source, from, to),
   ],
   "delivery-failing": (db, source, now, settings) => [
     db
@@ -267,13 +319,39 @@ const GATHER: Record<AlertKind, Gather> = {
       )
       .bind(source, now - settings.ALERT_FAILING_SECONDS * 1000),
   ],
-  "delivery-recovered": (db, source) => [
+  "delivery-recovered": (db, source, _now, _settings, { from, to }) => [
     db
       .prepare(
-        `SELECT recovered_at AS since FROM delivery WHERE source = ?1 AND recovered_at IS NOT NULL
-           AND recovered_at > ${COVERED}`,
+        `SELECT recovered_at AS since FROM delivery WHERE source = ?1 AND ${IN_WINDOW("recovered_at")}`,
       )
-      .bind(source, "delivery-recovered"),
+      .bind(source, from, to),
+  ],
+  // A condition, not an occurrence: while the source is past the share, once per interval.
+  "record-budget": (db, source, _now, settings) => [
+    db
+      .prepare("SELECT bytes, ?2 AS budget FROM record_bytes WHERE source = ?1 AND bytes >= ?3")
+      .bind(
+        source,
+        settings.RECORD_BUDGET_BYTES,
+        Math.floor(settings.RECORD_BUDGET_BYTES * BUDGET_ALERT_SHARE),
+      ),
+  ],
+  "outage-started": (db, id, _now, _settings, { from, to }) => [
+    db
+      .prepare(
+        `SELECT outage_at AS since, last_status AS lastStatus,
+           (SELECT count(*) FROM parked WHERE destination = ?1) AS batches,
+           (SELECT coalesce(sum(events), 0) FROM parked WHERE destination = ?1) AS events
+         FROM destinations WHERE id = ?1 AND ${IN_WINDOW("outage_at")}`,
+      )
+      .bind(id, from, to),
+  ],
+  "outage-drained": (db, id, _now, _settings, { from, to }) => [
+    db
+      .prepare(
+        `SELECT coalesce(outage_at, drained_at) AS since FROM destinations WHERE id = ?1 AND ${IN_WINDOW("drained_at")}`,
+      )
+      .bind(id, from, to),
   ],
 };
 
@@ -324,6 +402,28 @@ const TALLY: Record<AlertKind, (rows: Rows[]) => AlertTally | null> = {
     };
   },
   "delivery-recovered": ([rows]) => {
+    const row = rows?.[0];
+    return row ? { count: 1, since: num(row.since), examples: [], breakdown: {} } : null;
+  },
+  "record-budget": ([rows]) => {
+    const row = rows?.[0];
+    if (!row) return null;
+    const used = num(row.bytes);
+    return { count: 1, since: 0, examples: [], breakdown: {}, bytes: { used, budget: num(row.budget) } };
+  },
+  "outage-started": ([rows]) => {
+    const row = rows?.[0];
+    if (!row) return null;
+    return {
+      count: 1,
+      since: num(row.since),
+      examples: [],
+      breakdown: {},
+      lastStatus: typeof row.lastStatus === "number" ? row.lastStatus : null,
+      parked: { batches: num(row.batches), events: num(row.events) },
+    };
+  },
+  "outage-drained": ([rows]) => {
     const row = rows?.[0];
     return row ? { count: 1, since: num(row.since), examples: [], breakdown: {} } : null;
   },

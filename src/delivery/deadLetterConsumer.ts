@@ -1,9 +1,9 @@
 import { alertSoon } from "../alerts/notify";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
-import { base64Of, type DeadLetterInput, deadLetterOf } from "../ledger/records";
+import { base64Of, type DeadLetterInput, deadLetterOf, type LedgerRecord } from "../ledger/records";
 import { log } from "../log";
-import { bytesOfBody, decodeRelayMessage } from "../queue/message";
+import { bytesOfBody, decodeQueueBody } from "../queue/message";
 import { delayWithinRetention, retryDelaySeconds, retrySchedule } from "./backoff";
 import { malformedLetter, storeLetters } from "./letters";
 
@@ -24,12 +24,11 @@ export const SHORTEST_QUEUE_RETENTION_SECONDS = 86_400;
 export const dlqSchedule = () =>
   retrySchedule(DLQ_MAX_RETRIES, DLQ_RETRY_BASE_SECONDS, DLQ_RETRY_MAX_SECONDS);
 
-const DEFAULT_TTL_SECONDS = 1_209_600;
-
 /**
  * The `pendo-events-dlq` consumer: messages the queue gave up on without the main consumer
  * settling them (it crashed or ran out of time on every try). Each is stored like any dead
- * letter: in the ledger, else in KV (the second store). A message neither store takes is retried
+ * letter, and counted with it: bytes in R2, its row in the ledger, else in R2's `pending/` (the
+ * second store). A message no store takes is retried
  * with growing delays, never past its retention; on the very last attempt it is written to the
  * error log as base64, one message per invocation (`max_batch_size = 1` in wrangler.toml), so the
  * line stays under the platform's 256 KB of logs per invocation and can be recovered from
@@ -41,12 +40,19 @@ export async function consumeDeadLetters(
   ctx: ExecutionContext,
 ): Promise<void> {
   const config = loadSettings(env);
-  const ttl = config.ok ? config.settings.DEAD_LETTER_TTL_SECONDS : DEFAULT_TTL_SECONDS;
   const retention = config.ok ? config.settings.QUEUE_RETENTION_SECONDS : SHORTEST_QUEUE_RETENTION_SECONDS;
   const maxRetries = config.ok ? config.settings.MAX_RETRIES : null;
   const now = Date.now();
-  const letters = batch.messages.map((queued) => {
-    const decoded = decodeRelayMessage(queued.body);
+  const letters: { queued: Message<unknown>; record: LedgerRecord }[] = [];
+  for (const queued of batch.messages) {
+    const decoded = decodeQueueBody(queued.body);
+    if (decoded.ok && "control" in decoded) {
+      // A chain step the main queue gave up on: nothing of a sender's is in it, and the cron
+      // restarts a chain that went quiet.
+      log("warn", "control-exhausted", { kind: decoded.control.kind });
+      queued.ack();
+      continue;
+    }
     const input: DeadLetterInput = decoded.ok
       ? {
           reason: "queue-exhausted",
@@ -61,9 +67,9 @@ export async function consumeDeadLetters(
           message: decoded.message,
         }
       : malformedLetter(queued, decoded.detail);
-    return { queued, record: deadLetterOf(input, now) };
-  });
-  const { stored, unstored } = await storeLetters(env, letters, ttl);
+    letters.push({ queued, record: deadLetterOf(input, now) });
+  }
+  const { stored, unstored } = await storeLetters(env, letters, now);
   for (const { queued, record } of unstored) {
     if (queued.attempts > DLQ_MAX_RETRIES) {
       // The queue deletes the message after this try: this line is the only copy left.

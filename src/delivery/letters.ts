@@ -1,8 +1,8 @@
 import type { Env } from "../env";
-import { putFallback } from "../ledger/fallback";
-import { type DeadLetterInput, insertRecord, type LedgerRecord } from "../ledger/records";
-import { cutDetail, log } from "../log";
+import type { DeadLetterInput, LedgerRecord } from "../ledger/records";
+import { log } from "../log";
 import { bytesOfBody } from "../queue/message";
+import { storeRecords } from "../records/store";
 
 /**
  * The dead letter of a queue message this relay could not read (either consumer may meet one):
@@ -17,7 +17,7 @@ export function malformedLetter(queued: Message<unknown>, detail: string): DeadL
     event: "",
     attempts: queued.attempts,
     lastStatus: null,
-    detail: cutDetail(detail),
+    detail,
     receivedAt: queued.timestamp.getTime(),
     body: bytesOfBody(queued.body),
   };
@@ -30,48 +30,38 @@ export interface PendingLetter {
 }
 
 /**
- * Stores dead letters, as both consumers do: in the ledger, in transactions of at most
- * CHUNK_STATEMENTS statements and CHUNK_BYTES (D1 limits a row to 2 MB and counts queries per
- * invocation); if D1 refuses, each in KV, the second store the cron moves back. Logs each one
- * stored. Returns what neither store took: the caller retries those, never acks them.
+ * Stores a consumer invocation's dead letters as one group (src/records/store.ts): their bytes in
+ * one R2 object, their rows in one ledger statement, or in `pending/` while the ledger refuses.
+ * Logs each one stored. Returns what was not stored: the caller retries those, never acks them.
  */
 export async function storeLetters<T extends PendingLetter>(
   env: Env,
   letters: readonly T[],
-  ttlSeconds: number,
+  now: number,
 ): Promise<{ stored: T[]; unstored: T[] }> {
-  const stored: T[] = [];
-  const unstored: T[] = [];
-  if (letters.length === 0) return { stored, unstored };
-  const db = env.LEDGER;
-  try {
-    for (const chunk of chunks(letters)) await db.batch(chunk.map(({ record }) => insertRecord(db, record)));
-    stored.push(...letters);
-  } catch (error) {
+  if (letters.length === 0) return { stored: [], unstored: [] };
+  const result = await storeRecords(
+    env.ARCHIVE,
+    env.LEDGER,
+    letters.map(({ record }) => record),
+    { now, secondStore: true },
+  );
+  if (!result.ok) {
+    log("error", "dead-letter-write-failed", {
+      store: result.store,
+      count: letters.length,
+      error: result.error,
+    });
+    return { stored: [], unstored: [...letters] };
+  }
+  if (result.where === "pending") {
     log("error", "dead-letter-write-failed", {
       store: "ledger",
       count: letters.length,
-      error: String(error),
+      kept: "pending: the cron moves the rows into the ledger",
     });
-    // A chunk D1 took before failing is also written to KV: the cron's move ignores an id it has.
-    await Promise.all(
-      letters.map(async (letter) => {
-        try {
-          await putFallback(env.DEDUP, letter.record, ttlSeconds);
-          stored.push(letter);
-        } catch (fallbackError) {
-          log("error", "dead-letter-write-failed", {
-            store: "kv",
-            uniqueId: letter.record.eventId,
-            attempt: letter.queued.attempts,
-            error: cutDetail(String(fallbackError)),
-          });
-          unstored.push(letter);
-        }
-      }),
-    );
   }
-  for (const { record } of stored) {
+  for (const { record } of letters) {
     log("warn", "dead-letter", {
       source: record.source,
       event: record.event,
@@ -80,28 +70,5 @@ export async function storeLetters<T extends PendingLetter>(
       status: record.lastStatus,
     });
   }
-  return { stored, unstored };
-}
-
-const CHUNK_STATEMENTS = 20;
-const CHUNK_BYTES = 1_000_000;
-
-/** Consecutive groups within both bounds; a letter over the byte bound travels alone. */
-function chunks<T extends PendingLetter>(letters: readonly T[]): T[][] {
-  const out: T[][] = [];
-  let current: T[] = [];
-  let bytes = 0;
-  for (const letter of letters) {
-    // A message's text may take up to 3 bytes a character as UTF-8.
-    const size = (letter.record.message?.length ?? 0) * 3 + (letter.record.body?.length ?? 0);
-    if (current.length > 0 && (current.length >= CHUNK_STATEMENTS || bytes + size > CHUNK_BYTES)) {
-      out.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(letter);
-    bytes += size;
-  }
-  if (current.length > 0) out.push(current);
-  return out;
+  return { stored: [...letters], unstored: [] };
 }

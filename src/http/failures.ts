@@ -13,7 +13,7 @@ export type EdgeFailure =
   | { reason: "unauthorized" }
   | { reason: "too-large"; limit: number }
   | { reason: "invalid"; issues: Issue[] }
-  | { reason: "unavailable"; store: "kv" | "queue" | "ledger" };
+  | { reason: "unavailable"; store: "kv" | "queue" | "ledger" | "r2" };
 
 export function failureResponse(c: Context, failure: EdgeFailure): Response {
   switch (failure.reason) {

@@ -4,9 +4,8 @@ import { loadSettings, type Settings } from "../config";
 import type { Env } from "../env";
 import { type PreparedEvent, prepareEvent } from "../intake/prepare";
 import { dedupKey } from "../kv/keys";
-import { countedEvent, countStatement } from "../ledger/counts";
 import { flagStatement, visitorHash } from "../ledger/flags";
-import { deadLetterOf, insertRecord, type LedgerRecord, quarantineOf } from "../ledger/records";
+import { deadLetterOf, type LedgerRecord, quarantineOf } from "../ledger/records";
 import { cutText } from "../ledger/text";
 import { LOGGED_NAME_LIMIT, log, logs } from "../log";
 import { DO_NOT_PROCESS_EVENT, doNotProcessFlag } from "../pendo/catalog";
@@ -14,6 +13,8 @@ import type { PendoWebhook } from "../pendo/envelope";
 import { visitorOf } from "../pendo/identity";
 import { eventNameHint, uniqueIdHint } from "../pendo/intake";
 import { eventTime } from "../pendo/time";
+import { checkBudget, nearBudget } from "../records/budget";
+import { storeRecords } from "../records/store";
 import { resolveSource } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
@@ -96,7 +97,9 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
   // checked and transformed; settled at once so a failure is seen only where it is awaited.
   const hinted = kvDedup && body.ok ? uniqueIdHint(text) : undefined;
   const early = hinted ? { eventId: hinted, read: settled(dedupRead(hinted)) } : undefined;
-  const prepared = body.ok ? await prepareEvent(text, source, receivedAt) : NOT_UTF8;
+  const prepared = body.ok
+    ? await prepareEvent(text, source, receivedAt, { keepRaw: settings.ARCHIVE_MODE !== "off" })
+    : NOT_UTF8;
   const db = c.env.LEDGER;
 
   if (!prepared.ok && prepared.reason === "invalid") {
@@ -114,13 +117,18 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       receivedAt,
     );
     Object.assign(logged, { quarantineId: entry.id, issues: prepared.issues.length });
-    try {
-      await storeWithCount(db, entry, countedEvent(hint), "refused");
-    } catch (error) {
-      log("error", "quarantine-write-failed", { source: source.name, error: String(error) });
-      return fail({ reason: "unavailable", store: "ledger" });
+    const stored = await storeAtEdge(c.env, settings, entry);
+    if (!stored.ok) {
+      log("error", "quarantine-write-failed", {
+        source: source.name,
+        store: stored.store,
+        error: stored.error,
+      });
+      return fail({ reason: "unavailable", store: stored.store });
     }
+    if (!stored.keptBytes) logged.overBudget = true;
     alertSoon(scope(), source.name, "invalid-webhooks");
+    if (stored.nearBudget) alertSoon(scope(), source.name, "record-budget");
     return fail({ reason: "invalid", issues: prepared.issues });
   }
 
@@ -166,18 +174,20 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
       },
       receivedAt,
     );
-    try {
-      await storeWithCount(db, letter, countedEvent(webhook.event), "deadLettered", flag);
-    } catch (error) {
+    const stored = await storeAtEdge(c.env, settings, letter, flag);
+    if (!stored.ok) {
       log("error", "dead-letter-write-failed", {
         source: source.name,
         uniqueId: eventId,
-        error: String(error),
+        store: stored.store,
+        error: stored.error,
       });
-      return fail({ reason: "unavailable", store: "ledger" });
+      return fail({ reason: "unavailable", store: stored.store });
     }
     logged.deadLetterId = letter.id;
+    if (!stored.keptBytes) logged.overBudget = true;
     alertSoon(scope(), source.name, "dead-letters");
+    if (stored.nearBudget) alertSoon(scope(), source.name, "record-budget");
     // Kept, so marked like any accepted event: a redelivery must not store it twice.
     remember();
     const answer = { status: "dead-lettered", reason: "event-too-large", eventId, id: letter.id };
@@ -245,20 +255,36 @@ async function flagUpdateOf(webhook: PendoWebhook, source: string, receivedAt: n
   };
 }
 
-/** A record, its count and any flag it carries: one transaction, one round trip. */
-async function storeWithCount(
-  db: D1Database,
+/**
+ * A webhook the edge keeps (quarantined, or too large to deliver): its bytes in R2 unless its
+ * source is past RECORD_BUDGET_BYTES (then only the row), its row, its count and any flag it
+ * carries in one transaction. No second store here: a failure answers 503 and the sender retries.
+ */
+async function storeAtEdge(
+  env: Env,
+  settings: Settings,
   record: LedgerRecord,
-  event: string,
-  outcome: "refused" | "deadLettered",
   flag?: Parameters<typeof flagStatement>[1],
-) {
-  const count = countStatement(db, [{ source: record.source, event, outcome, at: record.createdAt }]);
-  await db.batch([
-    insertRecord(db, record),
-    ...(count ? [count] : []),
-    ...(flag ? [flagStatement(db, flag, record.createdAt)] : []),
-  ]);
+): Promise<
+  { ok: true; keptBytes: boolean; nearBudget: boolean } | { ok: false; store: "ledger" | "r2"; error: string }
+> {
+  const adding = record.body?.length ?? 0;
+  let budget: Awaited<ReturnType<typeof checkBudget>>;
+  try {
+    budget = await checkBudget(env.LEDGER, record.source, adding, settings.RECORD_BUDGET_BYTES);
+  } catch (error) {
+    return { ok: false, store: "ledger", error: String(error) };
+  }
+  if (!budget.keep) {
+    record.holds = "none";
+    delete record.body;
+  }
+  const stored = await storeRecords(env.ARCHIVE, env.LEDGER, [record], {
+    now: record.createdAt,
+    with: flag ? [flagStatement(env.LEDGER, flag, record.createdAt)] : [],
+  });
+  if (!stored.ok) return stored;
+  return { ok: true, keptBytes: budget.keep, nearBudget: nearBudget(budget, adding) };
 }
 
 /** A promise that rejects only when awaited: started early, it must not be an unhandled rejection. */

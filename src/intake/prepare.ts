@@ -44,12 +44,26 @@ export type PreparedEvent =
 /** Cut so that a hostile key cannot bloat a queue message or a ledger row. */
 const DRIFT_KEY_LIMIT = 100;
 
+export interface PrepareOptions {
+  /**
+   * Carry the webhook's own text in the message (ARCHIVE_MODE failures or all), when it fits
+   * the queue's 128 KB beside its calls; a webhook too large for that travels as its calls only.
+   */
+  keepRaw?: boolean;
+}
+
 /**
  * Raw webhook body -> the queue message for it: intake checks, the event id (Pendo's uniqueId,
  * or a SHA-1 of the body so redeliveries still dedupe), and the transform. Shared by the webhook
- * route, quarantine replay and the debug route, so all three judge a body the same way.
+ * route, replays of stored webhooks, archive replay and the debug route, so all judge a body the
+ * same way.
  */
-export async function prepareEvent(text: string, source: Source, receivedAt: number): Promise<PreparedEvent> {
+export async function prepareEvent(
+  text: string,
+  source: Source,
+  receivedAt: number,
+  options: PrepareOptions = {},
+): Promise<PreparedEvent> {
   const intake = readWebhook(text);
   if (!intake.ok) return intake;
   const { webhook, entry } = intake;
@@ -91,8 +105,15 @@ export async function prepareEvent(text: string, source: Source, receivedAt: num
   if (drift.length > 0) {
     message.drift = drift.slice(-MAX_DRIFT_KEYS).map((key) => key.slice(0, DRIFT_KEY_LIMIT));
   }
-  const encoded = encodeRelayMessage(message);
-  const bytes = queuedBytes(message, encoded);
+  if (options.keepRaw) message.raw = text;
+  let encoded = encodeRelayMessage(message);
+  let bytes = queuedBytes(message, encoded);
+  if (bytes > MAX_QUEUE_MESSAGE_BYTES && message.raw !== undefined) {
+    // The calls alone may fit: the webhook then travels as its calls (archived as such).
+    delete message.raw;
+    encoded = encodeRelayMessage(message);
+    bytes = queuedBytes(message, encoded);
+  }
   // Each call fits 32 KB, so three fit 128 KB; measured anyway, as the queue will count it.
   if (bytes > MAX_QUEUE_MESSAGE_BYTES) {
     const detail = `the queue message is ${bytes} bytes; a queue message holds at most ${MAX_QUEUE_MESSAGE_BYTES}`;

@@ -26,6 +26,31 @@ export interface CountDelta {
   at: number;
 }
 
+/** The name a record is counted under: a malformed queue message names no event at all. */
+export const countedRecordEvent = (record: { reason: string; event: string }) =>
+  record.reason === "malformed-message" ? MALFORMED_EVENT : countedEvent(record.event);
+export const MALFORMED_EVENT = "(malformed)";
+
+/**
+ * The counters of records as they land: a dead letter counts as dead-lettered, a quarantined
+ * webhook as refused, in the transaction that stores its row (and, for rows the second store
+ * kept, in the one that moves them in), so no record is counted twice or not at all.
+ */
+export function recordCountStatement(
+  db: D1Database,
+  rows: readonly { kind: string; reason: string; source: string; event: string; createdAt: number }[],
+): D1PreparedStatement {
+  return countStatement(
+    db,
+    rows.map((row) => ({
+      source: row.source,
+      event: countedRecordEvent(row),
+      outcome: row.kind === "quarantine" ? "refused" : "deadLettered",
+      at: row.createdAt,
+    })),
+  ) as D1PreparedStatement;
+}
+
 /** Per (hour, source): each event's [delivered, deadLettered, dropped, refused, lastSeen]. */
 export function countRows(deltas: readonly CountDelta[]): [number, string, string][] {
   const rows = new Map<string, { hour: number; source: string; events: Record<string, number[]> }>();

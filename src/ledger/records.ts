@@ -2,13 +2,14 @@ import * as v from "valibot";
 import type { Issue } from "../issues";
 import { recordId } from "../kv/keys";
 import { encodeRelayMessage, type RelayMessage } from "../queue/message";
-import { cutText } from "./text";
+import { cutText, cutUtf8 } from "./text";
 
 /**
  * Dead letters (accepted, not deliverable) and quarantined webhooks (authenticated but invalid):
- * one row each in the ledger's `records` table (migrations/0001_ledger.sql). A row keeps the
- * bytes as received, valid UTF-8 or not; listing, counting and filtering are SQL over indexed
- * columns, so counts are exact and no listing reads a body.
+ * one row each in the ledger's `records` table (migrations/0002_bytes_in_r2.sql), the index. The
+ * bytes (the raw webhook, or the queued message) live in R2, one object per stored group; a row
+ * points at its slice. Listing, counting and filtering are SQL over indexed columns, so counts
+ * are exact and no listing reads a body. No row exceeds ROW_LIMIT_BYTES, whatever the input.
  */
 
 export const DEAD_LETTER_REASONS = [
@@ -31,7 +32,19 @@ export type DeadLetterReason = (typeof DEAD_LETTER_REASONS)[number];
 
 export type RecordKind = "dead-letters" | "quarantine";
 export const RECORD_KINDS: readonly RecordKind[] = ["dead-letters", "quarantine"];
-export type RecordState = "stored" | "replaying";
+
+/**
+ * stored: waiting for an operator. sent: a replay enqueued it (marked before the enqueue, never
+ * claimable again). dropped: a replay found its visitor flagged do-not-process. deleted: an
+ * operator removed it. The last three are tombstones kept until the purge, so that a copy moved
+ * in late from the second store (`pending/` in R2) finds its id taken and stays out.
+ * replaying: a claim written by a deploy from before migration 0002, read as stored once stale.
+ */
+export const RECORD_STATES = ["stored", "replaying", "sent", "dropped", "deleted"] as const;
+export type RecordState = (typeof RECORD_STATES)[number];
+
+/** What a record's bytes are: a raw webhook, a queued message, nothing (over budget), or D1 columns. */
+export type RecordHolds = "body" | "message" | "none" | "legacy";
 
 /** One dead letter or quarantined webhook, as the relay works with it. */
 export interface LedgerRecord {
@@ -45,16 +58,20 @@ export interface LedgerRecord {
   eventId: string;
   attempts: number;
   lastStatus: number | null;
-  /** The destination's answer or the failure's detail, at most 2 KB. */
+  /** The destination's answer or the failure's detail, at most DETAIL_BYTES. */
   detail: string;
   issues?: Issue[];
   receivedAt: number;
   createdAt: number;
+  holds: RecordHolds;
+  /** Where its bytes are in R2, once stored. */
+  object?: { key: string; offset: number; length: number };
   /** The bytes as received: a raw webhook (quarantine, too large) or an unreadable queue message. */
   body?: Uint8Array;
   /** The queued message in its queue encoding, replayed as is. */
   message?: string;
   claimedAt?: number;
+  settledAt?: number;
 }
 
 /** Everything a dead letter is made from; `deadLetterOf` fills in id, kind and times. */
@@ -73,6 +90,17 @@ export interface DeadLetterInput {
 
 // Columns hold what an operator filters and reads: capped so a hostile name cannot bloat a row.
 const NAME_LIMIT = 200;
+/** The destination's answer or an error: enough to act on, bounded in bytes (D1 counts bytes). */
+export const DETAIL_BYTES = 2_048;
+/** Quarantine issues as stored JSON; the rest are summarized in one last issue. */
+export const ISSUES_BYTES = 2_048;
+const ISSUE_PATH_LIMIT = 200;
+const ISSUE_MESSAGE_LIMIT = 300;
+/**
+ * No row exceeds this: names 3 x 200 characters (at most 2,400 bytes), detail and issues 2 KB
+ * each, the rest ids and numbers. D1 refuses a row over 2 MB, and every byte is billed storage.
+ */
+export const ROW_LIMIT_BYTES = 8_192;
 
 /** The one place a dead letter is built: the edge, both consumers and tests all come here. */
 export function deadLetterOf(input: DeadLetterInput, now: number): LedgerRecord {
@@ -86,12 +114,13 @@ export function deadLetterOf(input: DeadLetterInput, now: number): LedgerRecord 
     eventId: cutText(input.eventId, NAME_LIMIT),
     attempts: input.attempts,
     lastStatus: input.lastStatus,
-    detail: input.detail,
+    detail: cutUtf8(input.detail, DETAIL_BYTES),
     receivedAt: input.receivedAt,
     createdAt: now,
+    holds: input.message ? "message" : input.body ? "body" : "none",
   };
   if (input.message) record.message = encodeRelayMessage(input.message);
-  if (input.body) record.body = input.body;
+  else if (input.body) record.body = input.body;
   return record;
 }
 
@@ -105,6 +134,7 @@ export interface QuarantineInput {
 }
 
 export function quarantineOf(input: QuarantineInput, now: number): LedgerRecord {
+  const issues = boundedIssues(input.issues);
   return {
     id: newRecordId(now, input.source),
     kind: "quarantine",
@@ -115,61 +145,122 @@ export function quarantineOf(input: QuarantineInput, now: number): LedgerRecord 
     eventId: cutText(input.eventId ?? "", NAME_LIMIT),
     attempts: 0,
     lastStatus: null,
-    detail: input.issues.map((issue) => `${issue.path || "(body)"}: ${issue.message}`).join("; "),
-    issues: input.issues.slice(0, 50),
+    detail: cutUtf8(
+      issues.map((issue) => `${issue.path || "(body)"}: ${issue.message}`).join("; "),
+      DETAIL_BYTES,
+    ),
+    issues,
     receivedAt: now,
     createdAt: now,
+    holds: "body",
     body: input.body,
   };
 }
+
+/**
+ * Issues as a row keeps them: each path and message cut, and as many as fit ISSUES_BYTES of
+ * JSON; the rest are counted in a last issue, so the row says that there were more.
+ */
+export function boundedIssues(issues: readonly Issue[]): Issue[] {
+  const kept: Issue[] = [];
+  let bytes = 2; // []
+  const reserve = 80; // room for the "and N more" issue
+  for (const issue of issues) {
+    const cut = {
+      path: cutText(issue.path, ISSUE_PATH_LIMIT),
+      message: cutText(issue.message, ISSUE_MESSAGE_LIMIT),
+    };
+    const size = utf8Bytes(JSON.stringify(cut)) + 1;
+    if (bytes + size + reserve > ISSUES_BYTES) {
+      kept.push({ path: "", message: `and ${issues.length - kept.length} more issues` });
+      return kept;
+    }
+    kept.push(cut);
+    bytes += size;
+  }
+  return kept;
+}
+
+const utf8 = new TextEncoder();
+const utf8Bytes = (text: string) => utf8.encode(text).length;
 
 /**
  * `<13-digit ms>-<source>.<eventId>.<random>`: time-ordered for listing, and unique even for the
  * same event rejected in two sources within one millisecond.
  */
 export function newRecordId(now: number, source: string, eventId?: string): string {
-  const random = Array.from(crypto.getRandomValues(new Uint8Array(4)), (b) =>
+  return recordId(
+    now,
+    [safeIdPart(source), ...(eventId ? [safeIdPart(eventId)] : []), randomHex(4)].join("."),
+  );
+}
+
+export function randomHex(bytes: number): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(bytes)), (b) =>
     b.toString(16).padStart(2, "0"),
   ).join("");
-  return recordId(now, [safeIdPart(source), ...(eventId ? [safeIdPart(eventId)] : []), random].join("."));
 }
 
 const safeIdPart = (text: string) => text.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
 export const RECORD_ID = /^\d{13}-[A-Za-z0-9_.-]{1,200}$/;
 
-const COLUMNS =
-  "id, kind, state, reason, source, event, event_id, attempts, last_status, detail, issues, received_at, created_at, body, message";
+/** A record as one row of the insert's JSON list: the index only, never the bytes. */
+function rowOf(record: LedgerRecord) {
+  return {
+    id: record.id,
+    kind: record.kind,
+    reason: record.reason,
+    source: record.source,
+    event: record.event,
+    eventId: record.eventId,
+    attempts: record.attempts,
+    lastStatus: record.lastStatus,
+    detail: record.detail,
+    issues: record.issues ? JSON.stringify(record.issues) : null,
+    receivedAt: record.receivedAt,
+    createdAt: record.createdAt,
+    objectKey: record.object?.key ?? null,
+    objectOffset: record.object?.offset ?? null,
+    objectLength: record.object?.length ?? null,
+    holds: record.holds,
+  };
+}
 
-/** The statement that stores one record; run alone or inside a batch with its counters. */
-export function insertRecord(db: D1Database, record: LedgerRecord, conflict = ""): D1PreparedStatement {
+export type RecordRow = ReturnType<typeof rowOf>;
+
+/** The rows of records, for one insert statement or for the second store (`pending/`). */
+export const recordRows = (records: readonly LedgerRecord[]): RecordRow[] => records.map(rowOf);
+
+/**
+ * One statement inserting every row (one transaction, one round trip): the list travels as one
+ * JSON parameter (D1 binds at most 100 parameters, and a row is at most ROW_LIMIT_BYTES, so 100
+ * rows stay far under D1's 2 MB for a value). `moving`: rows from the second store; an id the
+ * ledger already has (a tombstone included) is left alone, and a row past `notBefore` is not
+ * brought back after the purge has passed it.
+ */
+export function insertRecordsStatement(
+  db: D1Database,
+  rows: readonly RecordRow[],
+  moving?: { notBefore: number },
+): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT ${conflict ? `${conflict} ` : ""}INTO records (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT ${moving ? "OR IGNORE " : ""}INTO records (id, kind, state, reason, source, event, event_id, attempts,
+         last_status, detail, issues, received_at, created_at, object_key, object_offset, object_length, holds)
+       SELECT value ->> 'id', value ->> 'kind', 'stored', value ->> 'reason', value ->> 'source', value ->> 'event',
+         value ->> 'eventId', value ->> 'attempts', value ->> 'lastStatus', value ->> 'detail', value ->> 'issues',
+         value ->> 'receivedAt', value ->> 'createdAt', value ->> 'objectKey', value ->> 'objectOffset',
+         value ->> 'objectLength', value ->> 'holds'
+       FROM json_each(?1) WHERE value ->> 'createdAt' >= ?2`,
     )
-    .bind(
-      record.id,
-      record.kind,
-      record.state,
-      record.reason,
-      record.source,
-      record.event,
-      record.eventId,
-      record.attempts,
-      record.lastStatus,
-      record.detail,
-      record.issues ? JSON.stringify(record.issues) : null,
-      record.receivedAt,
-      record.createdAt,
-      record.body ?? null,
-      record.message ?? null,
-    );
+    .bind(JSON.stringify(rows), moving?.notBefore ?? 0);
 }
 
 /** A row as D1 returns it. */
 const RowSchema = v.object({
   id: v.string(),
   kind: v.picklist(RECORD_KINDS),
-  state: v.picklist(["stored", "replaying"]),
+  state: v.picklist(RECORD_STATES),
   reason: v.string(),
   source: v.string(),
   event: v.string(),
@@ -185,6 +276,11 @@ const RowSchema = v.object({
   ),
   message: v.optional(v.nullable(v.string())),
   claimed_at: v.optional(v.nullable(v.number())),
+  object_key: v.optional(v.nullable(v.string())),
+  object_offset: v.optional(v.nullable(v.number())),
+  object_length: v.optional(v.nullable(v.number())),
+  holds: v.optional(v.picklist(["body", "message", "none", "legacy"]), "legacy"),
+  settled_at: v.optional(v.nullable(v.number())),
 });
 type Row = v.InferOutput<typeof RowSchema>;
 
@@ -206,11 +302,16 @@ export function recordFromRow(raw: unknown): LedgerRecord | undefined {
     detail: row.detail,
     receivedAt: row.received_at,
     createdAt: row.created_at,
+    holds: row.holds,
   };
   if (row.issues) record.issues = JSON.parse(row.issues) as Issue[];
+  if (row.object_key != null && row.object_offset != null && row.object_length != null)
+    record.object = { key: row.object_key, offset: row.object_offset, length: row.object_length };
+  // Rows from before migration 0002 hold their bytes themselves.
   if (row.body != null) record.body = toBytes(row.body);
   if (row.message != null) record.message = row.message;
   if (row.claimed_at != null) record.claimedAt = row.claimed_at;
+  if (row.settled_at != null) record.settledAt = row.settled_at;
   return record;
 }
 
@@ -221,34 +322,49 @@ function toBytes(body: number[] | ArrayBuffer | Uint8Array): Uint8Array {
   return Uint8Array.from(body);
 }
 
+/** Which records a listing shows: waiting ones by default, tombstones on request. */
+export const LISTED_STATES = ["stored", "sent", "dropped", "deleted", "all"] as const;
+export type ListedState = (typeof LISTED_STATES)[number];
+
 export interface RecordFilter {
   reason?: string;
   event?: string;
   source?: string;
   from?: number;
   to?: number;
+  /** Default: stored (a stale pre-0002 claim included). */
+  state?: ListedState;
   /** Only records created at or before this time: a bulk replay's fixed set. */
   createdUpTo?: number;
-  /** Only records a replay may claim at this time: stored, or claimed longer ago than the TTL. */
-  claimableAt?: number;
 }
 
+/** A pre-0002 claim ("replaying") older than this belongs to an invocation that died. */
+export const CLAIM_TTL_MS = 15 * 60_000;
+
+/** The SQL of "a replay may take it": stored, or a pre-0002 claim gone stale. ?stale is bound. */
+const CLAIMABLE = "(state = 'stored' OR (state = 'replaying' AND claimed_at < ?))";
+
 /** The WHERE clause for a filter: a fixed shape, every value bound, none spliced into SQL. */
-export function filterClause(kind: RecordKind, filter: RecordFilter): { sql: string; params: unknown[] } {
+export function filterClause(
+  kind: RecordKind,
+  filter: RecordFilter,
+  now = Date.now(),
+): { sql: string; params: unknown[] } {
   const parts = ["kind = ?"];
   const params: unknown[] = [kind];
   const add = (sql: string, value: unknown) => {
     parts.push(sql);
     params.push(value);
   };
+  const state = filter.state ?? "stored";
+  if (state === "stored") add(CLAIMABLE, now - CLAIM_TTL_MS);
+  else if (state !== "all") add("state = ?", state);
   if (filter.reason !== undefined) add("reason = ?", filter.reason);
   if (filter.event !== undefined) add("event = ?", filter.event);
   if (filter.source !== undefined) add("source = ?", filter.source);
   if (filter.from !== undefined) add("created_at >= ?", filter.from);
   if (filter.to !== undefined) add("created_at <= ?", filter.to);
   if (filter.createdUpTo !== undefined) add("created_at <= ?", filter.createdUpTo);
-  if (filter.claimableAt !== undefined)
-    add("(state = 'stored' OR claimed_at < ?)", filter.claimableAt - CLAIM_TTL_MS);
   return { sql: parts.join(" AND "), params };
 }
 
@@ -262,6 +378,8 @@ export interface RecordSummary {
   status: number | null;
   attempts: number;
   state: RecordState;
+  /** Bytes kept in R2 (0: over the source's budget, only the row was kept). */
+  bytes: number;
 }
 
 /** A page of summaries, oldest first, after the cursor (the last id of the previous page). */
@@ -276,7 +394,8 @@ export async function listRecords(
   const cursorSql = after ? " AND id > ?" : "";
   const { results } = await db
     .prepare(
-      `SELECT id, created_at AS at, source, event, reason, event_id AS eventId, last_status AS status, attempts, state
+      `SELECT id, created_at AS at, source, event, reason, event_id AS eventId, last_status AS status, attempts, state,
+              coalesce(object_length, length(body), length(CAST(message AS BLOB)), 0) AS bytes
        FROM records WHERE ${where.sql}${cursorSql} ORDER BY id LIMIT ?`,
     )
     .bind(...where.params, ...(after ? [after] : []), limit + 1)
@@ -305,72 +424,88 @@ export type RecordRead =
   | { ok: false; reason: "not-found" }
   | { ok: false; reason: "malformed-record"; issues: Issue[] };
 
+const MALFORMED: Issue[] = [{ path: "", message: "the row does not match its schema" }];
+
 export async function getRecord(db: D1Database, kind: RecordKind, id: string): Promise<RecordRead> {
   if (!RECORD_ID.test(id)) return { ok: false, reason: "not-found" };
   const row = await db.prepare("SELECT * FROM records WHERE id = ? AND kind = ?").bind(id, kind).first();
   if (row === null) return { ok: false, reason: "not-found" };
   const record = recordFromRow(row);
-  if (!record) {
-    return {
-      ok: false,
-      reason: "malformed-record",
-      issues: [{ path: "", message: "the row does not match its schema" }],
-    };
-  }
+  if (!record) return { ok: false, reason: "malformed-record", issues: MALFORMED };
   return { ok: true, record };
 }
 
-/**
- * How long a replay's claim holds. A replay finishes within one admin request (seconds); a claim
- * older than this belongs to an invocation that died between claiming and finishing, and would
- * otherwise keep the record unreplayable for good. If that invocation had in fact sent the event
- * (its delete failed), a second replay sends the same messageIds, which Segment drops within its
- * ~24 h dedup window.
- */
-export const CLAIM_TTL_MS = 15 * 60_000;
+/** Whether a replay may take the record now. */
+export const claimable = (record: LedgerRecord, now: number) =>
+  record.state === "stored" || (record.state === "replaying" && (record.claimedAt ?? 0) < now - CLAIM_TTL_MS);
+
+export type Marked = { records: LedgerRecord[]; malformed: string[] };
 
 /**
- * Claims a record for one replay: one conditional statement, so of any number of concurrent
- * replays exactly one gets the row back. Null: someone else holds it, or it is gone.
+ * Marks records sent before anything is enqueued: one conditional statement, so of any number
+ * of concurrent replays exactly one gets each row back, and a sent record never becomes
+ * claimable again, whatever fails after (a failed enqueue gives it back with `unmarkSent`).
+ * `again`: an operator's explicit resend of records already sent.
  */
-export async function claimRecord(
+export async function markSent(
   db: D1Database,
   kind: RecordKind,
-  id: string,
+  ids: readonly string[],
   now: number,
-): Promise<LedgerRecord | null | "malformed"> {
-  const row = await db
+  again = false,
+): Promise<Marked> {
+  const { results } = await db
     .prepare(
-      `UPDATE records SET state = 'replaying', claimed_at = ?1
-       WHERE id = ?2 AND kind = ?3 AND (state = 'stored' OR claimed_at < ?4) RETURNING *`,
+      `UPDATE records SET state = 'sent', settled_at = ?1
+       WHERE id IN (SELECT value FROM json_each(?2)) AND kind = ?3
+         AND (${again ? "state = 'sent' OR " : ""}state = 'stored' OR (state = 'replaying' AND claimed_at < ?4))
+       RETURNING *`,
     )
-    .bind(now, id, kind, now - CLAIM_TTL_MS)
-    .first();
-  if (row === null) return null;
-  const record = recordFromRow(row);
-  if (record) return record;
-  // Claimed but unusable: given back at once, so a repaired row can still be replayed.
-  await releaseRecord(db, id);
-  return "malformed";
+    .bind(now, JSON.stringify(ids), kind, now - CLAIM_TTL_MS)
+    .all();
+  const marked: Marked = { records: [], malformed: [] };
+  for (const row of results) {
+    const record = recordFromRow(row);
+    if (record) marked.records.push(record);
+    else marked.malformed.push(String((row as { id?: unknown }).id));
+  }
+  // Taken but unusable: given back at once, so a repaired row can still be replayed.
+  if (marked.malformed.length > 0) await unmarkSent(db, marked.malformed);
+  return { records: marked.records.sort((a, b) => (a.id < b.id ? -1 : 1)), malformed: marked.malformed };
 }
 
-/** Whether a replay may claim the record now. */
-export const claimable = (record: LedgerRecord, now: number) =>
-  record.state === "stored" || (record.claimedAt ?? 0) < now - CLAIM_TTL_MS;
-
-/** Gives a claimed record back, when its send failed: replayable again at once. */
-export async function releaseRecord(db: D1Database, id: string): Promise<void> {
+/** Gives records back after their replay could not enqueue them: replayable again at once. */
+export async function unmarkSent(db: D1Database, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
   await db
-    .prepare("UPDATE records SET state = 'stored', claimed_at = NULL WHERE id = ? AND state = 'replaying'")
-    .bind(id)
+    .prepare(
+      "UPDATE records SET state = 'stored', settled_at = NULL WHERE id IN (SELECT value FROM json_each(?)) AND state = 'sent'",
+    )
+    .bind(JSON.stringify(ids))
     .run();
 }
 
-/** Removes a record; `claimedOnly` removes it only while it is claimed (after its replay). */
-export async function deleteRecord(db: D1Database, kind: RecordKind, id: string, claimedOnly = false) {
+/** Settles records a replay took without sending: the visitor was flagged do-not-process. */
+export async function markDropped(db: D1Database, ids: readonly string[], now: number): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .prepare(
+      "UPDATE records SET state = 'dropped', settled_at = ? WHERE id IN (SELECT value FROM json_each(?)) AND state = 'sent'",
+    )
+    .bind(now, JSON.stringify(ids))
+    .run();
+}
+
+/**
+ * An operator's delete: the row stays as a tombstone until the purge, so that a copy of it in the
+ * second store can never come back. True if it was there to delete.
+ */
+export async function deleteRecord(db: D1Database, kind: RecordKind, id: string, now: number) {
   const result = await db
-    .prepare(`DELETE FROM records WHERE id = ? AND kind = ?${claimedOnly ? " AND state = 'replaying'" : ""}`)
-    .bind(id, kind)
+    .prepare(
+      "UPDATE records SET state = 'deleted', settled_at = ? WHERE id = ? AND kind = ? AND state != 'deleted'",
+    )
+    .bind(now, id, kind)
     .run();
   return result.meta.changes > 0;
 }

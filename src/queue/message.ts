@@ -11,7 +11,16 @@ import { utf8Length } from "../destination/calls";
  * the queue's default JSON content type, each call (a JSON string inside a JSON message) would be
  * escaped a second time, and a call full of `"` would double in size and break the 128 KB limit.
  *
+ * v3: the same, when the webhook's own bytes travel with it (ARCHIVE_MODE failures or all): the
+ * header counts its calls (`callCount`), and everything after the last call's line is the webhook
+ * as received, verbatim (it may hold newlines). A v2 reader refuses a v3 header, so a deploy from
+ * before v3 keeps such a message as a malformed dead letter (replayable) and never sends the
+ * webhook's lines as calls.
+ *
  * v1 (an object with `calls: string[]`, sent by earlier deploys) is still read.
+ *
+ * Control messages (`{"v":"control",…}`, one line) drive the relay's own chains through the same
+ * queue: a destination's probe and drain in outage mode, and an archive replay job's next step.
  */
 
 export const RELAY_MESSAGE_VERSION = 2;
@@ -45,35 +54,83 @@ const header = {
   unmapped: v.optional(v.literal(true)),
   /** Property keys new to the event's family, at most MAX_DRIFT_KEYS, each cut to 100 characters. */
   drift: v.optional(v.array(v.string())),
+  /** An archive replay to another destination than the source's own (a destination id). */
+  destination: v.optional(v.string()),
 };
 
 /** Unknown property keys one message carries: bounded whatever a sender invents. */
 export const MAX_DRIFT_KEYS = 20;
 
 /** A relay message as the consumer works with it, whatever its encoding on the queue. */
-export const RelayMessageSchema = v.object({ ...header, calls: v.array(v.string()) });
+export const RelayMessageSchema = v.object({
+  ...header,
+  calls: v.array(v.string()),
+  /** The webhook as received (v3), for the archive and for replays mapped by today's code. */
+  raw: v.optional(v.string()),
+});
 export type RelayMessage = v.InferOutput<typeof RelayMessageSchema>;
 
 const HeaderV2Schema = v.object({ v: v.literal(2), ...header });
+const HeaderV3Schema = v.object({
+  v: v.literal(3),
+  ...header,
+  callCount: v.pipe(v.number(), v.integer(), v.minValue(0)),
+});
 const MessageV1Schema = v.object({ v: v.literal(1), ...header, calls: v.array(v.string()) });
+
+/** What drives the relay's own chains; see src/delivery/control.ts. */
+export const ControlSchema = v.variant("kind", [
+  v.object({
+    v: v.literal("control"),
+    kind: v.literal("destination"),
+    destination: v.string(),
+    chain: v.string(),
+  }),
+  v.object({ v: v.literal("control"), kind: v.literal("replay-job"), job: v.string(), chain: v.string() }),
+]);
+export type ControlMessage = v.InferOutput<typeof ControlSchema>;
+
+export const encodeControl = (control: ControlMessage): string => JSON.stringify(control);
 
 /** The text the queue stores for a message. */
 export function encodeRelayMessage(message: RelayMessage): string {
-  const { calls, ...rest } = message;
-  return [JSON.stringify({ v: RELAY_MESSAGE_VERSION, ...rest }), ...calls].join("\n");
+  const { calls, raw, ...rest } = message;
+  if (raw === undefined) return [JSON.stringify({ v: RELAY_MESSAGE_VERSION, ...rest }), ...calls].join("\n");
+  return [JSON.stringify({ v: 3, ...rest, callCount: calls.length }), ...calls, raw].join("\n");
 }
 
-/** Bytes the queue counts for an encoded message: calls are measured once, the header here. */
+/** Bytes the queue counts for an encoded message: calls are measured once, the rest here. */
 export function queuedBytes(message: RelayMessage, encoded: string): number {
-  const headerLength = encoded.length - message.calls.reduce((sum, call) => sum + call.length + 1, 0);
-  return utf8Length(encoded.slice(0, headerLength)) + message.bytes + message.calls.length;
+  const callsLength = message.calls.reduce((sum, call) => sum + call.length + 1, 0);
+  const rest = encoded.length - callsLength;
+  // The header (and the raw webhook, after the calls) measured; the calls' bytes are known.
+  const header = encoded.slice(0, message.raw === undefined ? rest : rest - message.raw.length - 1);
+  const raw = message.raw === undefined ? 0 : utf8Length(message.raw) + 1;
+  return utf8Length(header) + message.bytes + message.calls.length + raw;
 }
 
 export type DecodeResult =
   | { ok: true; message: RelayMessage }
   | { ok: false; reason: "malformed-message"; detail: string };
 
-/** Reads a message from any deploy: v2 text, v1 object. Anything else is malformed. */
+export type QueueBody = DecodeResult | { ok: true; control: ControlMessage };
+
+/** What the queue delivered: a relay message of any deploy, or a control message. */
+export function decodeQueueBody(input: unknown): QueueBody {
+  if (typeof input === "string" && input.startsWith('{"v":"control"')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(input);
+    } catch {
+      return malformed("the control message is not JSON");
+    }
+    const checked = v.safeParse(ControlSchema, parsed);
+    return checked.success ? { ok: true, control: checked.output } : malformed(describe(checked.issues));
+  }
+  return decodeRelayMessage(input);
+}
+
+/** Reads a message from any deploy: v3 and v2 text, v1 object. Anything else is malformed. */
 export function decodeRelayMessage(input: unknown): DecodeResult {
   // A message sent as bytes (another producer, or a later deploy) is read as its UTF-8 text.
   const body = input instanceof ArrayBuffer || input instanceof Uint8Array ? textOf(input) : input;
@@ -86,6 +143,7 @@ export function decodeRelayMessage(input: unknown): DecodeResult {
     } catch {
       return malformed("the header line is not JSON");
     }
+    if ((parsed as { v?: unknown } | null)?.v === 3) return decodeV3(body, newline, parsed);
     const checked = v.safeParse(HeaderV2Schema, parsed);
     if (!checked.success) return malformed(describe(checked.issues));
     const { v: _version, ...rest } = checked.output;
@@ -95,6 +153,22 @@ export function decodeRelayMessage(input: unknown): DecodeResult {
   if (!checked.success) return malformed(describe(checked.issues));
   const { v: _version, ...message } = checked.output;
   return { ok: true, message };
+}
+
+/** v3: `callCount` lines of calls after the header, then the raw webhook, verbatim. */
+function decodeV3(body: string, newline: number, parsed: unknown): DecodeResult {
+  const checked = v.safeParse(HeaderV3Schema, parsed);
+  if (!checked.success) return malformed(describe(checked.issues));
+  const { v: _version, callCount, ...rest } = checked.output;
+  const calls: string[] = [];
+  let at = newline + 1;
+  for (let i = 0; i < callCount; i++) {
+    const end = body.indexOf("\n", at);
+    if (newline < 0 || end < 0) return malformed(`the message holds fewer than its ${callCount} calls`);
+    calls.push(body.slice(at, end));
+    at = end + 1;
+  }
+  return { ok: true, message: { ...rest, calls, raw: body.slice(at) } };
 }
 
 function textOf(bytes: ArrayBuffer | Uint8Array): string | undefined {

@@ -59,3 +59,27 @@ export const lifecycleRules = (archiveDays: number) =>
     { id: "archive-expiry", prefix: R2_PREFIX.archive, expireDays: archiveDays },
     { id: "orphan-records", prefix: R2_PREFIX.records, expireDays: ORPHAN_RECORD_DAYS },
   ] as const;
+
+const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const hour = (ms: number) => new Date(ms).toISOString().slice(11, 13);
+
+/** A group's id: time-ordered, unique across isolates. */
+export const groupId = (now: number, random: string) =>
+  `${String(Math.trunc(now)).padStart(13, "0")}-${random}`;
+
+export const recordsKey = (now: number, group: string) => `${R2_PREFIX.records}${day(now)}/${group}`;
+export const pendingKey = (group: string) => `${R2_PREFIX.pending}${group}`;
+export const parkedKey = (destination: string, seq: string) => `${R2_PREFIX.parked}${destination}/${seq}`;
+
+/** The hour folder of an archive object: the hour its webhooks were received, in UTC. */
+export const archiveHourPrefix = (source: string, receivedAt: number) =>
+  `${R2_PREFIX.archive}${source}/${day(receivedAt)}/${hour(receivedAt)}/`;
+export const archiveKey = (source: string, receivedAt: number, group: string) =>
+  `${archiveHourPrefix(source, receivedAt)}${group}`;
+
+/** The day folder `records/<yyyy-mm-dd>/` a time falls in, and the day a folder names. */
+export const recordsDayPrefix = (ms: number) => `${R2_PREFIX.records}${day(ms)}/`;
+export function dayOfRecordsPrefix(prefix: string): number | undefined {
+  const match = /^records\/(\d{4}-\d{2}-\d{2})\/$/.exec(prefix);
+  return match ? Date.parse(`${match[1]}T00:00:00Z`) : undefined;
+}

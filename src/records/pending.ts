@@ -1,0 +1,160 @@
+import * as v from "valibot";
+import { KEY_PREFIX } from "../kv/keys";
+import { bytesOfBase64, insertRecordsStatement, RECORD_KINDS, type RecordRow } from "../ledger/records";
+import { log } from "../log";
+import { R2_PREFIX } from "../r2/keys";
+
+/**
+ * The second store's way back: rows the ledger refused when they were written wait in R2 under
+ * `pending/` (one object per stored group), and the cron moves them in. Every object is moved,
+ * page after page, within the run's budget; what is left waits for the next run, and nothing
+ * there expires. A move inserts with OR IGNORE: a row the ledger has (a tombstone of a record
+ * already replayed or deleted included) stays as it is, so nothing comes back twice, and rows
+ * older than the retention are not brought back at all.
+ *
+ * Deploys before the R2 move kept that second store in KV (`fallback:` keys): drained the same
+ * way, into the same rows, until none is left.
+ */
+
+const PendingSchema = v.object({
+  v: v.literal(1),
+  rows: v.array(
+    v.looseObject({
+      id: v.string(),
+      kind: v.picklist(RECORD_KINDS),
+      createdAt: v.number(),
+    }),
+  ),
+});
+
+export interface MoveBudget {
+  /** Objects or keys one run may move: each is a get, a D1 statement and a delete. */
+  moves: number;
+  /** List calls one run may make. */
+  pages: number;
+}
+
+export const MOVE_BUDGET: MoveBudget = { moves: 100, pages: 10 };
+
+export interface MoveReport {
+  moved: number;
+  rows: number;
+  unreadable: number;
+  /** More may be waiting: the run stopped at its budget. */
+  more: boolean;
+}
+
+export async function movePending(
+  bucket: R2Bucket,
+  db: D1Database,
+  notBefore: number,
+  budget: MoveBudget = MOVE_BUDGET,
+): Promise<MoveReport> {
+  const report: MoveReport = { moved: 0, rows: 0, unreadable: 0, more: false };
+  let cursor: string | undefined;
+  for (let page = 0; page < budget.pages; page++) {
+    const listed = await bucket.list({ prefix: R2_PREFIX.pending, cursor, limit: 100 });
+    for (const object of listed.objects) {
+      if (report.moved >= budget.moves) {
+        report.more = true;
+        return report;
+      }
+      const body = await bucket.get(object.key);
+      const checked = body ? v.safeParse(PendingSchema, await body.json().catch(() => undefined)) : undefined;
+      if (!checked?.success) {
+        // Left where it is for an operator: it never blocks the others, and never expires.
+        report.unreadable++;
+        log("error", "pending-unreadable", { key: object.key });
+        continue;
+      }
+      const rows = checked.output.rows as unknown as RecordRow[];
+      await db.batch([insertRecordsStatement(db, rows, { notBefore })]);
+      await bucket.delete(object.key);
+      report.moved++;
+      report.rows += rows.length;
+    }
+    if (!listed.truncated) return report;
+    cursor = listed.cursor;
+  }
+  report.more = true;
+  return report;
+}
+
+/** What a deploy before the R2 move wrote to KV for a dead letter D1 refused. */
+const FallbackSchema = v.object({
+  id: v.string(),
+  kind: v.picklist(RECORD_KINDS),
+  reason: v.string(),
+  source: v.string(),
+  event: v.string(),
+  eventId: v.string(),
+  attempts: v.number(),
+  lastStatus: v.nullable(v.number()),
+  detail: v.string(),
+  receivedAt: v.number(),
+  createdAt: v.number(),
+  bodyBase64: v.optional(v.string()),
+  message: v.optional(v.string()),
+});
+
+/**
+ * Drains the KV fallback of earlier deploys: each record's bytes go to the legacy columns of its
+ * row (they are at most one queue message or one body), following the list cursor within the
+ * budget. A key is deleted only after its row is in.
+ */
+export async function moveKvFallbacks(
+  kv: KVNamespace,
+  db: D1Database,
+  notBefore: number,
+  budget: MoveBudget = MOVE_BUDGET,
+): Promise<MoveReport> {
+  const report: MoveReport = { moved: 0, rows: 0, unreadable: 0, more: false };
+  let cursor: string | undefined;
+  for (let page = 0; page < budget.pages; page++) {
+    const listed = await kv.list({ prefix: KEY_PREFIX.fallback, cursor, limit: 1_000 });
+    for (const key of listed.keys) {
+      if (report.moved >= budget.moves) {
+        report.more = true;
+        return report;
+      }
+      const checked = v.safeParse(FallbackSchema, await kv.get(key.name, "json"));
+      if (!checked.success) {
+        report.unreadable++;
+        log("error", "fallback-unreadable", { key: key.name });
+        continue;
+      }
+      const { bodyBase64, message, ...rest } = checked.output;
+      if (rest.createdAt >= notBefore) {
+        await db
+          .prepare(
+            `INSERT OR IGNORE INTO records (id, kind, state, reason, source, event, event_id, attempts, last_status,
+               detail, received_at, created_at, body, message, holds)
+             VALUES (?, ?, 'stored', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'legacy')`,
+          )
+          .bind(
+            rest.id,
+            rest.kind,
+            rest.reason,
+            rest.source,
+            rest.event,
+            rest.eventId,
+            rest.attempts,
+            rest.lastStatus,
+            rest.detail,
+            rest.receivedAt,
+            rest.createdAt,
+            bodyBase64 === undefined ? null : bytesOfBase64(bodyBase64),
+            message ?? null,
+          )
+          .run();
+      }
+      await kv.delete(key.name);
+      report.moved++;
+      report.rows++;
+    }
+    if (listed.list_complete) return report;
+    cursor = listed.cursor;
+  }
+  report.more = true;
+  return report;
+}
