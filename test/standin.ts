@@ -25,8 +25,11 @@ export interface ReceivedAlert {
  * Segment is the stand-in; the alert receiver at `url` records what it is sent and answers
  * `receiver.status` (or fails to connect, with "down"). Anything else is unreachable.
  */
-export function useAlertReceiver(url: string, receiverStatus: number | "down" = 200) {
-  const standIn = new SegmentStandIn([WRITE_KEY]);
+export function useAlertReceiver(
+  url: string,
+  receiverStatus: number | "down" = 200,
+  standIn = new SegmentStandIn([WRITE_KEY]),
+) {
   const alerts: ReceivedAlert[] = [];
   const receiver = { status: receiverStatus };
   vi.spyOn(globalThis, "fetch").mockImplementation(async (input, init) => {

@@ -325,14 +325,17 @@ export async function runJobStep(
   jobId: string,
   chain: string,
   now: number,
-): Promise<{ delaySeconds: number } | undefined> {
+): Promise<{ delaySeconds: number; chain: string } | undefined> {
   const db = env.LEDGER;
+  // The token passes to the next step (compare-and-set): a duplicate message of this step ends.
+  const next = randomHex(8);
   const job = await db
     .prepare(
-      `UPDATE replay_jobs SET lease_until = ?2 WHERE id = ?1 AND chain = ?4 AND state = 'running' AND lease_until < ?3
+      `UPDATE replay_jobs SET lease_until = ?2, chain = ?5
+       WHERE id = ?1 AND chain = ?4 AND state = 'running' AND lease_until < ?3
        RETURNING ${JOB_COLUMNS}`,
     )
-    .bind(jobId, now + LEASE_MS, now, chain)
+    .bind(jobId, now + LEASE_MS, now, chain, next)
     .first<JobRow>();
   // Not running any more, another chain owns it, or a step holds it (a duplicate message): ends here.
   if (!job) return undefined;
@@ -389,7 +392,7 @@ export async function runJobStep(
     // Nothing moves: the step is done again after its delay (what went out goes again, same ids).
     await db.prepare("UPDATE replay_jobs SET lease_until = 0 WHERE id = ?").bind(jobId).run();
     log("error", "archive-replay-enqueue-failed", { job: jobId, error: String(error) });
-    return { delaySeconds: 30 };
+    return { delaySeconds: 30, chain: next };
   }
   const done = listing.complete && consumed === listing.objects.length;
   await db
@@ -401,7 +404,7 @@ export async function runJobStep(
     .bind(jobId, cursor, messages.length, skipped, now, done ? 1 : 0)
     .run();
   log("info", "archive-replay-step", { job: jobId, sent: messages.length, skipped, done });
-  return done ? undefined : { delaySeconds: PACE_SECONDS };
+  return done ? undefined : { delaySeconds: PACE_SECONDS, chain: next };
 }
 
 /** Messages in sendBatch's limits: at most 100 and 256 KB a call. */

@@ -22,7 +22,7 @@ export async function handleControl(
   sender: Sender,
   control: ControlMessage,
 ): Promise<number | undefined> {
-  let next: { delaySeconds: number } | undefined;
+  let next: { delaySeconds: number; chain: string } | undefined;
   try {
     next =
       control.kind === "destination"
@@ -35,11 +35,13 @@ export async function handleControl(
   }
   if (!next) return undefined;
   try {
-    await sendControl(env, control, next.delaySeconds);
+    await sendControl(env, { ...control, chain: next.chain }, next.delaySeconds);
     return undefined;
   } catch (error) {
+    // This message is acked: its token has moved on, so a retry would end at once; the cron
+    // restarts the chain once it has gone quiet.
     log("error", "chain-send-failed", { kind: control.kind, error: String(error) });
-    return next.delaySeconds;
+    return undefined;
   }
 }
 

@@ -17,7 +17,7 @@ import {
   shrinkParkedStatement,
   unparkStatement,
 } from "../ledger/destinations";
-import { deadLetterOf, type LedgerRecord } from "../ledger/records";
+import { deadLetterOf, type LedgerRecord, randomHex } from "../ledger/records";
 import { log } from "../log";
 import type { RelayMessage } from "../queue/message";
 import { storeRecords } from "../records/store";
@@ -42,7 +42,7 @@ const PARALLEL_BATCHES = 4;
 // A claim outlives a step (requests time out after SEGMENT_TIMEOUT_MS, at most 60 s).
 const LEASE_MS = 5 * 60_000;
 
-type Next = { delaySeconds: number } | undefined;
+type Next = { delaySeconds: number; chain: string } | undefined;
 
 export async function destinationStep(
   env: Env,
@@ -54,27 +54,32 @@ export async function destinationStep(
 ): Promise<Next> {
   const db = env.LEDGER;
   const now = Date.now();
-  const beat = await beatStatement(db, id, chain, now).first<{
+  const current = chain;
+  // This step's token; the next step's message carries it.
+  chain = randomHex(8);
+  const beat = await beatStatement(db, id, current, chain, now).first<{
     state: DestinationState;
     nextProbeAt: number;
   }>();
-  // A stale chain (a newer one owns the destination, or an operator held it): it ends here.
+  // A stale chain (a newer one owns the destination, an operator held it, or this very step's
+  // message came twice and the other copy moved on): it ends here.
   if (!beat) return undefined;
   if (beat.state === "held" || beat.state === "open") return undefined;
+  const next = (delaySeconds: number): Next => ({ delaySeconds, chain });
   const probeMs = settings.OUTAGE_PROBE_SECONDS * 1000;
   if (beat.state === "outage") {
-    if (beat.nextProbeAt > now) return { delaySeconds: (beat.nextProbeAt - now) / 1000 };
+    if (beat.nextProbeAt > now) return next((beat.nextProbeAt - now) / 1000);
     const claimed = await claimProbeStatement(db, id, chain, now, now + probeMs).first();
-    if (!claimed) return { delaySeconds: settings.OUTAGE_PROBE_SECONDS };
+    if (!claimed) return next(settings.OUTAGE_PROBE_SECONDS);
     const probe = await drainSome(env, settings, sender, id, 1, now);
     log("warn", "outage-probe", { destination: id, outcome: probe.kind });
-    if (probe.kind === "failed") return { delaySeconds: settings.OUTAGE_PROBE_SECONDS };
+    if (probe.kind === "failed") return next(settings.OUTAGE_PROBE_SECONDS);
     if (probe.kind === "paused") {
       await db
         .prepare("UPDATE destinations SET next_probe_at = ? WHERE id = ?")
         .bind(now + probe.seconds * 1000, id)
         .run();
-      return { delaySeconds: probe.seconds };
+      return next(probe.seconds);
     }
     // Through (or nothing parked to probe with): parked batches go out from now on.
     await drainingStatement(db, id, chain).run();
@@ -86,16 +91,16 @@ export async function destinationStep(
         continue;
       case "deferred":
         // The invocation's request budget is spent: the next step runs in a fresh invocation.
-        return { delaySeconds: 0 };
+        return next(0);
       case "paused":
-        return { delaySeconds: step.seconds };
+        return next(step.seconds);
       case "failed":
         await backToOutageStatement(db, id, chain, step.status, Date.now() + probeMs).run();
         log("warn", "outage-resumed", { destination: id, status: step.status });
-        return { delaySeconds: settings.OUTAGE_PROBE_SECONDS };
+        return next(settings.OUTAGE_PROBE_SECONDS);
       case "empty": {
         const drained = await drainedStatement(db, id, chain).first();
-        if (!drained) return { delaySeconds: 1 }; // something was parked meanwhile, or is still claimed
+        if (!drained) return next(1); // something was parked meanwhile, or is still claimed
         log("warn", "outage-drained", { destination: id });
         alertSoon(scope, id, "outage-drained");
         return undefined;

@@ -38,8 +38,17 @@ export const MALFORMED_EVENT = "(malformed)";
  */
 export function recordCountStatement(
   db: D1Database,
-  rows: readonly { kind: string; reason: string; source: string; event: string; createdAt: number }[],
-): D1PreparedStatement {
+  rows: readonly {
+    id: string;
+    kind: string;
+    reason: string;
+    source: string;
+    event: string;
+    createdAt: number;
+  }[],
+  /** Rows moved in from the second store: counted only if the first of them is not in yet. */
+  moving = false,
+): D1PreparedStatement | undefined {
   return countStatement(
     db,
     rows.map((row) => ({
@@ -48,7 +57,8 @@ export function recordCountStatement(
       outcome: row.kind === "quarantine" ? "refused" : "deadLettered",
       at: row.createdAt,
     })),
-  ) as D1PreparedStatement;
+    moving ? rows[0]?.id : undefined,
+  );
 }
 
 /** Per (hour, source): each event's [delivered, deadLettered, dropped, refused, lastSeen]. */
@@ -79,12 +89,15 @@ export function countRows(deltas: readonly CountDelta[]): [number, string, strin
 export function countStatement(
   db: D1Database,
   deltas: readonly CountDelta[],
+  /** Counts nothing if the ledger already has this record (the group was counted when it landed). */
+  unlessRecord?: string,
 ): D1PreparedStatement | undefined {
   if (deltas.length === 0) return undefined;
   return db
     .prepare(
       `INSERT INTO counts (hour, source, events)
-       SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?) WHERE true
+       SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1)
+       WHERE ?2 IS NULL OR NOT EXISTS (SELECT 1 FROM records WHERE id = ?2)
        ON CONFLICT (hour, source) DO UPDATE SET events = (
          SELECT json_group_object(k, json_array(d, x, p, r, t)) FROM (
            SELECT k, sum(d) AS d, sum(x) AS x, sum(p) AS p, sum(r) AS r, max(t) AS t FROM (
@@ -97,7 +110,7 @@ export function countStatement(
          )
        )`,
     )
-    .bind(JSON.stringify(countRows(deltas)));
+    .bind(JSON.stringify(countRows(deltas)), unlessRecord ?? null);
 }
 
 export interface HourRow {

@@ -116,13 +116,23 @@ export function parkStatement(db: D1Database, input: ParkedInput): D1PreparedSta
     );
 }
 
-/** The chain still owns the destination: its beat, and where the destination stands. */
-export function beatStatement(db: D1Database, id: string, chain: string, now: number): D1PreparedStatement {
+/**
+ * The chain still owns the destination: its beat, where the destination stands, and the token
+ * passed on to the next step (compare-and-set, so a duplicate of this step's message, delivered
+ * twice by the queue, finds the token moved on and ends instead of forking the chain).
+ */
+export function beatStatement(
+  db: D1Database,
+  id: string,
+  chain: string,
+  next: string,
+  now: number,
+): D1PreparedStatement {
   return db
     .prepare(
-      "UPDATE destinations SET chain_beat = ? WHERE id = ? AND chain = ? RETURNING state, next_probe_at AS nextProbeAt",
+      "UPDATE destinations SET chain_beat = ?, chain = ? WHERE id = ? AND chain = ? RETURNING state, next_probe_at AS nextProbeAt",
     )
-    .bind(now, id, chain);
+    .bind(now, next, id, chain);
 }
 
 /** Takes this interval's probe: one per OUTAGE_PROBE_SECONDS, whichever chain message asks. */

@@ -1,5 +1,6 @@
 import * as v from "valibot";
 import { KEY_PREFIX } from "../kv/keys";
+import { recordCountStatement } from "../ledger/counts";
 import { bytesOfBase64, insertRecordsStatement, RECORD_KINDS, type RecordRow } from "../ledger/records";
 import { log } from "../log";
 import { R2_PREFIX } from "../r2/keys";
@@ -22,6 +23,9 @@ const PendingSchema = v.object({
     v.looseObject({
       id: v.string(),
       kind: v.picklist(RECORD_KINDS),
+      reason: v.string(),
+      source: v.string(),
+      event: v.string(),
       createdAt: v.number(),
     }),
   ),
@@ -67,8 +71,14 @@ export async function movePending(
         log("error", "pending-unreadable", { key: object.key });
         continue;
       }
-      const rows = checked.output.rows as unknown as RecordRow[];
-      await db.batch([insertRecordsStatement(db, rows, { notBefore })]);
+      const rows = (checked.output.rows as unknown as RecordRow[]).filter(
+        (row) => row.createdAt >= notBefore,
+      );
+      // Counted before the insert, in its transaction, and only if the group is not in yet: a copy
+      // moved twice (its first delete failed) is neither inserted nor counted again.
+      const counted = recordCountStatement(db, rows, true);
+      if (rows.length > 0)
+        await db.batch([...(counted ? [counted] : []), insertRecordsStatement(db, rows, { notBefore })]);
       await bucket.delete(object.key);
       report.moved++;
       report.rows += rows.length;

@@ -59,9 +59,10 @@ export async function storeRecords(
   }
   const rows = recordRows(records);
   try {
+    const counted = recordCountStatement(db, rows);
     await db.batch([
       insertRecordsStatement(db, rows),
-      recordCountStatement(db, rows),
+      ...(counted ? [counted] : []),
       ...(options.with ?? []),
     ]);
     return { ok: true, where: "ledger", objectKey, bytes };
