@@ -1,6 +1,7 @@
 import {
   createExecutionContext,
   createMessageBatch,
+  createScheduledController,
   getQueueResult,
   waitOnExecutionContext,
 } from "cloudflare:test";
@@ -8,10 +9,13 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import { quarantineOf, ROW_LIMIT_BYTES } from "../src/ledger/records";
+import { KEY_PREFIX } from "../src/kv/keys";
+import { deadLetterOf, quarantineOf, ROW_LIMIT_BYTES } from "../src/ledger/records";
 import type { RelayMessage } from "../src/queue/message";
 import { decodeFrames } from "../src/r2/frames";
 import { R2_PREFIX } from "../src/r2/keys";
+import { storeRecords } from "../src/records/store";
+import { faultyDb } from "./faults";
 import { ADMIN_TOKEN, callWorker, postWebhook, TOKEN, WRITE_KEY } from "./helpers";
 import { queueMessages, relayMessage, storeForTest } from "./messages";
 import { useAlertReceiver, useSegmentStandIn } from "./standin";
@@ -190,3 +194,108 @@ describe("a byte budget per source, not a count cap", () => {
     expect(listed.objects.length).toBeGreaterThanOrEqual(2);
   });
 });
+
+describe("the cron keeps R2 and the ledger in step", () => {
+  it("moves every pending group, page after page, and a KV fallback of an earlier deploy past the old 20", async () => {
+    const { name } = source();
+    const letters = Array.from({ length: 130 }, (_, i) =>
+      deadLetterOf(
+        {
+          reason: "segment-refused",
+          source: name,
+          eventId: `pending-${i}`,
+          event: "guideSeen",
+          attempts: 1,
+          lastStatus: 401,
+          detail: "",
+          receivedAt: Date.now(),
+          message: { ...relayMessage(), source: name },
+        },
+        Date.now(),
+      ),
+    );
+    const refusing = faultyDb(env.LEDGER, (sql) => sql.includes("INTO records"));
+    for (const letter of letters)
+      expect(
+        await storeRecords(env.ARCHIVE, refusing, [letter], { now: letter.createdAt, secondStore: true }),
+      ).toMatchObject({
+        where: "pending",
+      });
+    const legacy = Array.from(
+      { length: 30 },
+      (_, i) => `${KEY_PREFIX.fallback}${Date.now()}-${name}.legacy${i}`,
+    );
+    for (const [i, key] of legacy.entries()) {
+      const id = key.slice(KEY_PREFIX.fallback.length);
+      await env.DEDUP.put(
+        key,
+        JSON.stringify({
+          ...letters[0],
+          id,
+          eventId: `legacy-${i}`,
+          message: "x",
+          holds: undefined,
+          object: undefined,
+        }),
+      );
+    }
+    const count = () =>
+      env.LEDGER.prepare("SELECT count(*) AS n FROM records WHERE source = ?")
+        .bind(name)
+        .first<{ n: number }>();
+    await runCron();
+    // One run moves what its budget allows (100 groups, 100 keys), following the list cursor.
+    expect((await count())?.n).toBe(100 + 30);
+    await runCron();
+    expect((await count())?.n).toBe(130 + 30);
+    expect((await env.ARCHIVE.list({ prefix: R2_PREFIX.pending })).objects).toEqual([]);
+    for (const key of legacy) expect(await env.DEDUP.get(key)).toBeNull();
+  });
+
+  it("removes a day's objects once every record of that day is past its retention, and not before", async () => {
+    const { name } = source();
+    const old = Date.now() - 20 * 86_400_000; // past the 14-day default
+    const recent = Date.now() - 3_600_000;
+    const letterAt = (at: number) =>
+      deadLetterOf(
+        {
+          reason: "segment-refused",
+          source: name,
+          eventId: `day-${at}`,
+          event: "guideSeen",
+          attempts: 1,
+          lastStatus: 401,
+          detail: "",
+          receivedAt: at,
+          message: { ...relayMessage(), source: name },
+        },
+        at,
+      );
+    const [gone, kept] = [letterAt(old), letterAt(recent)];
+    for (const letter of [gone, kept])
+      await storeRecords(env.ARCHIVE, env.LEDGER, [letter], { now: letter.createdAt });
+    const keyOf = async (id: string) =>
+      (
+        await env.LEDGER.prepare("SELECT object_key AS key FROM records WHERE id = ?")
+          .bind(id)
+          .first<{ key: string }>()
+      )?.key;
+    const [goneKey, keptKey] = [await keyOf(gone.id), await keyOf(kept.id)];
+    await runCron();
+    await runCron(); // the first purges the rows, the second (or the same run) the emptied day
+    expect(await keyOf(gone.id)).toBeUndefined();
+    expect(await env.ARCHIVE.head(goneKey ?? "")).toBeNull();
+    expect(await env.ARCHIVE.head(keptKey ?? "")).not.toBeNull();
+    expect(await keyOf(kept.id)).toBe(keptKey);
+  });
+});
+
+async function runCron() {
+  const ctx = createExecutionContext();
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
+    env,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
+}
