@@ -6,7 +6,7 @@
  * the Markdown files and is edited there. `npm run docs` rewrites the sections, and
  * test/docs.test.ts fails when a committed file differs from what this renders.
  */
-import { ALERT_KINDS, type AlertKind } from "../../src/alerts/alert";
+import { ALERT_KINDS, type AlertKind, DESTINATION_ALERT_KINDS } from "../../src/alerts/alert";
 import { SETTINGS_DOC, settingDefaults } from "../../src/config";
 import { type RetryStep, retrySchedule } from "../../src/delivery/backoff";
 import { DLQ_MAX_RETRIES, dlqSchedule } from "../../src/delivery/deadLetterConsumer";
@@ -16,6 +16,7 @@ import { DEAD_LETTER_REASONS } from "../../src/ledger/records";
 import { CATALOG } from "../../src/pendo/catalog";
 import { segmentEventName } from "../../src/pendo/names";
 import { TRIM_STEPS } from "../../src/pendo/trim";
+import { lifecycleRules, R2_LAYOUT } from "../../src/r2/keys";
 import { FAULT_MATRIX } from "../../test/fault-matrix";
 import { ledgerTables } from "./ledger";
 
@@ -152,8 +153,28 @@ const SECTIONS: Record<string, (inputs: DocInputs) => string> = {
   "alert-kinds": () =>
     table(
       ["Kind", "Fires when", "What to do"],
-      ALERT_KINDS.map((kind) => [code(kind), ALERT_KIND_DOC[kind].when, ALERT_KIND_DOC[kind].action]),
+      [...ALERT_KINDS, ...DESTINATION_ALERT_KINDS].map((kind) => [
+        code(kind),
+        ALERT_KIND_DOC[kind].when,
+        ALERT_KIND_DOC[kind].action,
+      ]),
     ),
+  "r2-layout": () =>
+    [
+      table(
+        ["Key", "Holds", "Until", "Purpose"],
+        R2_LAYOUT.map((entry) => [code(entry.key), entry.value, entry.expiry, entry.purpose]),
+      ),
+      "",
+      `Lifecycle rules (\`npm run setup\` puts them on the bucket): ${lifecycleRules(
+        Number(settingDefaults().ARCHIVE_DAYS),
+      )
+        .map(
+          (rule) =>
+            `${code(rule.prefix)} after ${rule.id === "archive-expiry" ? "`ARCHIVE_DAYS` (default " : ""}${rule.expireDays} days${rule.id === "archive-expiry" ? ")" : ""}`,
+        )
+        .join("; ")}.`,
+    ].join("\n"),
   "kv-layout": () =>
     table(
       ["Key", "Value", "TTL", "Purpose"],
@@ -245,6 +266,7 @@ export const GENERATED_FILES: Record<string, readonly string[]> = {
     "dead-letter-reasons",
     "alert-kinds",
     "kv-layout",
+    "r2-layout",
     "ledger-tables",
   ],
   "docs/reliability.md": ["fault-matrix"],

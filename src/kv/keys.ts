@@ -2,8 +2,9 @@
  * The KV key layout: every key the relay writes to the `DEDUP` namespace is built here and
  * nowhere else. `docs/operations.md` documents these prefixes, value shapes and TTLs; the
  * generated table there reads `KV_LAYOUT`, so the two cannot drift. Everything else the relay
- * remembers is in the D1 ledger (migrations/, docs/operations.md#ledger): KV keeps only what
- * tolerates a stale read, and a second store for dead letters D1 could not take.
+ * remembers is in the D1 ledger (migrations/, docs/operations.md#ledger) and its bytes in R2
+ * (src/r2/keys.ts): KV keeps only what tolerates a stale read, the dedup markers. `fallback:`
+ * keys are what deploys before the R2 move left; the cron drains them, and nothing writes them.
  *
  * KV limits that shape it (developers.cloudflare.com/kv/platform/limits): keys up to 512 bytes,
  * `expirationTtl` at least 60 s, one write per second per key, eventually consistent reads.
@@ -28,7 +29,7 @@ export const KV_LAYOUT = [
     value: "the dead letter as JSON (its bytes as `bodyBase64`)",
     ttl: "`DEAD_LETTER_TTL_SECONDS` (default 14 days)",
     purpose:
-      "A dead letter the ledger refused when it was written; the cron moves it into D1, then deletes the key. Empty in normal operation.",
+      "Written only by deploys before the R2 move, for a dead letter the ledger refused; the cron moves every one into D1 (page after page), then deletes the key. R2's `pending/` took this role.",
   },
 ] as const;
 

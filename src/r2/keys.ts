@@ -26,7 +26,7 @@ export const R2_LAYOUT = [
     key: "records/<yyyy-mm-dd>/<group id>",
     value:
       "the bytes of a group of dead letters or quarantined webhooks, each at the offset its ledger row gives",
-    expiry: `deleted by the cron once no ledger row points at it; a lifecycle rule removes one never indexed after ${ORPHAN_RECORD_DAYS} days`,
+    expiry: `deleted by the cron once every record of its day is past DEAD_LETTER_TTL_SECONDS; a lifecycle rule removes one never indexed after ${ORPHAN_RECORD_DAYS} days`,
     purpose:
       "What a dead letter or a quarantined webhook holds, byte for byte; the row holds what, when, why.",
   },
