@@ -3,7 +3,8 @@
  * wrappers of its real bindings, run by `wrangler dev` for the cost benchmark. Counts follow
  * Cloudflare's billing units: KV per call by kind; queue operations per 64 KB written, read and
  * deleted; D1 rows read and written as each result's `meta` reports them (D1's billing units),
- * with queries and round trips; Worker invocations (requests, queue batches, cron runs);
+ * with queries and round trips; R2 operations by billing class, and bytes put, by prefix;
+ * Worker invocations (requests, queue batches, cron runs);
  * subrequests by destination; log lines by level and msg. GET /__bench/counts answers them; POST /__bench/cron runs the
  * scheduled handler once, as the platform would. Nothing here changes what the relay does.
  */
@@ -20,6 +21,8 @@ const counts = {
   queue: { writes: 0, reads: 0, deletes: 0, retries: 0, messages: 0 },
   fetches: { segment: 0, other: 0 },
   d1: { rowsRead: 0, rowsWritten: 0, queries: 0, roundTrips: 0 },
+  /** R2 by billing class (r2/pricing): Class A puts and lists, Class B gets and heads; deletes are free. */
+  r2: { classA: 0, classB: 0, deletes: 0, bytesPut: 0, puts: {} as Record<string, number> },
   cronRuns: 0,
   /** The relay's own log lines, by `level msg` (each one a Workers Logs event in production). */
   logs: {} as Record<string, number>,
@@ -137,6 +140,23 @@ function countedEnv(env: Env): Env {
         counts.kv[method] = (counts.kv[method] ?? 0) + 1;
       }),
       LEDGER: countedDb(env.LEDGER),
+      ARCHIVE: counted(env.ARCHIVE, (method, args) => {
+        if (method === "put" || method === "list" || method.startsWith("createMultipart")) counts.r2.classA++;
+        if (method === "get" || method === "head") counts.r2.classB++;
+        if (method === "delete") counts.r2.deletes++;
+        if (method === "put") {
+          const key = String(args[0]);
+          const prefix = key.slice(0, key.indexOf("/") + 1);
+          counts.r2.puts[prefix] = (counts.r2.puts[prefix] ?? 0) + 1;
+          const value = args[1];
+          counts.r2.bytesPut +=
+            value instanceof Uint8Array || value instanceof ArrayBuffer
+              ? value.byteLength
+              : typeof value === "string"
+                ? encoder.encode(value).length
+                : 0;
+        }
+      }),
       EVENTS: counted(env.EVENTS, (method, args) => {
         if (method === "send") counts.queue.writes += units(args[0]);
         if (method === "sendBatch")
@@ -148,10 +168,25 @@ function countedEnv(env: Env): Env {
   return wrapped;
 }
 
+/** Rows and bytes (each column as SQLite stores it) of the tables a stored event costs. */
+async function ledgerBytes(db: D1Database) {
+  const sizes: Record<string, { rows: number; bytes: number }> = {};
+  for (const table of ["records", "parked", "destinations"]) {
+    const columns = await db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all<{ name: string }>();
+    const sum = columns.results.map(({ name }) => `coalesce(length(CAST(${name} AS BLOB)), 0)`).join(" + ");
+    const row = await db
+      .prepare(`SELECT count(*) AS rows, coalesce(sum(${sum}), 0) AS bytes FROM ${table}`)
+      .first<{ rows: number; bytes: number }>();
+    sizes[table] = row ?? { rows: 0, bytes: 0 };
+  }
+  return sizes;
+}
+
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext) {
     const { pathname } = new URL(request.url);
     if (pathname === "/__bench/counts") return Response.json(counts);
+    if (pathname === "/__bench/ledger") return Response.json(await ledgerBytes(env.LEDGER));
     if (pathname === "/__bench/cron") {
       counts.cronRuns++;
       const controller = {

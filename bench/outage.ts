@@ -1,0 +1,219 @@
+/**
+ * `npm run chaos -- --only outage-mode` (part of `npm run chaos`): a destination outage at volume,
+ * against `wrangler dev` running the counting worker (every billed operation counted) and the
+ * Segment stand-in.
+ * 1. Baseline: OUTAGE_WEBHOOKS webhooks with Segment healthy; the time from the first send until
+ *    the last event arrives.
+ * 2. Outage: as many webhooks again while every request is answered 503, long enough for outage
+ *    mode to start (OUTAGE_AFTER_SECONDS) and every webhook to be parked; then Segment recovers.
+ *    Reported: events lost (0), delivered under two messageIds (0), D1 rows written per event and
+ *    R2 operations during the outage, D1 bytes per stored event, the queue backlog when the outage
+ *    ends, and the time to drain after recovery, beside the baseline's time.
+ */
+import {
+  LOCAL_ADMIN_TOKEN,
+  LOCAL_TOKEN,
+  type LocalRelay,
+  startLocalRelay,
+  waitFor,
+} from "../scripts/harness/local-relay";
+import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
+import { CATALOG } from "../src/pendo/catalog";
+
+export const OUTAGE_MODE_WEBHOOKS = Number(process.env.OUTAGE_WEBHOOKS ?? 5_000);
+/** The settings the run uses: the shortest outage window the relay allows, and fast probes. */
+export const OUTAGE_MODE_VARS = {
+  OUTAGE_AFTER_SECONDS: "60",
+  OUTAGE_PROBE_SECONDS: "10",
+  RETRY_BASE_SECONDS: "2",
+  RETRY_MAX_SECONDS: "8",
+};
+
+interface Counts {
+  d1: { rowsWritten: number; rowsRead: number };
+  r2: { classA: number; classB: number; deletes: number; bytesPut: number; puts: Record<string, number> };
+  queue: { writes: number; reads: number; retries: number; messages: number };
+  fetches: { segment: number };
+}
+
+async function counts(local: LocalRelay): Promise<Counts> {
+  return (await (await fetch(`${local.url}/__bench/counts`)).json()) as Counts;
+}
+
+async function admin<T>(local: LocalRelay, path: string): Promise<T> {
+  const response = await fetch(`${local.url}/admin${path}`, {
+    headers: { authorization: `Bearer ${LOCAL_ADMIN_TOKEN}` },
+  });
+  return (await response.json()) as T;
+}
+
+const idsOf = (webhook: Record<string, unknown>) => {
+  const entry = CATALOG.find((candidate) => candidate.name === webhook.event);
+  return ["track", ...(entry?.fanOut ?? [])].map((type) => `pendo:default:${webhook.uniqueId}:${type}`);
+};
+
+async function send(local: LocalRelay, webhooks: Record<string, unknown>[]) {
+  let next = 0;
+  const statuses: Record<number, number> = {};
+  await Promise.all(
+    Array.from({ length: 16 }, async () => {
+      while (next < webhooks.length) {
+        const webhook = webhooks[next++];
+        const response = await fetch(`${local.url}/pendo?token=${LOCAL_TOKEN}`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(webhook),
+        });
+        await response.arrayBuffer();
+        statuses[response.status] = (statuses[response.status] ?? 0) + 1;
+      }
+    }),
+  );
+  return statuses;
+}
+
+function webhooksFor(n: number, salt: string) {
+  // Visitors flagged do-not-process are left out: every event here must arrive.
+  const events = SAMPLE_EVENTS.filter((name) => name !== "visitorDoNotProcessUpdated");
+  return Array.from({ length: n }, (_, i) => {
+    const webhook = sampleWebhook(events[i % events.length] as string);
+    webhook.uniqueId = `${salt}${String(i).padStart(8, "0")}`.padEnd(40, "0").slice(0, 40);
+    return webhook;
+  });
+}
+
+type Destinations = { entries: { name: string; state: string; parked: { events: number; batches: number } }[] };
+
+export async function outageMode(local: LocalRelay) {
+  const standIn = local.standIn.standIn;
+  standIn.setFailureShare(0);
+  standIn.rejectEvent = () => false;
+
+  // 1. Baseline: the same number of events with nothing failing.
+  const baseline = webhooksFor(OUTAGE_MODE_WEBHOOKS, "b");
+  const baselineIds = baseline.flatMap(idsOf);
+  const t0 = Date.now();
+  await send(local, baseline);
+  await waitFor(
+    "the baseline to arrive",
+    async () => {
+      const seen = new Set(standIn.messageIds);
+      return baselineIds.every((id) => seen.has(id)) ? true : undefined;
+    },
+    600_000,
+    250,
+  );
+  const baselineSeconds = (Date.now() - t0) / 1000;
+
+  // 2. The outage: every request answered 503 until outage mode has parked every webhook.
+  standIn.randomFailure = () => 503;
+  standIn.setFailureShare(1);
+  const before = await counts(local);
+  const outageStart = Date.now();
+  const webhooks = webhooksFor(OUTAGE_MODE_WEBHOOKS, "o");
+  const ids = webhooks.flatMap(idsOf);
+  const statuses = await send(local, webhooks);
+  const sendSeconds = (Date.now() - outageStart) / 1000;
+  // Until outage mode holds all of them parked (retried messages come back and are parked too).
+  const parked = await waitFor(
+    "every webhook parked",
+    async () => {
+      const { entries } = await admin<Destinations>(local, "/destinations");
+      const events = entries.reduce((sum, entry) => sum + entry.parked.events, 0);
+      return events >= ids.length ? entries : undefined;
+    },
+    900_000,
+    1_000,
+  ).catch(() => undefined);
+  const during = await counts(local);
+  const outageSeconds = (Date.now() - outageStart) / 1000;
+  const parkedEvents = (parked ?? []).reduce((sum, entry) => sum + entry.parked.events, 0);
+  const parkedBatches = (parked ?? []).reduce((sum, entry) => sum + entry.parked.batches, 0);
+  // What is not parked is still on the queue (in retry): the backlog when the outage ends.
+  const backlogEvents = Math.max(0, ids.length - parkedEvents - standIn.messageIds.filter((id) => id.includes(":o")).length);
+
+  // 3. Recovery: time until every event has arrived.
+  standIn.setFailureShare(0);
+  const recovered = Date.now();
+  let timedOut = false;
+  await waitFor(
+    "the parked batches to drain",
+    async () => {
+      const seen = new Set(standIn.messageIds);
+      return ids.every((id) => seen.has(id)) ? true : undefined;
+    },
+    900_000,
+    250,
+  ).catch(() => {
+    timedOut = true;
+  });
+  const drainSeconds = (Date.now() - recovered) / 1000;
+  const after = await counts(local);
+  const seen = new Set(standIn.messageIds);
+  const idsPerCall = new Map<string, Set<string>>();
+  for (const { call } of standIn.received) {
+    const key = `${(call.context as { pendo: { eventId: string } }).pendo.eventId}:${call.type}`;
+    idsPerCall.set(key, (idsPerCall.get(key) ?? new Set()).add(String(call.messageId)));
+  }
+  const rowsWritten = during.d1.rowsWritten - before.d1.rowsWritten;
+  const ledger = (await (await fetch(`${local.url}/__bench/ledger`)).json()) as Record<
+    string,
+    { rows: number; bytes: number }
+  >;
+  return {
+    webhooks: OUTAGE_MODE_WEBHOOKS,
+    events: ids.length,
+    settings: OUTAGE_MODE_VARS,
+    statuses,
+    lost: ids.filter((id) => !seen.has(id)).length,
+    deliveredUnderTwoIds: [...idsPerCall.values()].filter((set) => set.size > 1).length,
+    duplicatesSeenBySegment: standIn.duplicates,
+    timedOut,
+    outage: {
+      seconds: Math.round(outageSeconds),
+      sendSeconds: Math.round(sendSeconds),
+      parkedBatches,
+      parkedEvents,
+      backlogEventsAtEnd: backlogEvents,
+      d1RowsWritten: rowsWritten,
+      d1RowsWrittenPerEvent: round(rowsWritten / ids.length, 4),
+      r2: {
+        classA: during.r2.classA - before.r2.classA,
+        classB: during.r2.classB - before.r2.classB,
+        bytesPut: during.r2.bytesPut - before.r2.bytesPut,
+        putsByPrefix: diff(during.r2.puts, before.r2.puts),
+      },
+      queueRetries: during.queue.retries - before.queue.retries,
+      d1ParkedRows: ledger.parked?.rows ?? 0,
+      d1BytesPerParkedBatch: ledger.parked?.rows ? round(ledger.parked.bytes / ledger.parked.rows, 1) : null,
+      d1BytesPerStoredEvent: parkedEvents > 0 ? round((ledger.parked?.bytes ?? 0) / parkedEvents, 2) : null,
+      r2BytesPerStoredEvent: parkedEvents > 0 ? round((during.r2.puts["parked/"] ?? 0) && 0, 0) : null,
+    },
+    drain: {
+      seconds: round(drainSeconds, 1),
+      baselineSeconds: round(baselineSeconds, 1),
+      ratioToBaseline: round(drainSeconds / baselineSeconds, 2),
+      r2: { classB: after.r2.classB - during.r2.classB, deletes: after.r2.deletes - during.r2.deletes },
+      segmentRequests: after.fetches.segment - during.fetches.segment,
+    },
+  };
+}
+
+const round = (value: number, digits: number) => Math.round(value * 10 ** digits) / 10 ** digits;
+
+function diff(a: Record<string, number>, b: Record<string, number>) {
+  return Object.fromEntries(Object.entries(a).map(([key, value]) => [key, value - (b[key] ?? 0)]));
+}
+
+if (process.argv[1]?.endsWith("outage.ts")) {
+  console.log(`starting wrangler dev (counting worker) for an outage of ${OUTAGE_MODE_WEBHOOKS} webhooks…`);
+  const local = await startLocalRelay(OUTAGE_MODE_VARS, { main: "bench/counting-worker.ts" });
+  try {
+    console.log(JSON.stringify(await outageMode(local), null, 2));
+  } catch (error) {
+    console.error(local.output().slice(-6_000));
+    throw error;
+  } finally {
+    await local.stop();
+  }
+}
