@@ -275,3 +275,57 @@ describe("quarantine", () => {
     expect((await admin(`/quarantine/${id}`)).status).toBe(404);
   });
 });
+
+describe("numeric query parameters", () => {
+  // Every number an admin route reads from its query, each with values that are not a whole
+  // number in its range. The filter keeps a bulk replay from touching any record if one passed.
+  const NOT_WHOLE = ["1.5", "-1", "x", "1e3", "0x10", "99999999999999999999", " 2"];
+  const routes: [string, string, string, string[]][] = [
+    ["GET", "/admin/overview", "hours", [...NOT_WHOLE, "0", "2161"]],
+    ["GET", "/admin/dead-letters", "limit", [...NOT_WHOLE, "0", "501"]],
+    ["GET", "/admin/quarantine", "limit", [...NOT_WHOLE, "0", "501"]],
+    ["GET", "/admin/dead-letters", "from", ["1.5", "-1", "1e3", "99999999999999999999", "yesterday"]],
+    ["GET", "/admin/quarantine", "to", ["1.5", "-1", "99999999999999999999", "2026-13-45"]],
+    ["GET", "/admin/dead-letters/summary", "from", ["1.5", "-1", "99999999999999999999"]],
+    ["GET", "/admin/dead-letters", "cursor", ["1.5", "1700000000000", "x'; DROP TABLE records"]],
+    ["POST", "/admin/dead-letters/replay", "to", ["1.5", "-1", "99999999999999999999"]],
+    [
+      "POST",
+      "/admin/dead-letters/replay",
+      "cursor",
+      ["1.5.1700000000000-x", "9999999999999999.1700000000000-x", "1700000000000.nope"],
+    ],
+    ["GET", "/health", "deep", ["2", "1.0", "true", "-1"]],
+  ];
+  const cases = routes.flatMap(([method, path, name, values]) =>
+    values.map((value) => [method, path, name, value] as const),
+  );
+
+  it.each(cases)("%s %s?%s=%s answers 400 naming the parameter", async (method, path, name, value) => {
+    const query = new URLSearchParams({ event: "no-such-event-anywhere", [name]: value });
+    const response = await exports.default.fetch(
+      new Request(`https://relay.test${path}?${query}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      }),
+    );
+    const json = (await response.json()) as { error: string; message: string; issues: { path: string }[] };
+    expect(response.status).toBe(400);
+    expect(json.error).toBe("invalid");
+    expect(json.message).toContain(name);
+    expect(json.issues.map((issue) => issue.path)).toEqual([name]);
+  });
+
+  it("takes whole numbers in range, times as milliseconds or ISO, and an empty value as absent", async () => {
+    const ok = async (path: string) => {
+      const response = await admin(path);
+      expect(response.status, path).toBe(200);
+    };
+    await ok("/overview?hours=1");
+    await ok("/overview?hours=2160");
+    await ok("/dead-letters?limit=1&from=0");
+    await ok("/quarantine?limit=500&to=2026-11-30T00:00:00Z");
+    await ok(`/dead-letters/summary?from=${Date.now()}&to=`);
+    await ok("/dead-letters?cursor=1700000000000-default.x.0000&limit=");
+  });
+});

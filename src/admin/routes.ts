@@ -1,17 +1,20 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
+import * as v from "valibot";
 import { recentAlerts } from "../alerts/notify";
 import { loadSettings } from "../config";
+import { COUNTS_KEPT_DAYS } from "../cron/scheduled";
 import type { Env } from "../env";
 import { isAdmin } from "../http/auth";
 import { failureResponse, notFound } from "../http/failures";
+import { epochMs, readQuery, wholeNumber } from "../http/query";
 import { listDrift } from "../ledger/drift";
 import {
   countByReason,
   deleteRecord,
   getRecord,
   listRecords,
-  type RecordFilter,
+  RECORD_ID,
   type RecordKind,
 } from "../ledger/records";
 import { log } from "../log";
@@ -22,6 +25,29 @@ import { recordView } from "./view";
 type AdminContext = Context<{ Bindings: Env }>;
 
 const MAX_LIMIT = 500;
+const CURSOR_MESSAGE = "must be a cursor this relay returned";
+
+const TIME = epochMs();
+
+/** The filter of every record listing, count and bulk replay: names as given, times as ms. */
+const FILTER = {
+  reason: v.optional(v.string()),
+  event: v.optional(v.string()),
+  source: v.optional(v.string()),
+  from: v.optional(TIME),
+  to: v.optional(TIME),
+};
+
+/** `<startedAt>.<last id>`: a bulk replay run, continued. Without one, a call starts a run now. */
+const RUN_CURSOR = v.pipe(
+  v.string(),
+  v.transform((raw) => {
+    const dot = raw.indexOf(".");
+    return { startedAt: raw.slice(0, dot), after: raw.slice(dot + 1) };
+  }),
+  v.check(({ startedAt, after }) => v.is(TIME, startedAt) && RECORD_ID.test(after), CURSOR_MESSAGE),
+  v.transform(({ startedAt, after }) => ({ startedAt: Number(startedAt), after })),
+);
 // One bulk replay call re-enqueues at most this many; the answer's cursor continues. Each costs a
 // D1 claim, a queue send and a D1 delete: with the page's listing, 15 make 31 D1 queries and 15
 // sends, inside the Free plan's 50 D1 queries and 50 subrequests per invocation.
@@ -50,22 +76,17 @@ export function createAdminRoutes() {
   admin.get("/drift", async (c) => c.json({ entries: await listDrift(c.env.LEDGER) }));
   admin.get("/alerts", async (c) => c.json({ entries: await recentAlerts(c.env.LEDGER) }));
   admin.get("/overview", async (c) => {
-    const hours = Number(c.req.query("hours") ?? 24);
-    if (!Number.isInteger(hours) || hours < 1 || hours > 2_160) {
-      return c.json(
-        { error: "invalid", message: "hours must be a whole number from 1 to 2160 (90 days)" },
-        400,
-      );
-    }
-    return c.json(await overviewOf(c.env, hours, Date.now()));
+    const read = readQuery(c, { hours: v.optional(wholeNumber(1, COUNTS_KEPT_DAYS * 24), "24") });
+    if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
+    return c.json(await overviewOf(c.env, read.query.hours, Date.now()));
   });
 
   for (const kind of ["dead-letters", "quarantine"] as const satisfies readonly RecordKind[]) {
     // Exact counts by reason over every record matching the filter.
     admin.get(`/${kind}/summary`, async (c) => {
-      const filter = readFilter(c);
-      if ("error" in filter) return c.json(filter, 400);
-      const byReason = await countByReason(c.env.LEDGER, kind, filter);
+      const read = readQuery(c, FILTER);
+      if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
+      const byReason = await countByReason(c.env.LEDGER, kind, read.query);
       const total = Object.values(byReason).reduce((sum, n) => sum + n, 0);
       return c.json({ total, byReason, complete: true });
     });
@@ -78,10 +99,14 @@ export function createAdminRoutes() {
     });
 
     admin.get(`/${kind}`, async (c) => {
-      const filter = readFilter(c);
-      if ("error" in filter) return c.json(filter, 400);
-      const limit = Math.min(MAX_LIMIT, Math.max(1, Number(c.req.query("limit") ?? 50) || 50));
-      return c.json(await listRecords(c.env.LEDGER, kind, filter, limit, c.req.query("cursor") || undefined));
+      const read = readQuery(c, {
+        ...FILTER,
+        limit: v.optional(wholeNumber(1, MAX_LIMIT), "50"),
+        cursor: v.optional(v.pipe(v.string(), v.regex(RECORD_ID, CURSOR_MESSAGE))),
+      });
+      if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
+      const { limit, cursor, ...filter } = read.query;
+      return c.json(await listRecords(c.env.LEDGER, kind, filter, limit, cursor));
     });
 
     admin.get(`/${kind}/:id`, async (c) => {
@@ -98,16 +123,16 @@ export function createAdminRoutes() {
     // to BULK_REPLAY_MAX per call, each with its own result. `cursor` continues the same run, so
     // no record is replayed twice in it, and what fails again (a new dead letter) is not in it.
     admin.post(`/${kind}/replay`, async (c) => {
-      const filter = readFilter(c);
-      if ("error" in filter) return c.json(filter, 400);
-      if (Object.keys(filter).length === 0 && c.req.query("all") !== "true") {
-        return c.json(
-          { error: "invalid", message: "give a filter (reason, event, source, from, to) or all=true" },
-          400,
-        );
+      const read = readQuery(c, { ...FILTER, all: v.optional(v.string()), cursor: v.optional(RUN_CURSOR) });
+      if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
+      const { all, cursor: given, ...filter } = read.query;
+      if (Object.values(filter).every((value) => value === undefined) && all !== "true") {
+        return failureResponse(c, {
+          reason: "bad-query",
+          issues: [{ path: "all", message: "give a filter (reason, event, source, from, to) or all=true" }],
+        });
       }
-      const run = readRunCursor(c.req.query("cursor"), Date.now());
-      if (!run) return c.json({ error: "invalid", message: "cursor is not one this relay returned" }, 400);
+      const run = given ?? { startedAt: Date.now(), after: undefined };
       const config = loadSettings(c.env);
       if (!config.ok) return failureResponse(c, config);
       let page: Awaited<ReturnType<typeof listRecords>>;
@@ -174,31 +199,4 @@ async function replayOne(
 
 function recordNotFound(c: AdminContext, kind: RecordKind) {
   return c.json({ error: "not-found", message: `no ${kind} entry ${c.req.param("id")}` }, 404);
-}
-
-/** `<startedAt>.<last id>`: a bulk replay run, continued. A first call starts a run now. */
-function readRunCursor(
-  raw: string | undefined,
-  now: number,
-): { startedAt: number; after?: string } | undefined {
-  if (!raw) return { startedAt: now };
-  const match = /^(\d{1,15})\.(\d{13}-[A-Za-z0-9_.-]{1,200})$/.exec(raw);
-  return match ? { startedAt: Number(match[1]), after: match[2] } : undefined;
-}
-
-function readFilter(c: AdminContext): RecordFilter | { error: string; message: string } {
-  const filter: RecordFilter = {};
-  for (const key of ["reason", "event", "source"] as const) {
-    const value = c.req.query(key);
-    if (value) filter[key] = value;
-  }
-  for (const key of ["from", "to"] as const) {
-    const raw = c.req.query(key);
-    if (!raw) continue;
-    const time = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-    if (Number.isNaN(time))
-      return { error: "invalid", message: `${key} must be an ISO time or milliseconds` };
-    filter[key] = time;
-  }
-  return filter;
 }
