@@ -1,62 +1,60 @@
 /**
- * The console script's pure parts (`consolePure` in src/console/client.js), run in a bare V8
- * context: the script is a classic browser script, so it is evaluated as one, with just enough
- * of a page (no token, no fragment) for its top level to run and wait for a DOM that never comes.
+ * The console script's pure parts (src/console/client/pure.ts) and the table of hidden
+ * characters it shows a sender's string through (src/visible.ts, which alerts use too).
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { test } from "node:test";
-import { runInNewContext } from "node:vm";
+import {
+  byVolume,
+  fragmentToken,
+  hourSlots,
+  roundUp,
+  type Slot,
+  stackedBars,
+} from "../src/console/client/pure";
+import { visible } from "../src/visible";
 
-interface Slot {
-  hour: number;
-  delivered: number;
-  deadLettered: number;
-  dropped: number;
-  refused: number;
-}
-interface Bar {
-  outcome: string;
-  hour: number;
-  value: number;
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-interface ConsolePure {
-  HOUR: number;
-  visible(text: string): string;
-  fragmentToken(hash: string): { token: string } | { error: string } | null;
-  hourSlots(rows: unknown[] | undefined, from: string, to: string): Slot[];
-  roundUp(n: number): number;
-  stackedBars(slots: Slot[], width: number, height: number): { top: number; bars: Bar[] };
-  byVolume<T>(totals: T[]): T[];
-}
-
-const script = readFileSync(new URL("../src/console/client.js", import.meta.url), "utf8");
-const page = {
-  sessionStorage: { getItem: () => null, setItem: () => undefined },
-  location: { hash: "", pathname: "/console", search: "" },
-  history: { replaceState: () => undefined },
-  document: { addEventListener: () => undefined },
-};
-// Plain data crosses the context boundary as JSON, so deepEqual sees this realm's objects.
-const pure = runInNewContext(`${script}\n;consolePure`, page) as ConsolePure;
+const pure = { visible, fragmentToken, hourSlots, roundUp, stackedBars, byVolume };
 const plain = <T>(value: T): T => JSON.parse(JSON.stringify(value));
 
-test("visible: bidi and control characters are written out, everything else is kept", () => {
+test("visible: hidden characters are written out, everything else is kept", () => {
   const cases: [string, string][] = [
     ["guideSnoozed", "guideSnoozed"],
     ["evil\u202etxt.exe", "evil\\u202Etxt.exe"],
     ["\u2066a\u2069 \u200e\u200f \u061c", "\\u2066a\\u2069 \\u200E\\u200F \\u061C"],
-    ["line\nnext\ttab", "line\nnext\ttab"],
+    ["line\nnext\ttab", "line\\u000Anext\\u0009tab"],
     ["nul\u0000 cr\r del\u007f c1\u0085", "nul\\u0000 cr\\u000D del\\u007F c1\\u0085"],
     ["Zoë 😀 日本", "Zoë 😀 日本"],
     ["lone \ud800 surrogate", "lone \\uD800 surrogate"],
     ["<b>&amp;</b>", "<b>&amp;</b>"], // text nodes, never markup: nothing to escape
+    ["zero\u200bwidth\ufeff", "zero\\u200Bwidth\\uFEFF"],
+    ["line\u2028para\u2029", "line\\u2028para\\u2029"],
+    ["tag\u{e0041}\u{e007f}", "tag\\u{E0041}\\u{E007F}"],
   ];
   for (const [raw, shown] of cases) assert.equal(pure.visible(raw), shown, JSON.stringify(raw));
+  // A raw body in a <pre> keeps the tabs and line feeds that lay it out.
+  assert.equal(pure.visible('{\n\t"a": "\u202e"\r\n}', true), '{\n\t"a": "\\u202E"\\u000D\n}');
+});
+
+test("the console's sources set text in one place only, through visible()", () => {
+  // dom.ts's textOf is the one maker of text nodes; nothing else writes text into the page.
+  const dir = new URL("../src/console/client/", import.meta.url);
+  const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((name) =>
+    name.endsWith(".ts"),
+  );
+  assert.ok(files.length >= 5, files.join(", "));
+  for (const name of files) {
+    const source = readFileSync(new URL(name, dir), "utf8");
+    const allowed = name === "dom.ts" ? 1 : 0;
+    assert.ok((source.match(/createTextNode\(/g) ?? []).length <= allowed, `${name}: createTextNode`);
+    const writes =
+      name === "dom.ts"
+        ? /\.(innerText|innerHTML|outerHTML)\s*=[^=]/
+        : /\.(textContent|innerText|innerHTML|outerHTML)\s*=[^=]/;
+    assert.doesNotMatch(source, writes, name);
+    assert.doesNotMatch(source, /0x202[aA]|0x2066|\\u202[eE]/, `${name} keeps no copy of the table`);
+  }
 });
 
 test("fragmentToken: a token, an unreadable one, or none", () => {

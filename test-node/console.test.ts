@@ -81,12 +81,9 @@ async function openConsole(width = 1280) {
 
 const section = (page: Page, name: string) => page.getByRole("region", { name });
 
-browserTest("signs in, previews and replays a dead letter, reads quarantine and the playground", async () => {
-  assert.ok(available, HOW_TO_INSTALL);
-  const standIn = local.standIn.standIn;
-  // A dead letter: Segment refuses the batch (413), so the consumer keeps it.
-  standIn.failNext(413);
-  const webhook = sampleWebhook("guideDisplayed");
+/** Posts the webhook while Segment refuses the batch (413), and waits for its dead letter. */
+async function deadLetter(webhook: Record<string, unknown>) {
+  local.standIn.standIn.failNext(413);
   assert.equal((await post(webhook)).status, 202);
   await waitFor(
     "the dead letter",
@@ -98,6 +95,13 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
     },
     30_000,
   );
+  return webhook;
+}
+
+browserTest("signs in, previews and replays a dead letter, reads quarantine and the playground", async () => {
+  assert.ok(available, HOW_TO_INSTALL);
+  const standIn = local.standIn.standIn;
+  const webhook = await deadLetter(sampleWebhook("guideDisplayed"));
   // A quarantined webhook: no event name.
   assert.equal((await post({ visitorId: "quarantined-visitor" })).status, 400);
   // A delivered one, for the Overview's counters.
@@ -236,8 +240,25 @@ browserTest(
     const cell = section(page, "Drift").getByRole("cell", { name: shown, exact: true });
     await cell.waitFor();
     assert.equal(await cell.textContent(), shown);
+    // A dead letter whose name reads "exe.png evil" unescaped: its row and its dialog's title
+    // both show what it is, and the dialog's body is set from the record without a raw override.
+    const disguised = `\u202Egnp.exe\u202C evil ${Date.now()}`;
+    const letter = await deadLetter({ ...sampleWebhook("guideDisplayed"), event: disguised });
+    await page.reload();
+    const escaped = disguised.replace("\u202E", "\\u202E").replace("\u202C", "\\u202C");
+    const row = section(page, "Dead letters")
+      .getByRole("row")
+      .filter({ hasText: String(letter.uniqueId) });
+    await row.getByRole("cell", { name: escaped, exact: true }).waitFor();
+    await row.getByRole("button", { name: "Details" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText("Segment's answer").waitFor();
+    assert.equal(await dialog.getByRole("heading").first().textContent(), `Dead letter ${escaped}`);
+    await dialog.getByRole("button", { name: "Close" }).click();
+
     const pageText = (await page.evaluate("document.body.textContent")) as string;
-    assert.ok(!pageText.includes("\u202E"), "no raw U+202E anywhere on the page");
+    for (const raw of ["\u202E", "\u202C"])
+      assert.ok(!pageText.includes(raw), `no raw ${escape(raw)} anywhere on the page`);
     assert.deepEqual(errors, []);
     await page.close();
   },
