@@ -12,10 +12,12 @@ import {
   roundUp,
   type Slot,
   stackedBars,
+  totalsOf,
 } from "../src/console/client/pure";
 import { visible } from "../src/visible";
 
-const pure = { visible, fragmentToken, hourSlots, roundUp, stackedBars, byVolume };
+const pure = { visible, fragmentToken, hourSlots, totalsOf, roundUp, stackedBars, byVolume };
+const zero = { delivered: 0, deadLettered: 0, dropped: 0, refused: 0 };
 const plain = <T>(value: T): T => JSON.parse(JSON.stringify(value));
 
 test("visible: hidden characters are written out, everything else is kept", () => {
@@ -68,45 +70,74 @@ test("fragmentToken: a token, an unreadable one, or none", () => {
   assert.equal(pure.fragmentToken(""), null);
 });
 
-test("hourSlots: one slot per hour ending at the hour of `to`, rows summed, missing hours zero", () => {
-  const to = "2026-11-30T06:20:00.000Z";
-  const from = "2026-11-29T06:20:00.000Z";
-  const row = (hour: string, source: string, delivered: number, deadLettered = 0) => ({
-    hour,
-    source,
-    event: "guideDisplayed",
-    delivered,
-    deadLettered,
-    dropped: 0,
-    refused: 0,
-  });
-  const slots = pure.hourSlots(
-    [
-      row("2026-11-30T06:00:00.000Z", "default", 3, 1),
-      row("2026-11-30T06:00:00.000Z", "eu", 2),
-      row("2026-11-30T01:00:00.000Z", "default", 7),
-      row("2026-11-29T06:00:00.000Z", "default", 100), // the partial hour before the window
-      row("2026-11-30T07:00:00.000Z", "default", 100), // after it
-    ],
-    from,
-    to,
-  );
-  assert.equal(slots.length, 24);
-  assert.equal(new Date(slots[0]?.hour ?? 0).toISOString(), "2026-11-29T07:00:00.000Z");
-  assert.equal(new Date(slots[23]?.hour ?? 0).toISOString(), "2026-11-30T06:00:00.000Z");
-  assert.deepEqual(plain(slots[23]), {
+test("hourSlots: the answer's hours as slots, the last N of them when asked", () => {
+  const hours = 168;
+  const series = (at: Record<number, number>) => Array.from({ length: hours }, (_, i) => at[i] ?? 0);
+  const perHour = {
+    start: "2026-11-23T07:00:00.000Z",
+    delivered: series({ 0: 9, 150: 7, 167: 5 }),
+    deadLettered: series({ 167: 1 }),
+    dropped: series({}),
+    refused: series({ 144: 2 }),
+  };
+  const week = pure.hourSlots(perHour);
+  assert.equal(week.length, 168);
+  assert.equal(new Date(week[0]?.hour ?? 0).toISOString(), "2026-11-23T07:00:00.000Z");
+  assert.equal(week[0]?.delivered, 9);
+  const day = pure.hourSlots(perHour, 24);
+  assert.equal(day.length, 24);
+  assert.equal(new Date(day[0]?.hour ?? 0).toISOString(), "2026-11-29T07:00:00.000Z");
+  assert.deepEqual(plain(day[23]), {
     hour: Date.parse("2026-11-30T06:00:00.000Z"),
     delivered: 5,
     deadLettered: 1,
     dropped: 0,
     refused: 0,
   });
-  assert.equal(slots[18]?.delivered, 7);
+  assert.equal(day[0]?.refused, 2);
   assert.equal(
-    slots.reduce((sum, s) => sum + s.delivered, 0),
+    day.reduce((sum, s) => sum + s.delivered, 0),
     12,
   );
-  assert.equal(pure.hourSlots(undefined, "2026-11-23T06:20:00.000Z", to).length, 168);
+});
+
+test("totalsOf: one row per source and event, from the answer's bySource", () => {
+  const rows = pure.totalsOf([
+    {
+      source: "default",
+      events: { guideDisplayed: [40, 2, 1, 0, 1_796_000_000_000], "(unknown)": [3, 0, 0, 0, 0] },
+    },
+    { source: "eu", events: { npsSubmitted: [1, 0, 0, 0, 1_795_000_000_000] } },
+  ]);
+  assert.deepEqual(plain(rows), [
+    {
+      source: "default",
+      event: "guideDisplayed",
+      delivered: 40,
+      deadLettered: 2,
+      dropped: 1,
+      refused: 0,
+      lastSeen: 1_796_000_000_000,
+    },
+    {
+      source: "default",
+      event: "(unknown)",
+      delivered: 3,
+      deadLettered: 0,
+      dropped: 0,
+      refused: 0,
+      lastSeen: 0,
+    },
+    {
+      source: "eu",
+      event: "npsSubmitted",
+      delivered: 1,
+      deadLettered: 0,
+      dropped: 0,
+      refused: 0,
+      lastSeen: 1_795_000_000_000,
+    },
+  ]);
 });
 
 test("roundUp: 1, 2 or 5 times a power of ten", () => {
@@ -146,7 +177,13 @@ test("stackedBars: outcomes stacked bottom-up inside the box, zeros drawn not at
   }
   // 168 slots of no traffic: a box with a top of 1 and nothing in it.
   assert.deepEqual(
-    plain(pure.stackedBars(pure.hourSlots([], "1970-01-01T00:00:00Z", "1970-01-08T00:00:00Z"), 700, 100)),
+    plain(
+      pure.stackedBars(
+        Array.from({ length: 168 }, (_, hour) => ({ hour, ...zero })),
+        700,
+        100,
+      ),
+    ),
     {
       top: 1,
       bars: [],

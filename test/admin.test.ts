@@ -3,7 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import { insertRecord, newRecordId } from "../src/ledger/records";
+import { insertRecord, newRecordId, quarantineOf } from "../src/ledger/records";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
 import { quarantined, refusedLetter, relayMessage, seedDeadLetter, seedQuarantine } from "./messages";
 import { useSegmentStandIn } from "./standin";
@@ -242,6 +242,34 @@ describe("dead letters", () => {
 });
 
 describe("quarantine", () => {
+  it("lists without bodies: each entry with its first issues, cut, and how many it has", async () => {
+    const issues = [
+      { path: "event", message: "event is required" },
+      { path: "p".repeat(5_000), message: "m".repeat(5_000) },
+      { path: "visitorId", message: "must be a string" },
+      { path: "accountId", message: "must be a string" },
+    ];
+    const entry = quarantineOf(
+      { source: "default", issues, body: new TextEncoder().encode(`{"big":"${"x".repeat(500_000)}"}`) },
+      Date.now(),
+    );
+    await insertRecord(env.LEDGER, entry).run();
+    const response = await admin(`/quarantine?limit=500&from=${entry.createdAt}`);
+    const text = await response.text();
+    const listed = (JSON.parse(text) as { entries: Record<string, unknown>[] }).entries.find(
+      (e) => e.id === entry.id,
+    );
+    expect(listed).toMatchObject({ issueCount: 4 });
+    expect(listed?.issues).toEqual([
+      issues[0],
+      { path: "p".repeat(200), message: "m".repeat(200) },
+      issues[2],
+    ]);
+    for (const field of ["body", "rawBody", "rawBodyBase64", "detail"])
+      expect(listed).not.toHaveProperty(field);
+    expect(text.length).toBeLessThan(50_000);
+  });
+
   it("replay re-runs validation: still invalid stays, with its issues", async () => {
     const body = JSON.stringify({ event: "", visitorId: `v-${crypto.randomUUID()}` });
     await postWebhook(body);

@@ -9,6 +9,7 @@ import { isAdmin } from "../http/auth";
 import { failureResponse, notFound } from "../http/failures";
 import { epochMs, readQuery, wholeNumber } from "../http/query";
 import { listDrift } from "../ledger/drift";
+import { issueSummaries } from "../ledger/issues";
 import {
   countByReason,
   deleteRecord,
@@ -106,7 +107,15 @@ export function createAdminRoutes() {
       });
       if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
       const { limit, cursor, ...filter } = read.query;
-      return c.json(await listRecords(c.env.LEDGER, kind, filter, limit, cursor));
+      const page = await listRecords(c.env.LEDGER, kind, filter, limit, cursor);
+      if (kind !== "quarantine") return c.json(page);
+      // What a quarantined webhook was refused for, so the list needs no record read.
+      const summaries = await issueSummaries(
+        c.env.LEDGER,
+        page.entries.map((entry) => entry.id),
+      );
+      const entries = page.entries.map((entry) => ({ ...entry, ...summaries.get(entry.id) }));
+      return c.json({ ...page, entries });
     });
 
     admin.get(`/${kind}/:id`, async (c) => {

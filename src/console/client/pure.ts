@@ -24,37 +24,52 @@ export function fragmentToken(hash: string): FragmentToken {
   }
 }
 
-export interface HourRow extends Partial<Counts> {
-  hour: string;
-}
-
 export interface Slot extends Counts {
   hour: number;
 }
 
-/**
- * The overview's hourly rows summed into one slot per hour, the last slot the hour `to` falls
- * in; hours without a row are zero (the endpoint sends none for them).
- */
-export function hourSlots(rows: readonly HourRow[] | undefined, from: string, to: string): Slot[] {
-  const end = Date.parse(to);
-  const count = Math.max(1, Math.round((end - Date.parse(from)) / HOUR_MS));
-  const last = Math.floor(end / HOUR_MS) * HOUR_MS;
-  const slots: Slot[] = Array.from({ length: count }, (_, i) => ({
-    hour: last - (count - 1 - i) * HOUR_MS,
-    delivered: 0,
-    deadLettered: 0,
-    dropped: 0,
-    refused: 0,
-  }));
-  const first = slots[0]?.hour ?? last;
-  for (const row of rows ?? []) {
-    const slot = slots[(Date.parse(row.hour) - first) / HOUR_MS];
-    if (!slot) continue;
-    for (const outcome of OUTCOMES) slot[outcome] += Number(row[outcome]) || 0;
-  }
-  return slots;
+/** /admin/overview's `perHour`: one entry per hour from `start`, by outcome. */
+export interface PerHour extends Record<Outcome, number[]> {
+  start: string;
 }
+
+/** The last `hours` of the answer's hours as slots to draw (all of them when absent). */
+export function hourSlots(perHour: PerHour, hours = perHour.delivered.length): Slot[] {
+  const start = Date.parse(perHour.start);
+  const skip = Math.max(0, perHour.delivered.length - hours);
+  return perHour.delivered.slice(skip).map((_, i) => {
+    const at = skip + i;
+    const slot = { hour: start + at * HOUR_MS, delivered: 0, deadLettered: 0, dropped: 0, refused: 0 };
+    for (const outcome of OUTCOMES) slot[outcome] = perHour[outcome][at] ?? 0;
+    return slot;
+  });
+}
+
+/** /admin/overview's `bySource`: per source, each event's [delivered, deadLettered, dropped, refused, lastSeen]. */
+export type BySource = { source: string; events: Record<string, number[]> }[];
+
+export interface Total extends Counts {
+  source: string;
+  event: string;
+  /** ms; 0 when never. */
+  lastSeen: number;
+}
+
+/** One row per source and event, as the table lists them. */
+export const totalsOf = (bySource: BySource): Total[] =>
+  bySource.flatMap(({ source, events }) =>
+    Object.entries(events).map(
+      ([event, [delivered = 0, deadLettered = 0, dropped = 0, refused = 0, lastSeen = 0]]) => ({
+        source,
+        event,
+        delivered,
+        deadLettered,
+        dropped,
+        refused,
+        lastSeen,
+      }),
+    ),
+  );
 
 /** The smallest of 1, 2, 5 × 10^n at or above `n`: a scale with a round top. */
 export function roundUp(n: number): number {

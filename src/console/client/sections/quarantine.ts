@@ -8,11 +8,14 @@ interface Issue {
   message: string;
 }
 
+/** A list entry: no body; its first issues and how many it has. */
 interface Entry {
   id: string;
   at: number;
   source: string;
   event: string;
+  issues?: Issue[];
+  issueCount?: number;
 }
 
 const path = (id: string, action = "") => `/admin/quarantine/${encodeURIComponent(id)}${action}`;
@@ -21,20 +24,20 @@ const issueText = (issue: Issue) => `${issue.path || "(body)"}: ${issue.message}
 async function load() {
   const { body } = await api<{ entries: Entry[] }>("/admin/quarantine?limit=50");
   const entries = body.entries ?? [];
-  // The issues live in each record, not in the listing: read the first ones to show them inline.
-  const records = await Promise.all(
-    entries.slice(0, 20).map((e) => api<{ issues: Issue[] }>(path(e.id)).then((r) => r.body)),
-  );
+  // The list carries each entry's first issues; a record (and its body) is read on Details only.
+  const issues = ({ issues = [], issueCount = 0 }: Entry) =>
+    issues.map(issueText).join("; ") +
+    (issueCount > issues.length ? ` (and ${issueCount - issues.length} more)` : "");
   clear(
     $("#quarantine-rows"),
-    ...entries.map((entry, i) =>
+    ...entries.map((entry) =>
       el(
         "tr",
         {},
         el("td", {}, when(entry.at)),
         el("td", {}, entry.source),
         el("td", {}, entry.event || "(unknown)"),
-        el("td", {}, (records[i]?.issues ?? []).map(issueText).join("; ")),
+        el("td", {}, issues(entry)),
         el(
           "td",
           { class: "actions" },
