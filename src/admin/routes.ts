@@ -3,52 +3,21 @@ import { Hono } from "hono/tiny";
 import * as v from "valibot";
 import { recentAlerts } from "../alerts/notify";
 import { loadSettings } from "../config";
-import { COUNTS_KEPT_DAYS } from "../cron/scheduled";
 import type { Env } from "../env";
 import { isAdmin } from "../http/auth";
 import { failureResponse, notFound } from "../http/failures";
-import { epochMs, readQuery, wholeNumber } from "../http/query";
+import { readQuery } from "../http/query";
 import { listDrift } from "../ledger/drift";
 import { issueSummaries } from "../ledger/issues";
-import {
-  countByReason,
-  deleteRecord,
-  getRecord,
-  listRecords,
-  RECORD_ID,
-  type RecordKind,
-} from "../ledger/records";
+import { countByReason, deleteRecord, getRecord, listRecords, type RecordKind } from "../ledger/records";
 import { log } from "../log";
 import { overviewOf } from "./overview";
+import { OVERVIEW_HOURS, RECORD_FILTER, RECORD_PAGE, RUN_CURSOR } from "./params";
 import { previewReplay, type ReplayResult, replayRecord } from "./replay";
 import { recordView } from "./view";
 
 type AdminContext = Context<{ Bindings: Env }>;
 
-const MAX_LIMIT = 500;
-const CURSOR_MESSAGE = "must be a cursor this relay returned";
-
-const TIME = epochMs();
-
-/** The filter of every record listing, count and bulk replay: names as given, times as ms. */
-const FILTER = {
-  reason: v.optional(v.string()),
-  event: v.optional(v.string()),
-  source: v.optional(v.string()),
-  from: v.optional(TIME),
-  to: v.optional(TIME),
-};
-
-/** `<startedAt>.<last id>`: a bulk replay run, continued. Without one, a call starts a run now. */
-const RUN_CURSOR = v.pipe(
-  v.string(),
-  v.transform((raw) => {
-    const dot = raw.indexOf(".");
-    return { startedAt: raw.slice(0, dot), after: raw.slice(dot + 1) };
-  }),
-  v.check(({ startedAt, after }) => v.is(TIME, startedAt) && RECORD_ID.test(after), CURSOR_MESSAGE),
-  v.transform(({ startedAt, after }) => ({ startedAt: Number(startedAt), after })),
-);
 // One bulk replay call re-enqueues at most this many; the answer's cursor continues. Each costs a
 // D1 claim, a queue send and a D1 delete: with the page's listing, 15 make 31 D1 queries and 15
 // sends, inside the Free plan's 50 D1 queries and 50 subrequests per invocation.
@@ -77,7 +46,7 @@ export function createAdminRoutes() {
   admin.get("/drift", async (c) => c.json({ entries: await listDrift(c.env.LEDGER) }));
   admin.get("/alerts", async (c) => c.json({ entries: await recentAlerts(c.env.LEDGER) }));
   admin.get("/overview", async (c) => {
-    const read = readQuery(c, { hours: v.optional(wholeNumber(1, COUNTS_KEPT_DAYS * 24), "24") });
+    const read = readQuery(c, { hours: OVERVIEW_HOURS });
     if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
     return c.json(await overviewOf(c.env, read.query.hours, Date.now()));
   });
@@ -85,7 +54,7 @@ export function createAdminRoutes() {
   for (const kind of ["dead-letters", "quarantine"] as const satisfies readonly RecordKind[]) {
     // Exact counts by reason over every record matching the filter.
     admin.get(`/${kind}/summary`, async (c) => {
-      const read = readQuery(c, FILTER);
+      const read = readQuery(c, RECORD_FILTER);
       if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
       const byReason = await countByReason(c.env.LEDGER, kind, read.query);
       const total = Object.values(byReason).reduce((sum, n) => sum + n, 0);
@@ -100,11 +69,7 @@ export function createAdminRoutes() {
     });
 
     admin.get(`/${kind}`, async (c) => {
-      const read = readQuery(c, {
-        ...FILTER,
-        limit: v.optional(wholeNumber(1, MAX_LIMIT), "50"),
-        cursor: v.optional(v.pipe(v.string(), v.regex(RECORD_ID, CURSOR_MESSAGE))),
-      });
+      const read = readQuery(c, { ...RECORD_FILTER, ...RECORD_PAGE });
       if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
       const { limit, cursor, ...filter } = read.query;
       const page = await listRecords(c.env.LEDGER, kind, filter, limit, cursor);
@@ -132,7 +97,11 @@ export function createAdminRoutes() {
     // to BULK_REPLAY_MAX per call, each with its own result. `cursor` continues the same run, so
     // no record is replayed twice in it, and what fails again (a new dead letter) is not in it.
     admin.post(`/${kind}/replay`, async (c) => {
-      const read = readQuery(c, { ...FILTER, all: v.optional(v.string()), cursor: v.optional(RUN_CURSOR) });
+      const read = readQuery(c, {
+        ...RECORD_FILTER,
+        all: v.optional(v.string()),
+        cursor: v.optional(RUN_CURSOR),
+      });
       if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
       const { all, cursor: given, ...filter } = read.query;
       if (Object.values(filter).every((value) => value === undefined) && all !== "true") {
