@@ -3,6 +3,7 @@
  * wraps the real bindings under `wrangler dev`), turned into dollars per million webhooks at
  * Cloudflare's published prices and into the largest daily volume the Free plan carries.
  */
+import { unstable_readConfig } from "wrangler";
 import type { LocalRelay } from "../scripts/harness/local-relay";
 import { LOCAL_TOKEN, startLocalRelay, waitFor } from "../scripts/harness/local-relay";
 import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
@@ -45,8 +46,9 @@ export const FREE_PLAN_DAILY = {
 type Resource = keyof typeof FREE_PLAN_DAILY;
 
 /**
- * Workers Logs (the `[observability]` store): every invocation writes one invocation log, and
- * every line the Worker writes is one more event. Workers Paid includes 20 million events a month,
+ * Workers Logs (the `[observability]` store): every invocation writes one invocation log unless
+ * `[observability.logs] invocation_logs = false` (wrangler.toml turns them off: they keep the
+ * URL, token included), and every line the Worker writes is one more event. Workers Paid includes 20 million events a month,
  * then $0.60 per million; Workers Free keeps 200,000 a day (past that, logs are dropped, not
  * requests). Found 2026-11-30 in the docs corpus, in Cloudflare's tracing pricing page, which
  * bills trace spans "sharing the same monthly quota and pricing as Workers logs" and links
@@ -76,18 +78,53 @@ const EDGE_MESSAGES: ReadonlySet<string> = new Set([
 
 const LEVEL_RANK: Record<string, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
+/** Whether wrangler.toml keeps invocation logs, as the pinned wrangler reads it (default: kept). */
+export function invocationLogsKept(): boolean {
+  return unstable_readConfig({ config: "wrangler.toml" }).observability?.logs?.invocation_logs !== false;
+}
+
 /** Workers Logs events per webhook at one LOG_LEVEL, where they come from, and what they cost. */
 export interface LogFigures {
   level: "info" | "warn";
+  /** Invocations per webhook, each an invocation log when those are kept. */
   edgeInvocations: number;
   edgeLines: number;
   consumerInvocations: number;
   consumerLines: number;
+  /** Whether the total counts invocation logs (wrangler.toml's setting when it was priced). */
+  invocationLogs: boolean;
   total: number;
   /** Dollars per million webhooks past the Paid plan's 20 million included events a month. */
   costPerMillion: number;
-  /** Webhooks a day whose logs the Free plan's 200,000 events keep. */
-  freePlanDailyWebhooks: number;
+  /** Webhooks a day whose logs the Free plan's 200,000 events keep; null when a webhook writes none. */
+  freePlanDailyWebhooks: number | null;
+}
+
+type LogParts = Pick<
+  LogFigures,
+  "level" | "edgeInvocations" | "edgeLines" | "consumerInvocations" | "consumerLines"
+>;
+
+/** Pure: the events, dollars and Free plan ceiling of counted parts, with invocation logs or without. */
+export function priceLogs(parts: LogParts, invocationLogs: boolean): LogFigures {
+  const invocations = invocationLogs ? parts.edgeInvocations + parts.consumerInvocations : 0;
+  const total = invocations + parts.edgeLines + parts.consumerLines;
+  return {
+    ...parts,
+    invocationLogs,
+    total,
+    costPerMillion: total * LOG_PRICES.perMillion,
+    freePlanDailyWebhooks: total > 0 ? Math.floor(LOG_PRICES.freePerDay / total) : null,
+  };
+}
+
+/**
+ * Pure: a run's log figures priced again with `invocationLogs`, from the parts it counted, when
+ * they were priced otherwise (a run from before wrangler.toml turned invocation logs off).
+ */
+export function repriceLogs(figures: CostFigures, invocationLogs: boolean): CostFigures {
+  if (!figures.logs || figures.logs.every((l) => l.invocationLogs === invocationLogs)) return figures;
+  return { ...figures, logs: figures.logs.map((l) => priceLogs(l, invocationLogs)), logsRepriced: true };
 }
 
 /**
@@ -98,6 +135,7 @@ export function logFigures(
   lines: Record<string, number>,
   perWebhook: { edgeInvocations: number; consumerInvocations: number },
   webhooks: number,
+  invocationLogs: boolean,
 ): LogFigures[] {
   return (["info", "warn"] as const).map((level) => {
     let edgeLines = 0;
@@ -108,17 +146,7 @@ export function logFigures(
       if (EDGE_MESSAGES.has(msg)) edgeLines += count / webhooks;
       else consumerLines += count / webhooks;
     }
-    const total = perWebhook.edgeInvocations + edgeLines + perWebhook.consumerInvocations + consumerLines;
-    return {
-      level,
-      edgeInvocations: perWebhook.edgeInvocations,
-      edgeLines,
-      consumerInvocations: perWebhook.consumerInvocations,
-      consumerLines,
-      total,
-      costPerMillion: total * LOG_PRICES.perMillion,
-      freePlanDailyWebhooks: Math.floor(LOG_PRICES.freePerDay / total),
-    };
+    return priceLogs({ level, ...perWebhook, edgeLines, consumerLines }, invocationLogs);
   });
 }
 
@@ -148,6 +176,8 @@ export interface CostFigures {
   d1RoundTripsPerWebhook: number;
   /** Workers Logs events per webhook at LOG_LEVEL=info and warn (counted at info). */
   logs: LogFigures[];
+  /** The logs were priced again from the counted parts, with today's invocation log setting. */
+  logsRepriced?: boolean;
 }
 
 interface Counts {
@@ -240,6 +270,7 @@ export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<C
         ),
         { edgeInvocations: delta((c) => c.workerRequests), consumerInvocations: perWebhook.queueInvocations },
         webhooks,
+        invocationLogsKept(),
       ),
     };
   } finally {

@@ -172,7 +172,9 @@ function countedEnv(env: Env): Env {
 async function ledgerBytes(db: D1Database) {
   const sizes: Record<string, { rows: number; bytes: number }> = {};
   for (const table of ["records", "parked", "destinations"]) {
-    const columns = await db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all<{ name: string }>();
+    const columns = await db
+      .prepare(`SELECT name FROM pragma_table_info('${table}')`)
+      .all<{ name: string }>();
     const sum = columns.results.map(({ name }) => `coalesce(length(CAST(${name} AS BLOB)), 0)`).join(" + ");
     const row = await db
       .prepare(`SELECT count(*) AS rows, coalesce(sum(${sum}), 0) AS bytes FROM ${table}`)

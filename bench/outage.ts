@@ -82,7 +82,9 @@ function webhooksFor(n: number, salt: string) {
   });
 }
 
-type Destinations = { entries: { name: string; state: string; parked: { events: number; batches: number } }[] };
+type Destinations = {
+  entries: { name: string; state: string; parked: { events: number; batches: number } }[];
+};
 
 export async function outageMode(local: LocalRelay) {
   const standIn = local.standIn.standIn;
@@ -130,7 +132,10 @@ export async function outageMode(local: LocalRelay) {
   const parkedEvents = (parked ?? []).reduce((sum, entry) => sum + entry.parked.events, 0);
   const parkedBatches = (parked ?? []).reduce((sum, entry) => sum + entry.parked.batches, 0);
   // What is not parked is still on the queue (in retry): the backlog when the outage ends.
-  const backlogEvents = Math.max(0, ids.length - parkedEvents - standIn.messageIds.filter((id) => id.includes(":o")).length);
+  const backlogEvents = Math.max(
+    0,
+    ids.length - parkedEvents - standIn.messageIds.filter((id) => id.includes(":o")).length,
+  );
 
   // 3. Recovery: time until every event has arrived.
   standIn.setFailureShare(0);

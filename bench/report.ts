@@ -132,7 +132,7 @@ ${table(
     ["D1 round trips (edge and consumer)", per(kv.d1RoundTripsPerWebhook), per(off.d1RoundTripsPerWebhook)],
     ...logRows(kv, off, (l) => [
       per(l.total),
-      `${per(l.edgeInvocations + l.consumerInvocations)} / ${per(l.edgeLines)} / ${per(l.consumerLines)}`,
+      `${l.invocationLogs === false ? "0 (off)" : per(l.edgeInvocations + l.consumerInvocations)} / ${per(l.edgeLines)} / ${per(l.consumerLines)}`,
     ]),
     [
       "Segment requests (not billed by Cloudflare)",
@@ -337,14 +337,28 @@ function logRows(kv: CostFigures, off: CostFigures, cells: (l: LogFigures) => st
 function logsNote(kv: CostFigures): string {
   if (!kv.logs) return "Workers Logs events were not counted in this run.";
   const at = (level: string) => kv.logs.find((l) => l.level === level) as LogFigures;
+  const info = at("info");
+  const ceiling = (l: LogFigures) =>
+    l.freePlanDailyWebhooks === null
+      ? "any number of healthy webhooks"
+      : `${fmt(l.freePlanDailyWebhooks)} webhooks`;
+  const invocations = per(info.edgeInvocations + info.consumerInvocations);
+  const invocationLogs = info.invocationLogs
+    ? `every invocation writes one invocation log (a webhook's request, a consumer batch: ${invocations} per webhook), and`
+    : `invocation logs are off (\`[observability.logs] invocation_logs = false\` in wrangler.toml: they keep each
+request's URL, and Pendo's token is in it), so the ${invocations} invocations per webhook write none;`;
+  const repriced = kv.logsRepriced
+    ? `\n\nThe log figures were priced again from this model (\`priceLogs\` in bench/cost.ts) with the
+invocations and lines that run counted: it ran while invocation logs were still kept, when they were
+${invocations} of the ${per(info.edgeInvocations + info.consumerInvocations + info.edgeLines + info.consumerLines)} events per webhook at \`info\`. Nothing was measured again.`
+    : "";
   return `**Logs.** The totals above leave out Workers Logs (\`[observability] enabled = true\`), priced apart:
-every invocation writes one invocation log (a webhook's request, a consumer batch), and every line the
-relay writes is one more event (counted by \`bench/counting-worker.ts\` by level and \`msg\`; lines at
+${invocationLogs} every line the relay writes is one event (counted by \`bench/counting-worker.ts\` by level and \`msg\`; lines at
 \`warn\` are those of the same run at warn or error). Workers Paid includes ${fmt(LOG_PRICES.paidIncludedPerMonth)} events a month, then
 $${LOG_PRICES.perMillion} per million; Workers Free keeps ${fmt(LOG_PRICES.freePerDay)} a day, and drops logs past that, not webhooks
 (checked ${LOG_PRICES.checked}, ${LOG_PRICES.page}). With \`DEDUP_MODE=kv\`, the Free plan's log limit covers
-${fmt(at("info").freePlanDailyWebhooks)} webhooks a day at \`LOG_LEVEL=info\` and ${fmt(at("warn").freePlanDailyWebhooks)} at \`warn\`. Invocation logs are written at any
-\`LOG_LEVEL\`; \`head_sampling_rate\` under \`[observability]\` keeps only that share of invocations and their lines.`;
+${ceiling(info)} a day at \`LOG_LEVEL=info\` and ${ceiling(at("warn"))} at \`warn\`. \`head_sampling_rate\` under
+\`[observability]\` keeps only that share of invocations and their lines.${repriced}`;
 }
 
 /** Says so when the rounds disagree too much for the median to separate 0.9 from 1.0. */

@@ -10,7 +10,7 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { measureBundle } from "../scripts/bundle-size";
 import { startLocalRelay } from "../scripts/harness/local-relay";
-import { benchCost } from "./cost";
+import { benchCost, invocationLogsKept, repriceLogs } from "./cost";
 import { benchDelivery } from "./delivery";
 import { benchEdge } from "./edge";
 import { machineInfo } from "./environment";
@@ -103,6 +103,11 @@ if (runs("cost")) {
     })),
   );
 }
+
+// Priced with wrangler.toml as it is now: a run counted before invocation logs were turned off
+// is priced again from its counted parts (the note in docs/benchmarks.md says so).
+const invocationLogs = invocationLogsKept();
+cost = cost?.map((figures) => repriceLogs(figures, invocationLogs));
 
 let latency = previous.latency;
 if (runs("latency")) {

@@ -1,8 +1,5 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
-import guideDisplayed from "../src/pendo/examples/guideDisplayed.json";
-import trackEventReceived from "../src/pendo/examples/trackEventReceived.json";
-import visitorCreated from "../src/pendo/examples/visitorCreated.json";
-import { renderConsoleAssets } from "./console/render";
+import { CONSOLE_ASSETS_FILE, currentConsoleAssets } from "./console/bundle";
 import { GENERATED_FILES, withGeneratedSections } from "./docs/render";
 
 const migrations = readdirSync("migrations")
@@ -12,16 +9,7 @@ const migrations = readdirSync("migrations")
 for (const file of Object.keys(GENERATED_FILES)) {
   writeFileSync(file, withGeneratedSections(file, readFileSync(file, "utf8"), { migrations }));
 }
-const read = (name: string) => readFileSync(`src/console/${name}`, "utf8");
-writeFileSync(
-  "src/console/assets.generated.ts",
-  renderConsoleAssets({
-    html: read("page.html"),
-    style: read("style.css"),
-    script: read("client.js"),
-    examples: { guideDisplayed, visitorCreated, trackEventReceived },
-  }),
-);
+writeFileSync(CONSOLE_ASSETS_FILE, currentConsoleAssets());
 console.log(
-  `rewrote the generated sections of ${Object.keys(GENERATED_FILES).join(", ")} and src/console/assets.generated.ts`,
+  `rewrote the generated sections of ${Object.keys(GENERATED_FILES).join(", ")} and ${CONSOLE_ASSETS_FILE}`,
 );

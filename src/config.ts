@@ -65,7 +65,8 @@ const flag = (fallback: boolean) =>
   );
 
 /** A named source's name: part of messageIds and KV keys, so short and plain. */
-export const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]{0,23}$/;
+export const SOURCE_NAME_MAX = 24;
+export const SOURCE_NAME = new RegExp(`^[a-z0-9][a-z0-9_-]{0,${SOURCE_NAME_MAX - 1}}$`);
 
 // Messages never quote the received value: this JSON holds write keys and tokens.
 const SourceSchema = v.strictObject(
@@ -98,7 +99,10 @@ const SourcesSchema = v.pipe(
   v.record(
     v.pipe(
       v.string(),
-      v.regex(SOURCE_NAME, "source names must be 1-24 lower-case letters, digits, '-' or '_'"),
+      v.regex(
+        SOURCE_NAME,
+        `source names must be 1-${SOURCE_NAME_MAX} lower-case letters, digits, '-' or '_'`,
+      ),
       v.notValue("default", "the source name 'default' is reserved for POST /pendo"),
     ),
     SourceSchema,

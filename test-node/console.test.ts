@@ -69,24 +69,23 @@ async function openConsole(width = 1280) {
   const page = await browser.newPage({ viewport: { width, height: 900 } });
   const errors: string[] = [];
   const foreign: string[] = [];
+  const asked: string[] = [];
   page.on("pageerror", (error) => errors.push(error.message));
   page.on("console", (message) => {
     if (message.type() === "error") errors.push(message.text());
   });
   page.on("request", (request) => {
     if (!request.url().startsWith(local.url)) foreign.push(request.url());
+    else asked.push(`${request.method()} ${request.url().slice(local.url.length)}`);
   });
-  return { page, errors, foreign };
+  return { page, errors, foreign, asked };
 }
 
 const section = (page: Page, name: string) => page.getByRole("region", { name });
 
-browserTest("signs in, previews and replays a dead letter, reads quarantine and the playground", async () => {
-  assert.ok(available, HOW_TO_INSTALL);
-  const standIn = local.standIn.standIn;
-  // A dead letter: Segment refuses the batch (413), so the consumer keeps it.
-  standIn.failNext(413);
-  const webhook = sampleWebhook("guideDisplayed");
+/** Posts the webhook while Segment refuses the batch (413), and waits for its dead letter. */
+async function deadLetter(webhook: Record<string, unknown>) {
+  local.standIn.standIn.failNext(413);
   assert.equal((await post(webhook)).status, 202);
   await waitFor(
     "the dead letter",
@@ -98,6 +97,13 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
     },
     30_000,
   );
+  return webhook;
+}
+
+browserTest("signs in, previews and replays a dead letter, reads quarantine and the playground", async () => {
+  assert.ok(available, HOW_TO_INSTALL);
+  const standIn = local.standIn.standIn;
+  const webhook = await deadLetter(sampleWebhook("guideDisplayed"));
   // A quarantined webhook: no event name.
   assert.equal((await post({ visitorId: "quarantined-visitor" })).status, 400);
   // A delivered one, for the Overview's counters.
@@ -110,7 +116,7 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
   );
 
   // Without a token only the sign-in shows; a wrong one is refused.
-  const { page, errors, foreign } = await openConsole();
+  const { page, errors, foreign, asked } = await openConsole();
   await page.goto(`${local.url}/console`);
   await page.getByLabel("Admin token").fill("not-the-admin-token-0123456789");
   await page.getByRole("button", { name: "Sign in" }).click();
@@ -166,12 +172,21 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
     30_000,
   );
 
-  // Quarantine lists the refused webhook with its issue by field path.
+  // Quarantine lists the refused webhook with its issue by field path, from the list alone: no
+  // record (its body up to 256 KB) is read until Details asks for it. The Overview asks once.
   await section(page, "Quarantine")
     .getByRole("row")
     .filter({ hasText: "event: event is required" })
     .first()
     .waitFor();
+  assert.deepEqual(
+    asked.filter((request) => /^GET \/admin\/quarantine\/[^?]/.test(request)),
+    [],
+  );
+  assert.deepEqual(
+    asked.filter((request) => request.startsWith("GET /admin/overview")),
+    ["GET /admin/overview?hours=168"],
+  );
 
   // The playground maps a published example.
   const playground = section(page, "Playground");
@@ -236,8 +251,25 @@ browserTest(
     const cell = section(page, "Drift").getByRole("cell", { name: shown, exact: true });
     await cell.waitFor();
     assert.equal(await cell.textContent(), shown);
+    // A dead letter whose name reads "exe.png evil" unescaped: its row and its dialog's title
+    // both show what it is, and the dialog's body is set from the record without a raw override.
+    const disguised = `\u202Egnp.exe\u202C evil ${Date.now()}`;
+    const letter = await deadLetter({ ...sampleWebhook("guideDisplayed"), event: disguised });
+    await page.reload();
+    const escaped = disguised.replace("\u202E", "\\u202E").replace("\u202C", "\\u202C");
+    const row = section(page, "Dead letters")
+      .getByRole("row")
+      .filter({ hasText: String(letter.uniqueId) });
+    await row.getByRole("cell", { name: escaped, exact: true }).waitFor();
+    await row.getByRole("button", { name: "Details" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText("Segment's answer").waitFor();
+    assert.equal(await dialog.getByRole("heading").first().textContent(), `Dead letter ${escaped}`);
+    await dialog.getByRole("button", { name: "Close" }).click();
+
     const pageText = (await page.evaluate("document.body.textContent")) as string;
-    assert.ok(!pageText.includes("\u202E"), "no raw U+202E anywhere on the page");
+    for (const raw of ["\u202E", "\u202C"])
+      assert.ok(!pageText.includes(raw), `no raw ${escape(raw)} anywhere on the page`);
     assert.deepEqual(errors, []);
     await page.close();
   },
@@ -245,24 +277,25 @@ browserTest(
 
 browserTest("draws the Overview from /admin/overview's answer, with or without queue metrics", async () => {
   assert.ok(available, HOW_TO_INSTALL);
-  const hour = (ago: number) => new Date(Math.floor(Date.now() / 3_600_000 - ago) * 3_600_000).toISOString();
-  const counts = (delivered: number, deadLettered: number, dropped = 0, refused = 0) => ({
-    delivered,
-    deadLettered,
-    dropped,
-    refused,
-  });
-  const answer = (hours: number, backlog: unknown, backlogNote?: string) => ({
-    from: new Date(Date.now() - hours * 3_600_000).toISOString(),
+  const HOUR = 3_600_000;
+  const last = Math.floor(Date.now() / HOUR);
+  // 168 hours, the hour now the last: hour 0 has three outcomes, hour 3 one, hour 100 one.
+  const series = (at: Record<number, number>) => Array.from({ length: 168 }, (_, i) => at[167 - i] ?? 0);
+  const answer = (backlog: unknown, backlogNote?: string) => ({
+    from: new Date((last - 167) * HOUR).toISOString(),
     to: new Date().toISOString(),
-    totals: [
-      { source: "default", event: "guideDisplayed", ...counts(40, 2, 1), lastSeen: hour(0) },
-      { source: "default", event: "evil\u202Eexe", ...counts(3, 0), lastSeen: null },
-    ],
-    hours: [
-      { hour: hour(0), source: "default", event: "guideDisplayed", ...counts(30, 2, 1) },
-      { hour: hour(3), source: "default", event: "guideDisplayed", ...counts(10, 0) },
-      { hour: hour(100), source: "default", event: "evil\u202Eexe", ...counts(3, 0) },
+    perHour: {
+      start: new Date((last - 167) * HOUR).toISOString(),
+      delivered: series({ 0: 30, 3: 10, 100: 3 }),
+      deadLettered: series({ 0: 2 }),
+      dropped: series({ 0: 1 }),
+      refused: series({}),
+    },
+    bySource: [
+      {
+        source: "default",
+        events: { guideDisplayed: [40, 2, 1, 0, last * HOUR], "evil\u202Eexe": [3, 0, 0, 0, 0] },
+      },
     ],
     backlog,
     ...(backlogNote ? { backlogNote } : {}),
@@ -270,12 +303,9 @@ browserTest("draws the Overview from /admin/overview's answer, with or without q
   const { page, errors } = await openConsole(390);
   let backlog: unknown = null;
   // The page asks its own origin; only the answer is made up, to the contract main serves.
-  await page.route(/\/admin\/overview\?hours=\d+$/, (route) => {
-    const hours = Number(new URL(route.request().url()).searchParams.get("hours"));
-    return route.fulfill({
-      json: answer(hours, backlog, backlog ? undefined : "this runtime offers no queue metrics"),
-    });
-  });
+  await page.route(/\/admin\/overview\?hours=168$/, (route) =>
+    route.fulfill({ json: answer(backlog, backlog ? undefined : "this runtime offers no queue metrics") }),
+  );
   await page.goto(`${local.url}/console#token=${LOCAL_ADMIN_TOKEN}`);
   const overview = section(page, "Overview");
   await overview.getByText("Queue backlog: not shown").waitFor();

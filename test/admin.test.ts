@@ -3,7 +3,7 @@ import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import { newRecordId } from "../src/ledger/records";
+import { newRecordId, quarantineOf } from "../src/ledger/records";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
 import {
   quarantined,
@@ -265,6 +265,35 @@ describe("dead letters", () => {
 });
 
 describe("quarantine", () => {
+  it("lists without bodies: each entry with its first issues, cut, and how many it has", async () => {
+    const issues = [
+      { path: "event", message: "event is required" },
+      { path: "p".repeat(5_000), message: "m".repeat(5_000) },
+      { path: "visitorId", message: "must be a string" },
+      { path: "accountId", message: "must be a string" },
+    ];
+    const entry = quarantineOf(
+      { source: "default", issues, body: new TextEncoder().encode(`{"big":"${"x".repeat(500_000)}"}`) },
+      Date.now(),
+    );
+    await storeForTest(entry);
+    const response = await admin(`/quarantine?limit=500&from=${entry.createdAt}`);
+    const text = await response.text();
+    const listed = (JSON.parse(text) as { entries: Record<string, unknown>[] }).entries.find(
+      (e) => e.id === entry.id,
+    );
+    expect(listed).toMatchObject({ issueCount: 4 });
+    expect(listed?.issues).toEqual([
+      issues[0],
+      // The row keeps a path of 200 characters (the last an ellipsis); the list shows 200 of each.
+      { path: `${"p".repeat(199)}…`, message: "m".repeat(200) },
+      issues[2],
+    ]);
+    for (const field of ["body", "rawBody", "rawBodyBase64", "detail"])
+      expect(listed).not.toHaveProperty(field);
+    expect(text.length).toBeLessThan(50_000);
+  });
+
   it("replay re-runs validation: still invalid stays, with its issues", async () => {
     const body = JSON.stringify({ event: "", visitorId: `v-${crypto.randomUUID()}` });
     await postWebhook(body);
@@ -296,5 +325,59 @@ describe("quarantine", () => {
     const messageId = `pendo:default:${webhook.uniqueId}:track`;
     await vi.waitUntil(() => standIn.messageIds.includes(messageId), { timeout: 20_000, interval: 50 });
     expect(await stateOf("quarantine", id)).toBe("sent");
+  });
+});
+
+describe("numeric query parameters", () => {
+  // Every number an admin route reads from its query, each with values that are not a whole
+  // number in its range. The filter keeps a bulk replay from touching any record if one passed.
+  const NOT_WHOLE = ["1.5", "-1", "x", "1e3", "0x10", "99999999999999999999", " 2"];
+  const routes: [string, string, string, string[]][] = [
+    ["GET", "/admin/overview", "hours", [...NOT_WHOLE, "0", "2161"]],
+    ["GET", "/admin/dead-letters", "limit", [...NOT_WHOLE, "0", "501"]],
+    ["GET", "/admin/quarantine", "limit", [...NOT_WHOLE, "0", "501"]],
+    ["GET", "/admin/dead-letters", "from", ["1.5", "-1", "1e3", "99999999999999999999", "yesterday"]],
+    ["GET", "/admin/quarantine", "to", ["1.5", "-1", "99999999999999999999", "2026-13-45"]],
+    ["GET", "/admin/dead-letters/summary", "from", ["1.5", "-1", "99999999999999999999"]],
+    ["GET", "/admin/dead-letters", "cursor", ["1.5", "1700000000000", "x'; DROP TABLE records"]],
+    ["POST", "/admin/dead-letters/replay", "to", ["1.5", "-1", "99999999999999999999"]],
+    [
+      "POST",
+      "/admin/dead-letters/replay",
+      "cursor",
+      ["1.5.1700000000000-x", "9999999999999999.1700000000000-x", "1700000000000.nope"],
+    ],
+    ["GET", "/health", "deep", ["2", "1.0", "true", "-1"]],
+  ];
+  const cases = routes.flatMap(([method, path, name, values]) =>
+    values.map((value) => [method, path, name, value] as const),
+  );
+
+  it.each(cases)("%s %s?%s=%s answers 400 naming the parameter", async (method, path, name, value) => {
+    const query = new URLSearchParams({ event: "no-such-event-anywhere", [name]: value });
+    const response = await exports.default.fetch(
+      new Request(`https://relay.test${path}?${query}`, {
+        method,
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      }),
+    );
+    const json = (await response.json()) as { error: string; message: string; issues: { path: string }[] };
+    expect(response.status).toBe(400);
+    expect(json.error).toBe("invalid");
+    expect(json.message).toContain(name);
+    expect(json.issues.map((issue) => issue.path)).toEqual([name]);
+  });
+
+  it("takes whole numbers in range, times as milliseconds or ISO, and an empty value as absent", async () => {
+    const ok = async (path: string) => {
+      const response = await admin(path);
+      expect(response.status, path).toBe(200);
+    };
+    await ok("/overview?hours=1");
+    await ok("/overview?hours=2160");
+    await ok("/dead-letters?limit=1&from=0");
+    await ok("/quarantine?limit=500&to=2026-11-30T00:00:00Z");
+    await ok(`/dead-letters/summary?from=${Date.now()}&to=`);
+    await ok("/dead-letters?cursor=1700000000000-default.x.0000&limit=");
   });
 });

@@ -45,6 +45,17 @@ describe("safeName", () => {
     ["isolates and marks", "\u2066a\u2069\u200e\u200f\u061c", "\\u2066a\\u2069\\u200E\\u200F\\u061C"],
     ["C0, DEL and C1 controls", "a\nb\u0000c\u007fd\u0085", "a\\u000Ab\\u0000c\\u007Fd\\u0085"],
     ["a lone surrogate", "x\ud800y", "x\\uD800y"],
+    ["zero-width space and BOM", "a\u200bb\ufeffc", "a\\u200Bb\\uFEFFc"],
+    ["line and paragraph separators", "a\u2028b\u2029c", "a\\u2028b\\u2029c"],
+    ["tag characters", "flag\u{e0067}\u{e0062}\u{e007f}", "flag\\u{E0067}\\u{E0062}\\u{E007F}"],
+    ["a soft hyphen and a word joiner", "pay\u00adpal\u2060", "pay\\u00ADpal\\u2060"],
+    [
+      "joiners that scripts and emoji need are kept",
+      "👩\u200d💻 \u0645\u200c\u06cc",
+      "👩\u200d💻 \u0645\u200c\u06cc",
+    ],
+    ["a backtick, which would end the name's code span", "a`b", "a\\u0060b"],
+    ["a URL's scheme, which Slack would link", "https://evil.example/x", "https\\u003A//evil.example/x"],
     ["an emoji counts one character", "😀".repeat(MAX_NAME_CHARS), "😀".repeat(MAX_NAME_CHARS)],
     [
       "a long name, cut with an ellipsis",
@@ -132,9 +143,10 @@ describe("alertBody with hostile input", () => {
       tally({ examples: [{ event: ATTACK, uniqueId: `x${RLO}y` }], breakdown: { "segment-refused": 1 } }),
     );
     // 110 characters: cut at 100, and what is left shows its brackets as text.
+    // The scheme's colon is written out (5 characters for 1), so the cut comes sooner.
     const shown =
-      "ops: &lt;!channel&gt; token expired, re-authenticate at &lt;https://evil.example/login|https://relay.example…";
-    expect(body.text).toContain(`Examples: ${shown} x\\u202Ey`);
+      "ops: &lt;!channel&gt; token expired, re-authenticate at &lt;https\\u003A//evil.example/login|https\\u003A//rel…";
+    expect(body.text).toContain(`Examples: \`${shown}\` \`x\\u202Ey\``);
     expect(body.alert.examples).toEqual([{ event: shown, uniqueId: "x\\u202Ey" }]);
   });
 
@@ -144,7 +156,7 @@ describe("alertBody with hostile input", () => {
     const shown = Object.keys(body.alert.breakdown);
     expect(shown[0]).toBe("path9999");
     expect(body.alert.moreBreakdown).toBe(10_000 - shown.length);
-    expect(body.text).toContain(`path9999 ×10000, path9998 ×9999`);
+    expect(body.text).toContain("`path9999` ×10000, `path9998` ×9999");
     expect(body.text).toContain(`(and ${10_000 - shown.length} more)`);
   });
 
@@ -153,9 +165,48 @@ describe("alertBody with hostile input", () => {
     const few = alertBody("dead-letters", "default", tally({ examples, breakdown: { x: 8 } }));
     expect(few.alert.examples).toHaveLength(5);
     expect(few.alert.moreExamples).toBe(3);
-    expect(few.text).toContain("e4 u4 (and 3 more)");
+    expect(few.text).toContain("`e4` `u4` (and 3 more)");
     const wide = alertBody("dead-letters", "default", tally({ examples: [{ event: "e", uniqueId: "u" }] }));
     expect(wide.alert.moreExamples).toBeUndefined();
+  });
+});
+
+describe("Slack markup from a sender", () => {
+  const MARKUP = "*urgent* _act now_ ~ignore~ `code` see https://evil.example/login or www.evil.example";
+
+  it("is shown inside code spans only, which Slack formats and links nothing in", () => {
+    const body = alertBody(
+      "dead-letters",
+      "default",
+      tally({ examples: [{ event: MARKUP, uniqueId: "_u_" }], breakdown: { [MARKUP]: 1 } }),
+      "https://relay.example.com",
+    );
+    const spans = body.text.match(/`[^`]*`/g) ?? [];
+    expect(spans).toContain(
+      "`*urgent* _act now_ ~ignore~ \\u0060code\\u0060 see https\\u003A//evil.example/login or www.evil.example`",
+    );
+    expect(spans).toContain("`_u_`");
+    // Outside the spans: the relay's own words, the counts and its own console link, nothing else.
+    const outside = body.text.replaceAll(/`[^`]*`/g, "").replace("https://relay.example.com/console", "");
+    expect(outside).not.toMatch(/[*_~`]|:\/\/|www\./);
+  });
+
+  it("lists unknown names as code, not quoted text", () => {
+    const body = alertBody("unknown-event", "prod", tally({ names: ["_a_", "*b*"] }));
+    expect(body.text).toContain("the relay does not know: `_a_`, `*b*`.");
+  });
+});
+
+describe("one table for the console and for alerts", () => {
+  it("writes out every character of the table the same way in both", async () => {
+    const { HIDDEN_CHARACTERS, visible } = await import("../src/visible");
+    for (const [low, high] of HIDDEN_CHARACTERS) {
+      for (const code of new Set([low, high, Math.floor((low + high) / 2)])) {
+        const char = String.fromCodePoint(code);
+        expect(visible(char), code.toString(16)).toMatch(/^\\u/);
+        expect(safeName(char)).toBe(visible(char));
+      }
+    }
   });
 });
 
@@ -164,9 +215,9 @@ describe("alertBody for unknown event names", () => {
     const names = Array.from({ length: 23 }, (_, i) => `name${i}`);
     const body = alertBody("unknown-event", "prod", tally({ count: 40, names, moreNames: 5 }));
     expect(body.text).toContain(
-      'Source "prod" received 28 event name(s) the relay does not know: "name0", "name1",',
+      "Source `prod` received 28 event name(s) the relay does not know: `name0`, `name1`,",
     );
-    expect(body.text).toContain('"name19" (and 8 more). They are forwarded as unmapped tracks');
+    expect(body.text).toContain("`name19` (and 8 more). They are forwarded as unmapped tracks");
     expect(body.text).not.toContain("name20");
     expect(body.alert.names).toHaveLength(20);
     expect(body.alert.moreNames).toBe(8);
@@ -174,7 +225,7 @@ describe("alertBody for unknown event names", () => {
 
   it("reads a single `name` as a list of one", () => {
     const body = alertBody("unknown-event", "prod", tally({ name: "guideSnoozed", count: 2 }));
-    expect(body.text).toContain('received 1 event name(s) the relay does not know: "guideSnoozed". They');
+    expect(body.text).toContain("received 1 event name(s) the relay does not know: `guideSnoozed`. They");
     expect(body.alert).toMatchObject({ name: "guideSnoozed", names: ["guideSnoozed"] });
     expect(body.alert.moreNames).toBeUndefined();
   });

@@ -56,8 +56,8 @@ describe("console", () => {
     expect(sections.slice(0, 3)).toEqual(["signin", "overview", "status"]);
     expect(html).toMatch(/<nav aria-label="Sections"><a href="#overview">Overview<\/a>/);
     const script = await (await raw("/console/app.js")).text();
-    expect(script).toContain('api("/admin/overview?hours=24")');
-    expect(script).toContain('api("/admin/overview?hours=168")');
+    // One question for both charts: the last 24 of the week's hours are the day's.
+    expect(script).toContain('"/admin/overview?hours=168"');
     expect(script).not.toMatch(
       /\.style\b|["']style["']|innerHTML|insertAdjacentHTML|https?:\/\/(?!www\.w3\.org\/2000\/svg)/,
     );

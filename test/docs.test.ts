@@ -3,22 +3,14 @@ import mapping from "../docs/mapping.md?raw";
 import operations from "../docs/operations.md?raw";
 import reliability from "../docs/reliability.md?raw";
 import readme from "../README.md?raw";
-import { renderConsoleAssets } from "../scripts/console/render";
 import { GENERATED_FILES, withGeneratedSections } from "../scripts/docs/render";
 import { settingDefaults } from "../src/config";
-import generatedAssets from "../src/console/assets.generated.ts?raw";
-import consoleScript from "../src/console/client.js?raw";
-import consoleHtml from "../src/console/page.html?raw";
-import consoleStyle from "../src/console/style.css?raw";
 import {
   DLQ_MAX_RETRIES,
   dlqSchedule,
   SHORTEST_QUEUE_RETENTION_SECONDS,
 } from "../src/delivery/deadLetterConsumer";
 import { CATALOG } from "../src/pendo/catalog";
-import guideDisplayed from "../src/pendo/examples/guideDisplayed.json";
-import trackEventReceived from "../src/pendo/examples/trackEventReceived.json";
-import visitorCreated from "../src/pendo/examples/visitorCreated.json";
 import wranglerToml from "../wrangler.toml?raw";
 
 // Every migration, in the order wrangler applies them (file name order), as the docs render them.
@@ -39,16 +31,6 @@ describe("generated docs are current (run `npm run docs` when this fails)", () =
   it.each(Object.keys(GENERATED_FILES))("%s", (file) => {
     const text = FILES[file] as string;
     expect(text).toBe(withGeneratedSections(file, text, { migrations: MIGRATIONS }));
-  });
-
-  it("src/console/assets.generated.ts holds the console's current sources", () => {
-    const rendered = renderConsoleAssets({
-      html: consoleHtml,
-      style: consoleStyle,
-      script: consoleScript,
-      examples: { guideDisplayed, visitorCreated, trackEventReceived },
-    });
-    expect(generatedAssets).toBe(rendered);
   });
 
   it("lists every catalog event in docs/mapping.md", () => {

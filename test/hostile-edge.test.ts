@@ -30,7 +30,45 @@ const failing = new Proxy(
 );
 const storesDown = { DEDUP: failing, LEDGER: failing } as unknown as Partial<Env>;
 
-describe("Cache-Control: no-store and nosniff on every admin and health answer", () => {
+const webhook = (path: string, body: string, token = TOKEN) =>
+  new Request(`https://relay.test${path}?token=${token}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body,
+  });
+// Takes what the edge enqueues, so no consumer runs after the test.
+const keptQueue = { send: async () => undefined } as unknown as Queue<string>;
+const published = () => JSON.stringify(withUniqueId(PUBLISHED.guideDisplayed));
+
+describe("Cache-Control: no-store and nosniff on every answer", () => {
+  // A webhook's answer names the event it took, a 404 the path it was asked: neither is for a
+  // cache to keep, and no answer is for a browser to sniff into HTML.
+  it.each([
+    ["a webhook accepted", () => webhook("/pendo", published()), 202],
+    ["a webhook with a wrong token", () => webhook("/pendo", published(), "wrong-token-0123456789"), 401],
+    ["a webhook to an unknown source", () => webhook("/pendo/nope", published()), 401],
+    ["a webhook that is not JSON", () => webhook("/pendo", "{bad"), 400],
+    ["a webhook over the size limit", () => webhook("/pendo", "x".repeat(300_000)), 413],
+    ["an unknown route", () => new Request("https://relay.test/elsewhere"), 404],
+    ["the root", () => new Request("https://relay.test/"), 200],
+    [
+      "the debug transform",
+      () =>
+        new Request("https://relay.test/debug/transform", {
+          method: "POST",
+          headers: asAdmin,
+          body: published(),
+        }),
+      200,
+    ],
+    ["the console", () => new Request("https://relay.test/console"), 200],
+  ] as const)("%s", async (_, request, status) => {
+    const got = await answer(request(), { EVENTS: keptQueue });
+    expect(got.status).toBe(status);
+    expect(got.header("cache-control")).toBe("no-store");
+    expect(got.header("x-content-type-options")).toBe("nosniff");
+  });
+
   it.each([
     ["an admin listing", "/admin/alerts", asAdmin, {}, 200],
     ["/admin without a token", "/admin/alerts", {}, {}, 401],

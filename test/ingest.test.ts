@@ -451,4 +451,19 @@ describe("sender-chosen names in log lines", () => {
     expect(line?.event.startsWith("huge")).toBe(true);
     expect(line?.event.length).toBeLessThanOrEqual(200);
   });
+
+  it("cuts an unknown source name of 15,000 characters, unauthenticated, in the webhook line", async () => {
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((line: string) => lines.push(line));
+    const name = `nope${"s".repeat(15_000)}`;
+    const { response } = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
+      path: `/pendo/${name}`,
+      token: "wrong-token-0123456789",
+    });
+    expect(response.status).toBe(401);
+    const line = lines.map((l) => JSON.parse(l)).find((l) => l.msg === "webhook");
+    expect(line).toMatchObject({ outcome: "unknown-source", status: 401 });
+    expect(line?.source.startsWith("nope")).toBe(true);
+    expect(line?.source.length).toBeLessThanOrEqual(25);
+  });
 });

@@ -300,3 +300,77 @@ describe("redaction", () => {
     expect(text).not.toContain(btoa(`${PROD.writeKey}:`));
   });
 });
+
+describe("no token in any log line", () => {
+  it("keeps every token out of a run's lines, whether it came in the URL or a header", async () => {
+    const lines: string[] = [];
+    for (const method of ["debug", "log", "info", "warn", "error"] as const)
+      vi.spyOn(console, method).mockImplementation((...args) => lines.push(args.join(" ")));
+    const secrets = [
+      TOKEN,
+      ADMIN_TOKEN,
+      WRITE_KEY,
+      ...PROD.tokens,
+      PROD.writeKey,
+      "guessed-token-0123456789",
+    ];
+    const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+    const webhook = () => withUniqueId(PUBLISHED.guideDisplayed);
+    const accepted: RelayMessage[] = [];
+    const keep = async (sent: Promise<{ enqueued: RelayMessage[] }>) =>
+      accepted.push(...(await sent).enqueued);
+
+    // Webhooks: the token in the query and as Bearer; right, wrong, for another source, or for
+    // one that does not exist; bodies accepted, refused, too large.
+    await keep(postWebhook(webhook()));
+    await keep(postWebhook(webhook(), { token: null, bearer: TOKEN }));
+    await keep(postWebhook(webhook(), { path: "/pendo/prod", token: PROD.tokens[1], env: withSources }));
+    await postWebhook(webhook(), { token: "guessed-token-0123456789" });
+    await postWebhook(webhook(), { token: null, bearer: "guessed-token-0123456789" });
+    await postWebhook(webhook(), { path: "/pendo/prod", token: TOKEN, env: withSources });
+    await postWebhook(webhook(), { path: "/pendo/nope", token: PROD.tokens[0], env: withSources });
+    await postWebhook("{bad", { token: TOKEN });
+    await postWebhook({ ...webhook(), properties: { blob: "x".repeat(300_000) } });
+    await postWebhook(webhook(), { path: `/pendo/${TOKEN}` });
+    // The admin surface: Bearer, a token in the query (refused), bad parameters, a broken store.
+    for (const path of [
+      "/admin/dead-letters?limit=1.5",
+      "/admin/overview?hours=24",
+      `/admin/quarantine?token=${ADMIN_TOKEN}`,
+      "/health?deep=1",
+      "/no-such-route",
+    ]) {
+      await callWorker(new Request(`https://relay.test${path}`, { headers: bearer(ADMIN_TOKEN) }));
+    }
+    await callWorker(new Request(`https://relay.test/admin/alerts?token=${ADMIN_TOKEN}`));
+    await callWorker(new Request("https://relay.test/health", { headers: bearer(ADMIN_TOKEN) }), {
+      DEDUP: kvFailing(env.DEDUP, "get"),
+    });
+    await callWorker(
+      new Request(`https://relay.test/debug/transform?token=${TOKEN}`, {
+        method: "POST",
+        headers: bearer(ADMIN_TOKEN),
+        body: JSON.stringify(webhook()),
+      }),
+    );
+    // The consumer: one batch delivered, one refused by Segment (a dead letter, logged).
+    expect(accepted.length).toBe(3);
+    useSegmentStandIn(new SegmentStandIn([WRITE_KEY, PROD.writeKey]));
+    await worker.queue(
+      createMessageBatch<unknown>("pendo-events", queueMessages(accepted)),
+      { ...env, SOURCES } as Env,
+      createExecutionContext(),
+    );
+    const { standIn } = useSegmentStandIn();
+    standIn.failNext(401);
+    await worker.queue(
+      createMessageBatch<unknown>("pendo-events", queueMessages(accepted.slice(0, 1))),
+      { ...env, SOURCES } as Env,
+      createExecutionContext(),
+    );
+
+    expect(lines.length).toBeGreaterThanOrEqual(15);
+    for (const line of lines) for (const secret of secrets) expect(line).not.toContain(secret);
+    expect(lines.join("\n")).not.toContain(btoa(`${WRITE_KEY}:`));
+  });
+});

@@ -1,6 +1,7 @@
 import type { Settings } from "../config";
 import type { Env } from "../env";
 import { overview } from "../ledger/counts";
+import { HOUR_MS, hourOf } from "../ledger/text";
 import { log } from "../log";
 import { destinationList } from "./destinations";
 
@@ -11,23 +12,28 @@ export interface Backlog {
 }
 
 /**
- * GET /admin/overview?hours=N: delivery counters per hour and in total, and the queue's backlog
- * where the platform offers queue metrics (`Queue.metrics()`); where it does not (the local
- * simulator, an older runtime), `backlog` is null and `backlogNote` says why.
+ * GET /admin/overview?hours=N: delivery counters of the last N hours, the hour now the last of
+ * them: `perHour`, N entries by outcome from `start`, and `bySource`, each event's counts over
+ * the range; with the queue's backlog where the platform offers queue metrics
+ * (`Queue.metrics()`). Where it does not (the local simulator, an older runtime), `backlog` is
+ * null and `backlogNote` says why. Its size grows with N by four numbers an hour and with the
+ * sources by one entry per event name, never with their product.
  */
 export async function overviewOf(env: Env, settings: Settings, hours: number, now: number) {
-  const from = now - hours * 3_600_000;
+  const last = hourOf(now);
+  const first = last - hours + 1;
   const [counts, destinations, stored] = await Promise.all([
-    overview(env.LEDGER, from, now),
+    overview(env.LEDGER, first, last),
     destinationList(env, settings),
     recordBytes(env.LEDGER),
   ]);
   const { backlog, backlogNote } = await backlogOf(env.EVENTS);
+  const start = new Date(first * HOUR_MS).toISOString();
   return {
-    from: new Date(from).toISOString(),
+    from: start,
     to: new Date(now).toISOString(),
-    totals: counts.totals,
-    hours: counts.hours,
+    perHour: { start, ...counts.perHour },
+    bySource: counts.bySource,
     backlog,
     ...(backlogNote ? { backlogNote } : {}),
     // Outage mode: per destination, its state and what is parked for it (not dead letters).

@@ -1,32 +1,25 @@
 import type { Context } from "hono";
 import { Hono } from "hono/tiny";
+import * as v from "valibot";
 import { recentAlerts } from "../alerts/notify";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
 import { isAdmin } from "../http/auth";
 import { failureResponse, notFound } from "../http/failures";
+import { readQuery } from "../http/query";
 import { listDrift } from "../ledger/drift";
-import {
-  countByReason,
-  deleteRecord,
-  getRecord,
-  LISTED_STATES,
-  type ListedState,
-  listRecords,
-  type RecordFilter,
-  type RecordKind,
-} from "../ledger/records";
+import { issueSummaries } from "../ledger/issues";
+import { countByReason, deleteRecord, getRecord, listRecords, type RecordKind } from "../ledger/records";
 import { log } from "../log";
 import { loadRecordBytes } from "../records/bytes";
 import { archiveRoutes } from "./archive";
 import { destinationRoutes } from "./destinations";
 import { overviewOf } from "./overview";
+import { OVERVIEW_HOURS, RECORD_FILTER, RECORD_PAGE, RUN_CURSOR } from "./params";
 import { previewReplay, REPLAY_PAGE, type ReplayResult, replayRecords } from "./replay";
 import { recordView } from "./view";
 
 type AdminContext = Context<{ Bindings: Env }>;
-
-const MAX_LIMIT = 500;
 
 /**
  * /admin: dead letters and quarantine, behind ADMIN_TOKEN (Bearer only). Unset token: every
@@ -53,24 +46,19 @@ export function createAdminRoutes() {
   admin.get("/drift", async (c) => c.json({ entries: await listDrift(c.env.LEDGER) }));
   admin.get("/alerts", async (c) => c.json({ entries: await recentAlerts(c.env.LEDGER) }));
   admin.get("/overview", async (c) => {
-    const hours = Number(c.req.query("hours") ?? 24);
-    if (!Number.isInteger(hours) || hours < 1 || hours > 2_160) {
-      return c.json(
-        { error: "invalid", message: "hours must be a whole number from 1 to 2160 (90 days)" },
-        400,
-      );
-    }
+    const read = readQuery(c, { hours: OVERVIEW_HOURS });
+    if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
     const config = loadSettings(c.env);
     if (!config.ok) return failureResponse(c, config);
-    return c.json(await overviewOf(c.env, config.settings, hours, Date.now()));
+    return c.json(await overviewOf(c.env, config.settings, read.query.hours, Date.now()));
   });
 
   for (const kind of ["dead-letters", "quarantine"] as const satisfies readonly RecordKind[]) {
     // Exact counts by reason over every record matching the filter.
     admin.get(`/${kind}/summary`, async (c) => {
-      const filter = readFilter(c);
-      if ("error" in filter) return c.json(filter, 400);
-      const byReason = await countByReason(c.env.LEDGER, kind, filter);
+      const read = readQuery(c, RECORD_FILTER);
+      if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
+      const byReason = await countByReason(c.env.LEDGER, kind, read.query);
       const total = Object.values(byReason).reduce((sum, n) => sum + n, 0);
       return c.json({ total, byReason, complete: true });
     });
@@ -83,10 +71,18 @@ export function createAdminRoutes() {
     });
 
     admin.get(`/${kind}`, async (c) => {
-      const filter = readFilter(c);
-      if ("error" in filter) return c.json(filter, 400);
-      const limit = Math.min(MAX_LIMIT, Math.max(1, Number(c.req.query("limit") ?? 50) || 50));
-      return c.json(await listRecords(c.env.LEDGER, kind, filter, limit, c.req.query("cursor") || undefined));
+      const read = readQuery(c, { ...RECORD_FILTER, ...RECORD_PAGE });
+      if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
+      const { limit, cursor, ...filter } = read.query;
+      const page = await listRecords(c.env.LEDGER, kind, filter, limit, cursor);
+      if (kind !== "quarantine") return c.json(page);
+      // What a quarantined webhook was refused for, so the list needs no record read.
+      const summaries = await issueSummaries(
+        c.env.LEDGER,
+        page.entries.map((entry) => entry.id),
+      );
+      const entries = page.entries.map((entry) => ({ ...entry, ...summaries.get(entry.id) }));
+      return c.json({ ...page, entries });
     });
 
     admin.get(`/${kind}/:id`, async (c) => {
@@ -107,16 +103,20 @@ export function createAdminRoutes() {
     // statements whatever the page holds (src/admin/replay.ts). `cursor` continues the same run,
     // so no record is replayed twice in it, and what fails again (a new dead letter) is not in it.
     admin.post(`/${kind}/replay`, async (c) => {
-      const filter = readFilter(c);
-      if ("error" in filter) return c.json(filter, 400);
-      if (Object.keys(filter).length === 0 && c.req.query("all") !== "true") {
-        return c.json(
-          { error: "invalid", message: "give a filter (reason, event, source, from, to) or all=true" },
-          400,
-        );
+      const read = readQuery(c, {
+        ...RECORD_FILTER,
+        all: v.optional(v.string()),
+        cursor: v.optional(RUN_CURSOR),
+      });
+      if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
+      const { all, cursor: given, ...filter } = read.query;
+      if (Object.values(filter).every((value) => value === undefined) && all !== "true") {
+        return failureResponse(c, {
+          reason: "bad-query",
+          issues: [{ path: "all", message: "give a filter (reason, event, source, from, to) or all=true" }],
+        });
       }
-      const run = readRunCursor(c.req.query("cursor"), Date.now());
-      if (!run) return c.json({ error: "invalid", message: "cursor is not one this relay returned" }, 400);
+      const run = given ?? { startedAt: Date.now(), after: undefined };
       const config = loadSettings(c.env);
       if (!config.ok) return failureResponse(c, config);
       let page: Awaited<ReturnType<typeof listRecords>>;
@@ -146,10 +146,14 @@ export function createAdminRoutes() {
 
     // `again=true` sends a record already sent once more (an operator's explicit choice).
     admin.post(`/${kind}/:id/replay`, async (c) => {
+      const read = readQuery(c, {
+        again: v.optional(v.picklist(["true", "false"], "must be true or false")),
+      });
+      if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
       const config = loadSettings(c.env);
       if (!config.ok) return failureResponse(c, config);
       const [result] = (await replayMany(c, config.settings, kind, [c.req.param("id")], {
-        again: c.req.query("again") === "true",
+        again: read.query.again === "true",
       })) as [ReplayResult];
       log("info", "admin", { action: "replay", kind, ids: [result.id], count: result.ok ? 1 : 0 });
       if (result.ok) return c.json(result, result.status === "replayed" ? 202 : 200);
@@ -211,37 +215,4 @@ function tallyResults(results: readonly ReplayResult[]) {
 
 function recordNotFound(c: AdminContext, kind: RecordKind) {
   return c.json({ error: "not-found", message: `no ${kind} entry ${c.req.param("id")}` }, 404);
-}
-
-/** `<startedAt>.<last id>`: a bulk replay run, continued. A first call starts a run now. */
-function readRunCursor(
-  raw: string | undefined,
-  now: number,
-): { startedAt: number; after?: string } | undefined {
-  if (!raw) return { startedAt: now };
-  const match = /^(\d{1,15})\.(\d{13}-[A-Za-z0-9_.-]{1,200})$/.exec(raw);
-  return match ? { startedAt: Number(match[1]), after: match[2] } : undefined;
-}
-
-function readFilter(c: AdminContext): RecordFilter | { error: string; message: string } {
-  const filter: RecordFilter = {};
-  for (const key of ["reason", "event", "source"] as const) {
-    const value = c.req.query(key);
-    if (value) filter[key] = value;
-  }
-  for (const key of ["from", "to"] as const) {
-    const raw = c.req.query(key);
-    if (!raw) continue;
-    const time = /^\d+$/.test(raw) ? Number(raw) : Date.parse(raw);
-    if (Number.isNaN(time))
-      return { error: "invalid", message: `${key} must be an ISO time or milliseconds` };
-    filter[key] = time;
-  }
-  const state = c.req.query("state");
-  if (state) {
-    if (!(LISTED_STATES as readonly string[]).includes(state))
-      return { error: "invalid", message: `state must be one of ${LISTED_STATES.join(", ")}` };
-    filter.state = state as ListedState;
-  }
-  return filter;
 }

@@ -1,3 +1,5 @@
+import { isHidden, writtenOut } from "../visible";
+
 /**
  * What an alert says, as data: pure, no I/O, no clock of its own. The body is JSON that a Slack
  * incoming webhook accepts as it is (`text`) and that a machine can read (`alert`). It never
@@ -82,32 +84,29 @@ export interface AlertBody {
   };
 }
 
-// C0 and C1 controls with DEL, the characters that reorder text (LRM/RLM, the Arabic letter mark,
-// the embeddings and overrides U+202A-U+202E, the isolates U+2066-U+2069), and lone surrogates.
-const UNSAFE: readonly (readonly [number, number])[] = [
-  [0x00, 0x1f],
-  [0x7f, 0x9f],
-  [0x61c, 0x61c],
-  [0x200e, 0x200f],
-  [0x202a, 0x202e],
-  [0x2066, 0x2069],
-  [0xd800, 0xdfff],
-];
-const isUnsafe = (code: number) => UNSAFE.some(([low, high]) => code >= low && code <= high);
+// Slack's own markup (api.slack.com, "Formatting text"): every name sits in a code span, inside
+// which Slack applies no *bold*, _italic_ or ~strike~; a backtick would end the span early, so it
+// is written out, and so is the colon of a scheme ("https://"), so no name becomes a link even
+// where a reader does link inside code. Beyond that, `&`, `<` and `>` are escaped as Slack requires.
+const SLACK_WRITTEN_OUT = (raw: string, at: number, code: number) =>
+  code === 0x60 || (code === 0x3a && raw.startsWith("//", at + 1));
 
 /**
- * An untrusted name as an alert shows it: unsafe characters written out visibly (`\u202E`),
- * cut to MAX_NAME_CHARS characters (an escape is never split), then escaped as Slack requires
- * (api.slack.com, "Escaping text": `&`, `<`, `>`), so no name becomes a mention or a link. The
- * same string goes in `text` and `alert`; a machine reader decodes the three entities.
+ * An untrusted name as an alert shows it: hidden characters written out (`\u202E`; the table in
+ * src/visible.ts, which the console uses too), then what Slack would read as markup, cut to
+ * MAX_NAME_CHARS characters (an escape is never split), and `&`, `<`, `>` escaped. The same
+ * string goes in `text` (in a code span) and in `alert`; a machine reader decodes the three
+ * entities.
  */
 export function safeName(raw: string): string {
   let out = "";
   let chars = 0;
   let beforeEllipsis = -1;
-  for (const char of raw) {
-    const code = char.codePointAt(0) ?? 0;
-    const shown = isUnsafe(code) ? `\\u${code.toString(16).toUpperCase().padStart(4, "0")}` : char;
+  for (let at = 0; at < raw.length; ) {
+    const code = raw.codePointAt(at) ?? 0;
+    const char = String.fromCodePoint(code);
+    const shown = isHidden(code) || SLACK_WRITTEN_OUT(raw, at, code) ? writtenOut(code) : char;
+    at += char.length;
     // Characters, not UTF-16 units: an emoji counts one.
     const width = shown === char ? 1 : shown.length;
     if (beforeEllipsis < 0 && chars + width > MAX_NAME_CHARS - 1) beforeEllipsis = out.length;
@@ -118,11 +117,18 @@ export function safeName(raw: string): string {
     out += shown;
     chars += width;
   }
-  return out.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+  return slackEscaped(out);
 }
 
+/** The three characters Slack reads as control characters, as the entities it requires. */
+const slackEscaped = (text: string) =>
+  text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+
+/** A name made safe by `safeName`, as `text` shows it: in a code span. */
+const code = (name: string) => `\`${name}\``;
+
 const andMore = (n: number) => (n > 0 ? ` (and ${n} more)` : "");
-const quoted = (names: readonly string[]) => names.map((name) => `"${name}"`).join(", ");
+const listed = (names: readonly string[]) => names.map(code).join(", ");
 
 /** How much of each list the body shows; shrunk until the body fits MAX_ALERT_BYTES. */
 interface Room {
@@ -184,26 +190,26 @@ type Summary = (source: string, t: SafeTally, room: Room) => string;
 const breakdownText = (t: SafeTally, room: Room) =>
   t.breakdown
     .slice(0, room.breakdown)
-    .map(([key, count]) => `${key} ×${count}`)
+    .map(([key, count]) => `${code(key)} ×${count}`)
     .join(", ") + andMore(breakdownCut(t, room));
 
 const SUMMARY: Record<AlertKind, Summary> = {
   "dead-letters": (source, t, room) =>
-    `${t.count} event(s) of source "${source}" could not be delivered and were kept as dead letters (${breakdownText(t, room)}). Replay them once the cause is fixed.`,
+    `${t.count} event(s) of source ${code(source)} could not be delivered and were kept as dead letters (${breakdownText(t, room)}). Replay them once the cause is fixed.`,
   "invalid-webhooks": (source, t, room) =>
-    `${t.count} webhook(s) to source "${source}" could not be mapped and were quarantined (${breakdownText(t, room)}).`,
+    `${t.count} webhook(s) to source ${code(source)} could not be mapped and were quarantined (${breakdownText(t, room)}).`,
   "unknown-event": (source, t, room) =>
-    `Source "${source}" received ${t.names.length + t.namesCut} event name(s) the relay does not know: ${quoted(t.names.slice(0, room.names))}${andMore(namesCut(t, room))}. They are forwarded as unmapped tracks; Pendo may have added them.`,
+    `Source ${code(source)} received ${t.names.length + t.namesCut} event name(s) the relay does not know: ${listed(t.names.slice(0, room.names))}${andMore(namesCut(t, room))}. They are forwarded as unmapped tracks; Pendo may have added them.`,
   "delivery-failing": (source, t) =>
-    `Segment has answered nothing but failures for source "${source}" since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}). Events wait on the queue and are retried.`,
+    `Segment has answered nothing but failures for source ${code(source)} since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}). Events wait on the queue and are retried.`,
   "delivery-recovered": (source, t) =>
-    `Segment delivers again for source "${source}" (failing since ${t.since}).`,
+    `Segment delivers again for source ${code(source)} (failing since ${t.since}).`,
   "record-budget": (source, t) =>
-    `Source "${source}" keeps ${megabytes(t.bytes?.used)} of its ${megabytes(t.bytes?.budget)} budget for quarantined webhooks and dead letters (RECORD_BUDGET_BYTES). Past it, new records keep their row but not their bytes; nothing stored is deleted.`,
+    `Source ${code(source)} keeps ${megabytes(t.bytes?.used)} of its ${megabytes(t.bytes?.budget)} budget for quarantined webhooks and dead letters (RECORD_BUDGET_BYTES). Past it, new records keep their row but not their bytes; nothing stored is deleted.`,
   "outage-started": (destination, t) =>
-    `Destination "${destination}" has failed every batch since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}): outage mode. Arriving batches are parked in R2 instead of spending retries, and one probe goes out per interval.`,
+    `Destination ${code(destination)} has failed every batch since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}): outage mode. Arriving batches are parked in R2 instead of spending retries, and one probe goes out per interval.`,
   "outage-drained": (destination, t) =>
-    `Destination "${destination}" is back: every parked batch has been sent (outage since ${t.since}).`,
+    `Destination ${code(destination)} is back: every parked batch has been sent (outage since ${t.since}).`,
 };
 
 const megabytes = (bytes: number | undefined) => `${((bytes ?? 0) / 1_048_576).toFixed(1)} MB`;
@@ -219,7 +225,7 @@ function render(kind: AlertKind, source: string, t: SafeTally, room: Room, conso
   const moreExamples = t.examplesAll - examples.length;
   if (examples.length > 0) {
     lines.push(
-      `Examples: ${examples.map((e) => `${e.event} ${e.uniqueId}`).join("; ")}${andMore(moreExamples)}`,
+      `Examples: ${examples.map((e) => `${code(e.event)} ${code(e.uniqueId)}`).join("; ")}${andMore(moreExamples)}`,
     );
   }
   if (t.held > 0) lines.push(`${t.held} of these were counted while alert sends failed.`);
@@ -261,7 +267,8 @@ const bodyBytes = (body: AlertBody) => encoder.encode(JSON.stringify(body)).leng
  * stays within MAX_ALERT_BYTES whatever the tally holds.
  */
 export function alertBody(kind: AlertKind, source: string, tally: AlertTally, publicUrl?: string): AlertBody {
-  const consoleUrl = publicUrl ? safeName(`${publicUrl}/console`) : undefined;
+  // The operator's own address, meant as a link: only Slack's three characters escaped.
+  const consoleUrl = publicUrl ? slackEscaped(`${publicUrl}/console`) : undefined;
   const t = safeTally(tally);
   const room: Room = { examples: t.examples.length, names: t.names.length, breakdown: t.breakdown.length };
   let body = render(kind, safeName(source), t, room, consoleUrl);

@@ -8,15 +8,14 @@ import { CONSOLE_HTML, CONSOLE_SCRIPT, CONSOLE_STYLE } from "./assets.generated"
  * GET /console: the operator console, one page with its script and style served beside it, no
  * other origin ever (a strict Content-Security-Policy says so to the browser). The page holds no
  * data and no secret: it signs in with the admin token and reads the admin API as Bearer. While
- * ADMIN_TOKEN is unset it does not exist (404), like /admin.
+ * ADMIN_TOKEN is unset it does not exist (404), like /admin. `no-store` and `nosniff` are on
+ * every answer of the Worker (src/http/app.ts).
  */
 const SECURITY_HEADERS = {
   "content-security-policy":
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'",
   "referrer-policy": "no-referrer",
-  "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
-  "cache-control": "no-store",
 };
 
 // A relay arrow, so the browser asks for no /favicon.ico.

@@ -13,27 +13,26 @@ import { health } from "./health";
 import { ingestWebhook } from "./ingest";
 
 /**
- * Admin answers and /health carry state an intermediary must not keep (a token-gated listing
- * cached by a proxy would serve it to anyone) and JSON a browser must not sniff into HTML.
- * Set after the handler, so every answer has them: 200s, 401s, 404s and onError's 500.
+ * No answer is for an intermediary to keep: admin listings and /health carry state behind a
+ * token, a webhook's answer names the event it took, a 404 the path it was asked. And none is for
+ * a browser to sniff into HTML. Set after the handler, so every answer has them: 200s, 401s,
+ * 404s and onError's 500.
  */
-const PRIVATE_ANSWER_HEADERS = {
+const ANSWER_HEADERS = {
   "cache-control": "no-store",
   "x-content-type-options": "nosniff",
 } as const;
 
-const privateAnswer: MiddlewareHandler = async (c, next) => {
+const answerHeaders: MiddlewareHandler = async (c, next) => {
   await next();
   // c.header copies a finished response first, so a handler's immutable headers are no obstacle.
-  for (const [name, value] of Object.entries(PRIVATE_ANSWER_HEADERS)) c.header(name, value);
+  for (const [name, value] of Object.entries(ANSWER_HEADERS)) c.header(name, value);
 };
 
 export function createApp() {
   const app = new Hono<{ Bindings: Env }>();
 
-  app.use("/admin", privateAnswer);
-  app.use("/admin/*", privateAnswer);
-  app.use("/health", privateAnswer);
+  app.use("*", answerHeaders);
 
   app.get("/", (c) => c.json({ name: RELAY_NAME, version: RELAY_VERSION, webhook: "POST /pendo?token=..." }));
   app.post("/pendo", (c) => ingestWebhook(c, DEFAULT_SOURCE));

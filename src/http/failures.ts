@@ -13,6 +13,8 @@ export type EdgeFailure =
   | { reason: "unauthorized" }
   | { reason: "too-large"; limit: number }
   | { reason: "invalid"; issues: Issue[] }
+  /** A query parameter out of its range or shape (src/http/query.ts): each one named. */
+  | { reason: "bad-query"; issues: Issue[] }
   | { reason: "unavailable"; store: "kv" | "queue" | "ledger" | "r2" };
 
 export function failureResponse(c: Context, failure: EdgeFailure): Response {
@@ -41,6 +43,15 @@ export function failureResponse(c: Context, failure: EdgeFailure): Response {
     case "invalid":
       return c.json(
         { error: "invalid", message: "the webhook is not a valid Pendo event", issues: failure.issues },
+        400,
+      );
+    case "bad-query":
+      return c.json(
+        {
+          error: "invalid",
+          message: failure.issues.map((issue) => `${issue.path} ${issue.message}`).join("; "),
+          issues: failure.issues,
+        },
         400,
       );
     case "unavailable":

@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import * as v from "valibot";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
 import { deliveryStatuses } from "../ledger/delivery";
@@ -7,6 +8,8 @@ import { encodeRelayMessage } from "../queue/message";
 import { resolveSource, sourceNames } from "../sources";
 import { RELAY_NAME, RELAY_VERSION } from "../version";
 import { isAdmin } from "./auth";
+import { failureResponse } from "./failures";
+import { readQuery, wholeNumber } from "./query";
 
 type Check = "ok" | "failed" | "skipped";
 
@@ -19,6 +22,8 @@ const HEALTH_KEY = "health:probe";
  * consumer acks unsent, proving the queue takes writes; it costs a queue operation.
  */
 export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
+  const read = readQuery(c, { deep: v.optional(wholeNumber(0, 1), "0") });
+  if (!read.ok) return failureResponse(c, { reason: "bad-query", issues: read.issues });
   const env = c.env;
   const config = loadSettings(env);
   const problems: string[] = config.ok ? [] : config.issues.map((issue) => `${issue.path} ${issue.message}`);
@@ -64,7 +69,7 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     problems.push("D1 database LEDGER did not answer");
     log("error", "health-ledger-failed", { error: String(error) });
   }
-  if (admin && c.req.query("deep") === "1") {
+  if (admin && read.query.deep === 1) {
     const probe = {
       source: "health",
       eventId: "probe",

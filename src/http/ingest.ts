@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { type AlertScope, alertSoon } from "../alerts/notify";
-import { loadSettings, type Settings } from "../config";
+import { loadSettings, type Settings, SOURCE_NAME_MAX } from "../config";
 import type { Env } from "../env";
 import { type PreparedEvent, prepareEvent } from "../intake/prepare";
 import { dedupKey } from "../kv/keys";
@@ -40,7 +40,9 @@ const NOT_UTF8: PreparedEvent = {
  */
 export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: string): Promise<Response> {
   const started = Date.now();
-  const logged: Record<string, unknown> = { source: sourceName };
+  // The name is the path's, chosen by whoever sent the request, authenticated or not: cut just
+  // past the longest a source can have, so a typo stays readable and a 15 KB path a short line.
+  const logged: Record<string, unknown> = { source: cutText(sourceName, SOURCE_NAME_MAX + 1) };
   const finish = (outcome: Outcome, response: Response) => {
     const failed = outcome === "unavailable" || outcome === "misconfigured";
     const level = failed ? "error" : logged.warnings ? "warn" : "info";
