@@ -242,7 +242,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   SEGMENT_WRITE_KEY: {
     kind: "secret",
     description:
-      "Write key of the Segment source (the RudderStack or Hightouch write key, the Jitsu write key, the Customer.io API key). Unset: events stay queued and are retried, and the consumer logs why.",
+      "Write key of the Segment source (the RudderStack or Hightouch write key, the Jitsu write key, the Customer.io API key). Unset: webhooks are answered 503 `misconfigured` naming it, so Pendo retries until it is set, and `/health` says so; events queued before it went missing stay queued and are retried, and the consumer logs why.",
   },
   DESTINATION: {
     kind: "var",
