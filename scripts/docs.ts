@@ -1,8 +1,10 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { experimental_readRawConfig } from "wrangler";
 import guideDisplayed from "../src/pendo/examples/guideDisplayed.json";
 import trackEventReceived from "../src/pendo/examples/trackEventReceived.json";
 import visitorCreated from "../src/pendo/examples/visitorCreated.json";
 import { renderConsoleAssets } from "./console/render";
+import { cloudflareBlock, withCloudflareBlock } from "./docs/cloudflare";
 import { GENERATED_FILES, withGeneratedSections } from "./docs/render";
 
 const migrations = readdirSync("migrations")
@@ -22,6 +24,12 @@ writeFileSync(
     examples: { guideDisplayed, visitorCreated, trackEventReceived },
   }),
 );
+// The Deploy to Cloudflare button's descriptions, from wrangler.toml as wrangler reads it.
+const { rawConfig } = experimental_readRawConfig({ config: "wrangler.toml" });
+writeFileSync(
+  "package.json",
+  withCloudflareBlock(readFileSync("package.json", "utf8"), cloudflareBlock(rawConfig)),
+);
 console.log(
-  `rewrote the generated sections of ${Object.keys(GENERATED_FILES).join(", ")} and src/console/assets.generated.ts`,
+  `rewrote the generated sections of ${Object.keys(GENERATED_FILES).join(", ")}, src/console/assets.generated.ts and package.json's cloudflare block`,
 );

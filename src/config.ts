@@ -237,7 +237,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   WEBHOOK_TOKEN: {
     kind: "secret",
     description:
-      "Token Pendo must present (`?token=` or `Authorization: Bearer`). Two tokens separated by a comma during rotation. At least 16 characters each.",
+      "Token Pendo must present (`?token=` or `Authorization: Bearer`). Two tokens separated by a comma during rotation. At least 16 characters each (`openssl rand -hex 24` makes one).",
   },
   SEGMENT_WRITE_KEY: {
     kind: "secret",
@@ -352,7 +352,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   ARCHIVE_DAYS: {
     kind: "var",
     description:
-      "How long the archive keeps a webhook (`ARCHIVE_MODE=all`): an R2 lifecycle rule on `archive/`, set by `npm run setup`.",
+      "How long the archive keeps a webhook (`ARCHIVE_MODE=all`): an R2 lifecycle rule on `archive/`, set by `npm run deploy` (and `npm run setup`).",
   },
   RECORD_BUDGET_BYTES: {
     kind: "var",
