@@ -6,7 +6,8 @@
  *      applied nothing, as when its prompt is declined): stopped before any upload;
  *   2. deploy while the Worker upload answers 500: stopped; what was created stays, nothing else;
  *   3. deploy again: completes, reusing the namespace run 2 created (wrangler alone would fail
- *      with 10014), every binding, consumer, cron and lifecycle rule in place;
+ *      with 10014), every binding, consumer, cron and lifecycle rule in place, and the Worker's
+ *      URL where `npm create cloudflare` reads it;
  *   4. setup: the secrets, nothing else;
  *   5. deploy and setup again: nothing created, nothing rotated;
  *   6. setup while `secret list` answers 500: stops naming the call, overwrites nothing.
@@ -206,9 +207,20 @@ test("deploy and setup on an account with look-alikes: migrations first, a 500 s
   const [namespace] = named(cf.kvNamespaces.values(), `${WORKER}-dedup`);
   assert.ok(namespace, "wrangler created the namespace under the title it gives one");
 
-  // 3. The next run completes: the namespace of run 2 is bound, not created a second time.
-  const deploy = await npmRun(dir, env, "deploy");
+  // 3. The next run completes: the namespace of run 2 is bound, not created a second time. As
+  // `npm create cloudflare` runs it: C3 finds the Worker's URL in wrangler's output file.
+  const outputFile = join(dir, "wrangler-output.ndjson");
+  const deploy = await npmRun(dir, { ...env, WRANGLER_OUTPUT_FILE_PATH: outputFile }, "deploy");
   assert.equal(deploy.status, 0, deploy.output);
+  const entries = readFileSync(outputFile, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { type: string; targets?: string[] });
+  // C3 takes the first target of the "deploy" entry (create-cloudflare deploy.ts, runDeploy).
+  assert.equal(
+    entries.find((entry) => entry.type === "deploy")?.targets?.[0],
+    `https://${WORKER}.${cf.subdomain}.workers.dev`,
+  );
   assert.equal(named(cf.kvNamespaces.values(), `${WORKER}-dedup`).length, 1);
   assert.equal(named(cf.databases.values(), `${WORKER}-ledger`).length, 1);
   assert.equal(named(cf.queues.values(), "pendo-events").length, 1, "the queue made by hand is used");
