@@ -51,9 +51,8 @@ async function main() {
   const interactive = Boolean(process.stdin.isTTY) && !process.env.CI;
 
   step("Reading the account (changes nothing until every read succeeds)");
-  const unnamedIds = project.namespaces.some((ns) => !ns.id);
   const [kvList, d1List, queues] = await Promise.all([
-    unnamedIds ? wrangler(["kv", "namespace", "list"]) : "[]",
+    project.namespaces.some((ns) => !ns.id) ? wrangler(["kv", "namespace", "list"]) : "[]",
     project.databases.some((db) => !db.id) ? wrangler(["d1", "list", "--json"]) : "[]",
     Promise.all(project.consumedOnly.map(async (name) => ({ name, exists: await queueExists(name) }))),
   ]);
@@ -98,10 +97,10 @@ async function main() {
   const args = ["deploy", ...process.argv.slice(2)];
   if (adopted.length > 0) {
     // wrangler.toml stays as committed; the copy differs only by the ids found above.
-    const kv_namespaces = (raw.kv_namespaces ?? []).map((ns) => ({
-      ...ns,
-      ...adopted.find((found) => found.binding === ns.binding),
-    }));
+    const kv_namespaces = (raw.kv_namespaces ?? []).map((ns) => {
+      const found = adopted.find((candidate) => candidate.binding === ns.binding);
+      return found ? { ...ns, id: found.id } : ns;
+    });
     writeFileSync(DEPLOY_CONFIG, JSON.stringify({ ...raw, kv_namespaces }, null, 2));
     args.push("--config", DEPLOY_CONFIG);
   }
