@@ -1,73 +1,43 @@
 /**
- * `npm run setup`: create what the relay needs in your Cloudflare account. Safe to rerun: it
- * creates only what is missing and never replaces a secret unless asked to.
+ * `npm run setup`: what neither wrangler.toml nor `npm run deploy` holds: the secrets, the
+ * archive's lifecycle rules (as deploy sets them), and a check of what is still missing. Safe to
+ * rerun: it never replaces a secret unless asked to, and writes nothing already in place.
  *   npm run setup                               interactive: asks for the secrets it lacks
  *   npm run setup -- --non-interactive          (or CI set) secret values from the environment
  *   npm run setup -- --rotate WEBHOOK_TOKEN     replace a secret that is already set
  *
- * 1. reads the account first (KV namespaces, D1 databases, queues, the Worker's secrets), all of
- *    it, and stops before changing anything if any read fails;
- * 2. the KV namespace pendo-segment-relay-dedup and the D1 database pendo-segment-relay-ledger,
- *    adopted only under exactly those names; their ids are written into wrangler.toml;
- * 3. the D1 migrations, applied remotely;
- * 4. the queues pendo-events and pendo-events-dlq;
- * 5. the secrets WEBHOOK_TOKEN (generated), SEGMENT_WRITE_KEY, and the optional ADMIN_TOKEN and
- *    ALERT_WEBHOOK_URL. An empty value is never stored.
- * Needs `npx wrangler login` (or CLOUDFLARE_API_TOKEN) first. Then `npm run deploy`.
+ * 1. reads wrangler.toml and the account (the Worker's secrets, the bucket's lifecycle rules),
+ *    and stops before changing anything if any read fails;
+ * 2. the secrets WEBHOOK_TOKEN (generated), SEGMENT_WRITE_KEY, and the optional ADMIN_TOKEN and
+ *    ALERT_WEBHOOK_URL, in one `wrangler secret bulk`. An empty value is never stored;
+ * 3. the lifecycle rules of src/r2/keys.ts on the archive bucket, where they differ;
+ * 4. what is still missing, by name.
+ * Needs `npx wrangler login` (or CLOUDFLARE_API_TOKEN) first.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
 import {
-  createdD1DatabaseId,
-  createdKvNamespaceId,
-  currentD1DatabaseId,
-  currentKvNamespaceId,
-  D1_BINDING,
-  D1_NAME,
-  findD1DatabaseId,
-  findKvNamespaceId,
   isWorkerNotFound,
-  KV_TITLE,
-  listedQueues,
   listedSecrets,
   OPTIONAL_SECRETS,
-  PLACEHOLDER_D1_ID,
-  PLACEHOLDER_KV_ID,
   parseSetupArgs,
-  QUEUES,
   type SecretName,
   secretPlan,
-  WORKER,
-  withD1DatabaseId,
-  withKvNamespaceId,
 } from "./setup/config";
+import { applyLifecycleRules, readLifecycleRules } from "./setup/lifecycle";
+import { readProject } from "./setup/project";
 import { promptSecret } from "./setup/prompt";
 import { runWrangler, WranglerCallFailed, wrangler } from "./setup/wrangler";
-
-const TOML = "wrangler.toml";
-/** Far more pages than any account has; a list that never ends is an error, not an endless loop. */
-const MAX_QUEUE_PAGES = 100;
 
 function step(text: string) {
   console.log(`\n▸ ${text}`);
 }
 
-async function allQueues(): Promise<Set<string>> {
-  const names = new Set<string>();
-  for (let page = 1; page <= MAX_QUEUE_PAGES; page++) {
-    const onPage = listedQueues(await wrangler(["queues", "list", "--page", String(page)]));
-    if (onPage.length === 0) return names;
-    for (const name of onPage) names.add(name);
-  }
-  throw new Error(`\`wrangler queues list\` did not end after ${MAX_QUEUE_PAGES} pages`);
-}
-
 /** The Worker's secrets; none when the Worker does not exist yet, an error for any other failure. */
-async function presentSecrets(): Promise<{ deployed: boolean; names: Set<string> }> {
+async function presentSecrets(worker: string): Promise<{ deployed: boolean; names: Set<string> }> {
   const args = ["secret", "list", "--format", "json"];
   const result = await runWrangler(args);
   if (result.status === 0) return { deployed: true, names: listedSecrets(result.stdout) };
-  if (isWorkerNotFound(result.stderr + result.stdout)) return { deployed: false, names: new Set() };
+  if (isWorkerNotFound(result.stderr + result.stdout, worker)) return { deployed: false, names: new Set() };
   throw new WranglerCallFailed(`wrangler ${args.join(" ")}`, result);
 }
 
@@ -88,42 +58,17 @@ async function secretValue(name: SecretName, nonInteractive: boolean): Promise<s
   }
 }
 
-interface ResourceState {
-  what: string;
-  /** The id wrangler.toml holds. */
-  inToml: string | undefined;
-  placeholder: string;
-  /** Every id of this kind the account has. */
-  inAccount: string[];
-  /** The id of the one under this project's exact name, if the account has it. */
-  byName: string | undefined;
-  create: () => Promise<string | undefined>;
-}
-
-/** The id to bind: wrangler.toml's if the account has it, else the one named as ours, else a new one. */
-async function ensureResource(state: ResourceState): Promise<{ id: string; note: string }> {
-  if (state.inToml && state.inToml !== state.placeholder) {
-    if (!state.inAccount.includes(state.inToml))
-      throw new Error(`${TOML} binds ${state.what} to ${state.inToml}, which this account does not have`);
-    return { id: state.inToml, note: `${state.what}: in ${TOML} and in the account, ${state.inToml}` };
-  }
-  if (state.byName) return { id: state.byName, note: `${state.what}: found in the account, ${state.byName}` };
-  const id = await state.create();
-  if (!id) throw new Error(`created ${state.what} but could not read its id`);
-  return { id, note: `${state.what}: created, ${id}` };
-}
-
 async function main() {
   const options = parseSetupArgs(process.argv.slice(2), process.env);
   // Without a terminal there is nobody to ask: reading stdin would take whatever is piped in.
   const nonInteractive = options.nonInteractive || !process.stdin.isTTY;
+  const { project } = readProject();
+  const { worker, archive } = project;
 
   step("Reading the account (changes nothing until every read succeeds)");
-  const [kvList, d1List, queues, secrets] = await Promise.all([
-    wrangler(["kv", "namespace", "list"]),
-    wrangler(["d1", "list", "--json"]),
-    allQueues(),
-    presentSecrets(),
+  const [secrets, rules] = await Promise.all([
+    presentSecrets(worker),
+    archive ? readLifecycleRules(archive.bucket) : undefined,
   ]);
 
   // Every value is known (asked for, generated or read from the environment) before anything changes.
@@ -134,50 +79,8 @@ async function main() {
       value: entry.action === "keep" ? undefined : await secretValue(entry.name, nonInteractive),
     });
 
-  // Creations do not depend on each other: run together, they take one wrangler start-up, not four.
-  let toml = readFileSync(TOML, "utf8");
-  const [kv, d1, ...queueNotes] = await Promise.all([
-    ensureResource({
-      what: `KV namespace ${KV_TITLE} (binding DEDUP)`,
-      inToml: currentKvNamespaceId(toml),
-      placeholder: PLACEHOLDER_KV_ID,
-      inAccount: (JSON.parse(kvList) as { id: string }[]).map((ns) => ns.id),
-      byName: findKvNamespaceId(kvList, KV_TITLE),
-      create: async () =>
-        createdKvNamespaceId(await wrangler(["kv", "namespace", "create", KV_TITLE])) ??
-        findKvNamespaceId(await wrangler(["kv", "namespace", "list"]), KV_TITLE),
-    }),
-    ensureResource({
-      what: `D1 database ${D1_NAME} (binding ${D1_BINDING})`,
-      inToml: currentD1DatabaseId(toml),
-      placeholder: PLACEHOLDER_D1_ID,
-      inAccount: (JSON.parse(d1List) as { uuid: string }[]).map((db) => db.uuid),
-      byName: findD1DatabaseId(d1List, D1_NAME),
-      create: async () =>
-        createdD1DatabaseId(await wrangler(["d1", "create", D1_NAME])) ??
-        findD1DatabaseId(await wrangler(["d1", "list", "--json"]), D1_NAME),
-    }),
-    ...QUEUES.map(async (queue) => {
-      if (queues.has(queue)) return `queue ${queue}: exists`;
-      await wrangler(["queues", "create", queue]);
-      return `queue ${queue}: created`;
-    }),
-  ]);
-  step("Resources");
-  for (const note of [kv.note, d1.note, ...queueNotes]) console.log(`  ${note}`);
-  const updated = withD1DatabaseId(withKvNamespaceId(toml, kv.id), d1.id);
-  if (updated !== toml) {
-    writeFileSync(TOML, updated);
-    toml = updated;
-    console.log(`  wrote the ids into ${TOML} (commit it)`);
-  }
-
-  step("D1 migrations (remote)");
-  await wrangler(["d1", "migrations", "apply", D1_BINDING, "--remote"], { inherit: !nonInteractive });
-  console.log("  applied");
-
   step("Secrets");
-  if (!secrets.deployed) console.log(`  (the Worker ${WORKER} does not exist yet: every secret is new)`);
+  if (!secrets.deployed) console.log(`  (the Worker ${worker} does not exist yet: every secret is new)`);
   const upload: Record<string, string> = {};
   for (const { name, action, value } of toStore) {
     if (action === "keep") console.log(`  ${name}: set, kept (replace it with --rotate ${name})`);
@@ -192,12 +95,22 @@ async function main() {
       if (upload[name] !== undefined)
         console.log(`  ${name}: ${action === "rotate" ? "replaced" : "stored"}`);
   }
-  const token = upload.WEBHOOK_TOKEN;
 
-  step("Next");
-  console.log("  npm run deploy");
-  console.log("  then in Pendo: Settings > Integrations > Webhooks > Create webhook, type URL:");
-  console.log(`  https://${WORKER}.<your-subdomain>.workers.dev/pendo?token=${token ?? "<WEBHOOK_TOKEN>"}`);
+  const missing: string[] = [];
+  if (!secrets.deployed) missing.push(`the Worker ${worker}: run npm run deploy`);
+  if (archive) {
+    step(`R2 lifecycle rules (${archive.bucket})`);
+    if (rules)
+      for (const note of await applyLifecycleRules(archive.bucket, rules, archive.days))
+        console.log(`  ${note}`);
+    else missing.push(`the bucket ${archive.bucket}: npm run deploy creates it and sets its rules`);
+  }
+
+  step(missing.length > 0 ? "Still missing" : "Next");
+  for (const line of missing) console.log(`  ${line}`);
+  const token = upload.WEBHOOK_TOKEN;
+  console.log("  In Pendo: Settings > Integrations > Webhooks > Create webhook, type URL:");
+  console.log(`  https://${worker}.<your-subdomain>.workers.dev/pendo?token=${token ?? "<WEBHOOK_TOKEN>"}`);
 }
 
 main().catch((error: unknown) => {

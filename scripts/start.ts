@@ -1,14 +1,15 @@
 /**
  * `npm start`: the relay on `wrangler dev` with local KV, queues and D1 (the ledger's migrations
  * applied first), and the cron fired on its schedule, which `wrangler dev` does not do by itself.
- * The first run creates .dev.vars from .dev.vars.example. Without a SEGMENT_WRITE_KEY in .dev.vars, a local Segment
- * stand-in (standin/server.ts) receives the events and prints each one, and the alerts too; with
- * a key, the relay sends to the real Segment.
+ * The first run writes a .dev.vars with local-only tokens (.dev.vars.example lists the secrets
+ * with empty values, for the Deploy button). Without a SEGMENT_WRITE_KEY in .dev.vars, a local
+ * Segment stand-in (standin/server.ts) receives the events and prints each one, and the alerts
+ * too; with a key, the relay sends to the real Segment.
  * `npm start -- --destination jitsu` (or DESTINATION in .dev.vars) makes the stand-in play that
  * destination's profile (src/destination/profiles.ts), rules included, and points the relay at it.
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { DESTINATIONS, type DestinationName } from "../src/destination/profiles";
 import { startStandInServer } from "../standin/server";
 import { applyLocalMigrations } from "./harness/migrations";
@@ -17,9 +18,18 @@ import { devVars } from "./send";
 const STANDIN_PORT = Number(process.env.STANDIN_PORT ?? 8788);
 const STANDIN_WRITE_KEY = "local-standin-write-key";
 
+// Known values, fine on this machine only: .dev.vars is never committed nor deployed.
+const LOCAL_DEV_VARS = `# Local secrets for npm start (wrangler dev); never committed. Secret names: .dev.vars.example.
+WEBHOOK_TOKEN=local-dev-token-0123456789
+ADMIN_TOKEN=local-admin-token-0123456789
+ENVIRONMENT=development
+# Unset, events go to the local stand-in; set, to Segment.
+# SEGMENT_WRITE_KEY=
+`;
+
 if (!existsSync(".dev.vars")) {
-  copyFileSync(".dev.vars.example", ".dev.vars");
-  console.log("Created .dev.vars from .dev.vars.example (local token: local-dev-token-0123456789).");
+  writeFileSync(".dev.vars", LOCAL_DEV_VARS);
+  console.log("Created .dev.vars with local values (local token: local-dev-token-0123456789).");
 }
 
 console.log("Applying the ledger's migrations to the local D1 database…");

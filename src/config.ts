@@ -241,12 +241,12 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   WEBHOOK_TOKEN: {
     kind: "secret",
     description:
-      "Token Pendo must present (`?token=` or `Authorization: Bearer`). Two tokens separated by a comma during rotation. At least 16 characters each.",
+      "Token Pendo must present (`?token=` or `Authorization: Bearer`). Two tokens separated by a comma during rotation. At least 16 characters each (`openssl rand -hex 24` makes one).",
   },
   SEGMENT_WRITE_KEY: {
     kind: "secret",
     description:
-      "Write key of the Segment source (the RudderStack or Hightouch write key, the Jitsu write key, the Customer.io API key). Unset: events stay queued and are retried, and the consumer logs why.",
+      "Write key of the Segment source (the RudderStack or Hightouch write key, the Jitsu write key, the Customer.io API key). Unset: webhooks are answered 503 `misconfigured` naming it, so Pendo retries until it is set, and `/health` says so; events queued before it went missing stay queued and are retried, and the consumer logs why.",
   },
   DESTINATION: {
     kind: "var",
@@ -356,7 +356,7 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
   ARCHIVE_DAYS: {
     kind: "var",
     description:
-      "How long the archive keeps a webhook (`ARCHIVE_MODE=all`): an R2 lifecycle rule on `archive/`, set by `npm run setup`.",
+      "How long the archive keeps a webhook (`ARCHIVE_MODE=all`): an R2 lifecycle rule on `archive/`, set by `npm run deploy` (and `npm run setup`).",
   },
   RECORD_BUDGET_BYTES: {
     kind: "var",

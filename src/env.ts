@@ -1,17 +1,10 @@
 import type { SettingName } from "./config";
 
 /**
- * The Worker's bindings, as declared in wrangler.toml. Every setting arrives as a string (or not
- * at all), and its name comes from the settings schema, so a new setting cannot be forgotten
- * here; `config.ts` is the one place that turns them into typed settings.
+ * The Worker's env: the bindings and vars wrangler.toml declares, as `npm run cf-typegen`
+ * (`wrangler types`) writes them into worker-configuration.d.ts (`WranglerEnv`), and every
+ * setting of the settings schema as an optional string: a secret, or a var left at its default,
+ * is not in wrangler.toml. A binding or var added to wrangler.toml needs only a rerun of
+ * `npm run cf-typegen`; config.ts is the one place that turns settings into typed values.
  */
-export type Env = {
-  /** Dedup markers, and dead letters the ledger could not take (docs/operations.md#kv-layout). */
-  DEDUP: KVNamespace;
-  /** The ledger: records, flags, drift, alerts, counters (migrations/). */
-  LEDGER: D1Database;
-  /** Bytes: records, parked batches, the archive (src/archive/keys.ts). */
-  ARCHIVE: R2Bucket;
-  /** Queue messages are text (see queue/message.ts). */
-  EVENTS: Queue<string>;
-} & Partial<Record<SettingName, string>>;
+export type Env = WranglerEnv & Partial<Record<SettingName, string>>;

@@ -1,5 +1,6 @@
 import type { EventNaming, Settings, TrackEventMode } from "./config";
 import { type DestinationName, PROFILES } from "./destination/profiles";
+import type { Issue } from "./issues";
 
 /**
  * A relay source: where one Pendo webhook's events go and how they are named. `POST /pendo` is
@@ -77,6 +78,25 @@ function buildSource(settings: Settings, name: string): Source | undefined {
     trackEvents: settings.TRACK_EVENTS,
     alertWebhookUrl: settings.ALERT_WEBHOOK_URL,
   };
+}
+
+/**
+ * What a source lacks before its events can be delivered, each issue naming the setting to set
+ * (never a value). The edge refuses the source's webhooks with these, 503 so the sender retries,
+ * rather than queue events nothing can send; /health reports them.
+ */
+export function unconfigured(source: Source): Issue[] {
+  const named = source.name !== DEFAULT_SOURCE;
+  const issues: Issue[] = [];
+  // A named source's tokens and write key are required by the SOURCES schema.
+  if (source.tokens.length === 0) issues.push({ path: "WEBHOOK_TOKEN", message: "is not set" });
+  if (!source.writeKey) issues.push({ path: "SEGMENT_WRITE_KEY", message: "is not set" });
+  if (!source.endpoint)
+    issues.push({
+      path: named ? `SOURCES.${source.name}.endpoint` : "DESTINATION_URL",
+      message: `is not set, and ${source.destination} has no default endpoint`,
+    });
+  return issues;
 }
 
 /** DESTINATION_URL, or its older name SEGMENT_ENDPOINT, or the global profile's default. */

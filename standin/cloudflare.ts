@@ -1,14 +1,19 @@
 /**
  * A stand-in for the part of the Cloudflare v4 API (api.cloudflare.com/client/v4) that
- * `npm run setup` and `npm run deploy` reach through wrangler: KV namespaces, D1 databases and
- * queries, queues and their consumers, Worker secrets, the script upload, cron schedules and the
- * workers.dev subdomain. Point wrangler at it with CLOUDFLARE_API_BASE_URL=<url>/client/v4.
+ * `npm run setup` and `npm run deploy` reach through wrangler, its resource provisioning
+ * included: KV namespaces, D1 databases (by id or by name) and queries, R2 buckets and their
+ * lifecycle rules, queues and their consumers, Worker settings and secrets, the script upload,
+ * cron schedules and the workers.dev subdomain. Point wrangler at it with
+ * CLOUDFLARE_API_BASE_URL=<url>/client/v4.
  *
  * Like the Segment stand-in, it refuses what a real account refuses, with the real error codes
  * where they are known: a binding to a KV namespace, D1 database or queue the account does not
- * have (10042, 10181, 11000), a consumer on a missing queue, a second resource with a taken name,
- * secrets of a Worker that does not exist (10007, which wrangler reads as "not deployed yet").
- * It records every request, and a failure can be injected for the next matching request.
+ * have (10042, 10181, 11000), a consumer on a missing queue, a second resource with a taken name
+ * (KV 10014, D1 7502, R2 409 10073, queue 11009), a bucket or database that does not exist (R2
+ * 10006, D1 7404, which wrangler's provisioning reads as "create it"), secrets of a Worker that
+ * does not exist (10007, which wrangler reads as "not deployed yet"). R2's codes are those of
+ * developers.cloudflare.com/r2/api/error-codes. It records every request; a failure can be
+ * injected for the next matching request, and a D1 query can be made to report `success: false`.
  */
 
 export interface RecordedRequest {
@@ -59,6 +64,22 @@ interface Queue {
   consumers: QueueConsumer[];
 }
 
+/** A lifecycle rule as the R2 API takes and returns it (only what this project sets is checked). */
+export interface LifecycleRule {
+  id: string;
+  enabled: boolean;
+  conditions: { prefix?: string };
+  deleteObjectsTransition?: { condition: { type: "Age"; maxAge: number } | { type: "Date"; date: string } };
+  [key: string]: unknown;
+}
+
+interface Bucket {
+  name: string;
+  creation_date: string;
+  location: string;
+  lifecycle: LifecycleRule[];
+}
+
 interface Database {
   uuid: string;
   name: string;
@@ -98,8 +119,11 @@ export class CloudflareStandIn {
   readonly kvNamespaces = new Map<string, { id: string; title: string }>();
   readonly databases = new Map<string, Database>();
   readonly queues = new Map<string, Queue>();
+  readonly buckets = new Map<string, Bucket>();
   readonly scripts = new Map<string, Script>();
   readonly failures: InjectedFailure[] = [];
+  /** SQL patterns whose next query is answered 200 with `success: false`, changing nothing. */
+  readonly unsuccessfulQueries: RegExp[] = [];
   subdomain = "relay-test";
   private serial = 0;
 
@@ -110,11 +134,30 @@ export class CloudflareStandIn {
     this.failures.push({ method: "GET", status: 500, times: 1, ...failure });
   }
 
+  /**
+   * The next D1 query whose SQL matches is answered 200 with a result that says `success: false`
+   * and records nothing, as a statement that did not run; `wrangler d1 migrations apply` then
+   * marks the migration failed and still exits 0.
+   */
+  injectUnsuccessfulQuery(sql: RegExp): void {
+    this.unsuccessfulQueries.push(sql);
+  }
+
   /** A resource an operator made by hand, under any title, as found in a real account. */
   addKvNamespace(title: string): string {
     const id = this.newId(32);
     this.kvNamespaces.set(id, { id, title });
     return id;
+  }
+
+  /** A database made by hand, as found in a real account. */
+  addDatabase(name: string): string {
+    return this.createDatabase({ name }).uuid;
+  }
+
+  /** A bucket made by hand, as found in a real account. */
+  addBucket(name: string): void {
+    this.createBucket({ name });
   }
 
   async handle(request: Request): Promise<Response> {
@@ -174,8 +217,27 @@ export class CloudflareStandIn {
         return { result: describeDatabase(this.createDatabase(await bodyJson(request))) };
       case "GET d1/database/:":
         return { result: describeDatabase(this.database(rest[2])) };
-      case "POST d1/database/:/query":
-        return { result: runQuery(this.database(rest[2]), await bodyJson(request)) };
+      case "POST d1/database/:/query": {
+        const body = await bodyJson(request);
+        const sql = String((body as { sql?: string }).sql ?? "");
+        const unsuccessful = this.unsuccessfulQueries.findIndex((pattern) => pattern.test(sql));
+        if (unsuccessful >= 0) {
+          this.unsuccessfulQueries.splice(unsuccessful, 1);
+          return { result: [{ results: [], success: false, meta: { duration: 1, changes: 0 } }] };
+        }
+        return { result: runQuery(this.database(rest[2]), body) };
+      }
+      case "GET r2/buckets":
+        return { result: { buckets: [...this.buckets.values()].map(describeBucket) } };
+      case "POST r2/buckets":
+        return { result: describeBucket(this.createBucket(await bodyJson(request))) };
+      case "GET r2/buckets/:":
+        return { result: describeBucket(this.bucket(rest[2])) };
+      case "GET r2/buckets/:/lifecycle":
+        return { result: { rules: this.bucket(rest[2]).lifecycle } };
+      case "PUT r2/buckets/:/lifecycle":
+        this.bucket(rest[2]).lifecycle = lifecycleRulesOf(await bodyJson(request));
+        return { result: {} };
       case "GET queues":
         return paged(
           [...this.queues.values()]
@@ -295,10 +357,30 @@ export class CloudflareStandIn {
     return db;
   }
 
-  private database(id: string | undefined): Database {
-    const db = this.databases.get(id ?? "");
-    if (!db) throw new ApiError(404, 7404, `The database ${id} could not be found`);
+  /** By id, or by name as `GET /d1/database/<name>` also answers (wrangler looks databases up so). */
+  private database(idOrName: string | undefined): Database {
+    const db =
+      this.databases.get(idOrName ?? "") ??
+      [...this.databases.values()].find((candidate) => candidate.name === idOrName);
+    if (!db) throw new ApiError(404, 7404, `The database ${idOrName} could not be found`);
     return db;
+  }
+
+  private createBucket(body: unknown): Bucket {
+    const name = (body as { name?: string }).name ?? "";
+    // R2's naming rule: 3-63 characters, lower-case letters, digits and hyphens, alphanumeric ends.
+    if (!/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/.test(name))
+      throw new ApiError(400, 10005, "The specified bucket name is not valid.");
+    if (this.buckets.has(name)) throw new ApiError(409, 10073, "The bucket name already exists.");
+    const bucket: Bucket = { name, creation_date: new Date().toISOString(), location: "ENAM", lifecycle: [] };
+    this.buckets.set(name, bucket);
+    return bucket;
+  }
+
+  private bucket(name: string | undefined): Bucket {
+    const bucket = this.buckets.get(name ?? "");
+    if (!bucket) throw new ApiError(404, 10006, "The specified bucket does not exist.");
+    return bucket;
   }
 
   /** A queue made by hand, as found in a real account. */
@@ -482,6 +564,11 @@ export class CloudflareStandIn {
         if (![...this.queues.values()].some((q) => q.queue_name === binding.queue_name))
           throw new ApiError(400, 11000, `Queue "${binding.queue_name}" does not exist. [code: 11000]`);
         return;
+      case "r2_bucket":
+        // The real API refuses a binding to a missing bucket too; its code is not documented.
+        if (!this.buckets.has(String(binding.bucket_name)))
+          throw new ApiError(400, 10006, `R2 bucket '${binding.bucket_name}' does not exist.`);
+        return;
       default:
         return;
     }
@@ -500,7 +587,7 @@ export class CloudflareStandIn {
 
 /** The path below /accounts/:id with the ids in it replaced by ":", e.g. "workers/scripts/:/secrets". */
 function routeOf(rest: string[]): string {
-  const idAfter = new Set(["database", "queues", "consumers", "scripts", "services"]);
+  const idAfter = new Set(["database", "queues", "consumers", "scripts", "services", "buckets"]);
   // workers/workers/<name> is the newer Workers API, which wrangler 4.1xx reads a Worker through.
   const isId = (i: number) =>
     i > 0 && (idAfter.has(rest[i - 1] as string) || (i === 2 && rest[1] === "workers"));
@@ -519,6 +606,29 @@ function settingsOf(script: Script) {
     tail_consumers: [],
     observability: { enabled: true },
   };
+}
+
+function describeBucket(bucket: Bucket) {
+  return { name: bucket.name, creation_date: bucket.creation_date, location: bucket.location };
+}
+
+/**
+ * A PUT of lifecycle rules, refused unless every rule has an id, a flag and a condition object.
+ * The API's code for a malformed rule is not documented: 10040 is the stand-in's own.
+ */
+function lifecycleRulesOf(body: unknown): LifecycleRule[] {
+  const { rules } = body as { rules?: LifecycleRule[] };
+  if (!Array.isArray(rules)) throw new ApiError(400, 10040, "rules is required");
+  for (const rule of rules)
+    if (
+      typeof rule.id !== "string" ||
+      typeof rule.enabled !== "boolean" ||
+      typeof rule.conditions !== "object"
+    )
+      throw new ApiError(400, 10040, "each rule needs an id, enabled and conditions");
+  if (new Set(rules.map((rule) => rule.id)).size !== rules.length)
+    throw new ApiError(400, 10040, "rule ids must be unique");
+  return rules;
 }
 
 function describeQueue(queue: Queue) {

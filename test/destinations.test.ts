@@ -292,7 +292,9 @@ describe("the admin's /health names each source's destination", () => {
       { name: "events", destination: "jitsu", endpoint: URL_BASE },
       { name: "rudder", destination: "rudderstack" },
     ]);
-    expect(json.problems).toEqual(["source rudder: no DESTINATION_URL is set for rudderstack"]);
+    expect(json.problems).toEqual([
+      "source rudder: SOURCES.rudder.endpoint is not set, and rudderstack has no default endpoint",
+    ]);
   });
 });
 

@@ -378,6 +378,53 @@ describe("configuration and routes", () => {
     expect(json.issues).toEqual([{ path: "WEBHOOK_TOKEN", message: "is not set" }]);
   });
 
+  // Nothing is accepted that cannot be delivered: Pendo retries a 503 until the secrets exist.
+  it("answers 503 naming every missing secret before any is set, and queues nothing", async () => {
+    const { response, json, enqueued } = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), {
+      env: { WEBHOOK_TOKEN: undefined, SEGMENT_WRITE_KEY: undefined },
+    });
+    expect(response.status).toBe(503);
+    expect(json).toMatchObject({ error: "misconfigured" });
+    expect(json.issues).toEqual([
+      { path: "WEBHOOK_TOKEN", message: "is not set" },
+      { path: "SEGMENT_WRITE_KEY", message: "is not set" },
+    ]);
+    expect(enqueued).toEqual([]);
+  });
+
+  it("answers 503 naming SEGMENT_WRITE_KEY while it is unset, but only to a sender with the token", async () => {
+    const unset = { SEGMENT_WRITE_KEY: undefined };
+    const webhook = withUniqueId(PUBLISHED.guideDisplayed);
+    const { response, json, enqueued } = await postWebhook(webhook, { env: unset });
+    expect(response.status).toBe(503);
+    expect(json.issues).toEqual([{ path: "SEGMENT_WRITE_KEY", message: "is not set" }]);
+    expect(enqueued).toEqual([]);
+    const stranger = await postWebhook(webhook, { env: unset, token: "wrong-token-0123456789" });
+    expect(stranger.response.status).toBe(401);
+    // Once the key is set the same webhook is accepted: nothing marked it as seen before.
+    const later = await postWebhook(webhook);
+    expect(later.response.status).toBe(202);
+  });
+
+  it("answers 503 naming a named source's endpoint when its destination has no default", async () => {
+    const token = "r".repeat(16);
+    const SOURCES = JSON.stringify({
+      rudder: { writeKey: "k", tokens: [token], destination: "rudderstack" },
+    });
+    const webhook = withUniqueId(PUBLISHED.guideDisplayed);
+    const { response, json, enqueued } = await postWebhook(webhook, {
+      path: "/pendo/rudder",
+      token,
+      env: { SOURCES },
+    });
+    expect(response.status).toBe(503);
+    expect(json.issues).toEqual([
+      { path: "SOURCES.rudder.endpoint", message: "is not set, and rudderstack has no default endpoint" },
+    ]);
+    expect(enqueued).toEqual([]);
+    expect(JSON.stringify(json)).not.toContain(token);
+  });
+
   it("answers 401 for an unknown source (as for a wrong token) and 404 for unknown routes", async () => {
     // test/hostile-edge.test.ts checks the two answers are byte-identical.
     const source = await postWebhook(withUniqueId(PUBLISHED.guideDisplayed), { path: "/pendo/nope" });

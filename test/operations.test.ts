@@ -139,12 +139,14 @@ describe("health", () => {
     expect(response.status).toBe(200);
     expect(json).toEqual({ status: "ok", name: "pendo-segment-relay", version: RELAY_VERSION });
     expect(sent).toEqual([]);
+    // Until the relay is configured it says what is missing, as POST /pendo does: names, no values.
     const missing = await get("/health", { SEGMENT_WRITE_KEY: undefined });
     expect(missing.response.status).toBe(503);
     expect(missing.json).toEqual({
       status: "unhealthy",
       name: "pendo-segment-relay",
       version: RELAY_VERSION,
+      issues: [{ path: "SEGMENT_WRITE_KEY", message: "is not set" }],
     });
   });
 
@@ -166,7 +168,7 @@ describe("health", () => {
   it("answers 503 naming what is missing or broken", async () => {
     const missing = await get("/health", { SEGMENT_WRITE_KEY: undefined }, asAdmin);
     expect(missing.response.status).toBe(503);
-    expect(missing.json.problems).toEqual(["source default: no Segment write key is set"]);
+    expect(missing.json.problems).toEqual(["source default: SEGMENT_WRITE_KEY is not set"]);
     const broken = kvFailing(env.DEDUP, "get");
     const kv = await get("/health", { DEDUP: broken }, asAdmin);
     expect(kv.response.status).toBe(503);

@@ -1,97 +1,105 @@
 /**
- * Pure helpers of `npm run setup` and `npm run deploy`: the names of what the relay owns in a
- * Cloudflare account, reading wrangler's answers, editing wrangler.toml, reading the command line.
+ * Pure helpers of `npm run setup` and `npm run deploy`: the secrets setup stores, reading
+ * wrangler's answers (each parser fails closed: an answer it cannot read is an error, never
+ * "nothing there"), and reading the command line.
  */
+import type { lifecycleRules } from "../../src/r2/keys";
 
-export const WORKER = "pendo-segment-relay";
-/** Titled after the project, so a namespace some other Worker calls DEDUP is never taken for ours. */
-export const KV_TITLE = `${WORKER}-dedup`;
-export const D1_NAME = `${WORKER}-ledger`;
-export const D1_BINDING = "LEDGER";
-export const QUEUES = ["pendo-events", "pendo-events-dlq"] as const;
 export const REQUIRED_SECRETS = ["WEBHOOK_TOKEN", "SEGMENT_WRITE_KEY"] as const;
 export const OPTIONAL_SECRETS = ["ADMIN_TOKEN", "ALERT_WEBHOOK_URL"] as const;
 export const SECRETS = [...REQUIRED_SECRETS, ...OPTIONAL_SECRETS] as const;
 export type SecretName = (typeof SECRETS)[number];
-export const PLACEHOLDER_KV_ID = "00000000000000000000000000000000";
-export const PLACEHOLDER_D1_ID = "00000000-0000-0000-0000-000000000000";
-
-const KV_ID_LINE = /(\[\[kv_namespaces\]\]\s*\nbinding = "DEDUP"\s*\nid = ")([^"]*)(")/;
-const D1_ID_LINE =
-  /(\[\[d1_databases\]\]\s*\nbinding = "LEDGER"\s*\n(?:[a-z_]+ = "[^"]*"\s*\n)*?database_id = ")([^"]*)(")/;
-const KV_ID = /^[0-9a-f]{32}$/;
-const D1_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** The id of the namespace titled exactly `title` in `wrangler kv namespace list` JSON. */
-export function findKvNamespaceId(listJson: string, title: string = KV_TITLE): string | undefined {
+export function findKvNamespaceId(listJson: string, title: string): string | undefined {
   const namespaces = JSON.parse(listJson) as { id: string; title: string }[];
   return namespaces.find((namespace) => namespace.title === title)?.id;
 }
 
 /** The id of the database named exactly `name` in `wrangler d1 list --json`. */
-export function findD1DatabaseId(listJson: string, name: string = D1_NAME): string | undefined {
+export function findD1DatabaseId(listJson: string, name: string): string | undefined {
   const databases = JSON.parse(listJson) as { uuid: string; name: string }[];
   return databases.find((database) => database.name === name)?.uuid;
 }
 
-/** The id printed by `wrangler kv namespace create`, in either its TOML or JSON form. */
-export function createdKvNamespaceId(output: string): string | undefined {
-  return /"?id"?\s*[=:]\s*"([0-9a-f]{32})"/.exec(output)?.[1];
-}
-
-/** The id printed by `wrangler d1 create`, in either its TOML or JSON form. */
-export function createdD1DatabaseId(output: string): string | undefined {
-  return /"?database_id"?\s*[=:]\s*"([0-9a-f-]{36})"/.exec(output)?.[1];
-}
-
-export function currentKvNamespaceId(toml: string): string | undefined {
-  return KV_ID_LINE.exec(toml)?.[2];
-}
-
-export function currentD1DatabaseId(toml: string): string | undefined {
-  return D1_ID_LINE.exec(toml)?.[2];
-}
-
-/** wrangler.toml with the DEDUP namespace's id set, everything else untouched. */
-export function withKvNamespaceId(toml: string, id: string): string {
-  if (!KV_ID.test(id)) throw new Error(`not a KV namespace id: ${id}`);
-  if (!KV_ID_LINE.test(toml))
-    throw new Error('wrangler.toml has no [[kv_namespaces]] block with binding = "DEDUP" then id');
-  return toml.replace(KV_ID_LINE, `$1${id}$3`);
-}
-
-/** wrangler.toml with the LEDGER database's id set, everything else untouched. */
-export function withD1DatabaseId(toml: string, id: string): string {
-  if (!D1_ID.test(id)) throw new Error(`not a D1 database id: ${id}`);
-  if (!D1_ID_LINE.test(toml))
-    throw new Error('wrangler.toml has no [[d1_databases]] block with binding = "LEDGER" and a database_id');
-  return toml.replace(D1_ID_LINE, `$1${id}$3`);
-}
-
-/** The bindings whose id in wrangler.toml is still missing or the placeholder: deploy refuses them. */
-export function placeholderBindings(toml: string): string[] {
-  const kv = currentKvNamespaceId(toml);
-  const d1 = currentD1DatabaseId(toml);
-  return [
-    ...(!kv || kv === PLACEHOLDER_KV_ID ? ["KV namespace DEDUP"] : []),
-    ...(!d1 || d1 === PLACEHOLDER_D1_ID ? [`D1 database ${D1_BINDING}`] : []),
-  ];
+/**
+ * Whether `wrangler queues info <name>` found the queue: true when it names exactly that queue,
+ * false when it says the queue does not exist, undefined for any other answer (a failure).
+ */
+export function queueFound(name: string, status: number, output: string): boolean | undefined {
+  if (status === 0) return output.split("\n").some((line) => line.trim() === `Queue Name: ${name}`);
+  return output.includes(`Queue "${name}" does not exist`) ? false : undefined;
 }
 
 /**
- * Queue names in one page of `wrangler queues list` (a table: id, name, ...). An empty list
- * means the page is past the last one.
+ * The migrations `wrangler d1 migrations list <DB> --remote` still lists as unapplied, among the
+ * files in the migrations folder. An answer that neither says "No migrations to apply" nor names
+ * a file is not read as "none pending".
  */
-export function listedQueues(output: string): string[] {
-  const names: string[] = [];
+export function pendingMigrations(output: string, files: readonly string[]): string[] {
+  if (/No migrations to apply/.test(output)) return [];
+  const pending = files.filter((file) => output.includes(file));
+  if (pending.length === 0)
+    throw new Error(`could not read which migrations are pending from:\n    ${output.trim()}`);
+  return pending;
+}
+
+/** One rule as `wrangler r2 bucket lifecycle list` prints it. */
+export interface ListedRule {
+  name: string;
+  enabled: string;
+  prefix: string;
+  action: string;
+}
+
+/**
+ * The rules in `wrangler r2 bucket lifecycle list <bucket>`: blocks of `name:`, `enabled:`,
+ * `prefix:` and `action:` lines. "There are no lifecycle rules" is the empty list; an answer with
+ * neither is an error.
+ */
+export function listedLifecycleRules(output: string): ListedRule[] {
+  if (/There are no lifecycle rules/.test(output)) return [];
+  const rules: ListedRule[] = [];
+  let rule: Partial<ListedRule> = {};
   for (const line of output.split("\n")) {
-    const cells = line.split("│").map((cell) => cell.trim());
-    // A data row is "│ id │ name │ ... │": cells[0] is before the first bar.
-    if (cells.length < 4 || cells[0] !== "") continue;
-    const name = cells[2] as string;
-    if (name && name !== "name") names.push(name);
+    const match = /^(name|enabled|prefix|action):\s+(.*)$/.exec(line.trim());
+    if (!match) continue;
+    const [, label, value] = match as unknown as [string, keyof ListedRule, string];
+    if (label === "name") rule = {};
+    rule[label] = value.trim();
+    if (label === "action") rules.push(rule as ListedRule);
   }
-  return names;
+  if (rules.length === 0) throw new Error(`could not read the lifecycle rules from:\n    ${output.trim()}`);
+  return rules;
+}
+
+export type DesiredRule = ReturnType<typeof lifecycleRules>[number];
+
+/** How wrangler lists a rule this project sets (wrangler's r2 helpers, formatCondition). */
+const listed = (rule: DesiredRule): ListedRule => ({
+  name: rule.id,
+  enabled: "Yes",
+  prefix: rule.prefix,
+  action: `Expire objects after ${rule.expireDays} days`,
+});
+
+/**
+ * What to change so the bucket holds `desired`: a rule missing is added, one of the same id that
+ * differs is replaced. Rules of other ids are someone else's and are left alone.
+ */
+export function lifecyclePlan(
+  current: readonly ListedRule[],
+  desired: readonly DesiredRule[],
+): { add: DesiredRule[]; replace: DesiredRule[]; kept: string[]; foreign: string[] } {
+  const plan = { add: [] as DesiredRule[], replace: [] as DesiredRule[], kept: [] as string[] };
+  for (const rule of desired) {
+    const found = current.find((existing) => existing.name === rule.id);
+    if (!found) plan.add.push(rule);
+    else if (JSON.stringify(found) !== JSON.stringify(listed(rule))) plan.replace.push(rule);
+    else plan.kept.push(rule.id);
+  }
+  const ours = new Set<string>(desired.map((rule) => rule.id));
+  return { ...plan, foreign: current.filter((rule) => !ours.has(rule.name)).map((rule) => rule.name) };
 }
 
 /** Secret names in `wrangler secret list --format json`. */
@@ -104,8 +112,13 @@ export function listedSecrets(listJson: string): Set<string> {
  * `wrangler secret list` words as `Worker "…" not found`), the one failure that means "not
  * deployed yet". Any other failure, a 500 included, is an error.
  */
-export function isWorkerNotFound(stderr: string): boolean {
-  return /\[code: 10007\]/.test(stderr) || new RegExp(`Worker "${WORKER}" not found`).test(stderr);
+export function isWorkerNotFound(output: string, worker: string): boolean {
+  return /\[code: 10007\]/.test(output) || output.includes(`Worker "${worker}" not found`);
+}
+
+/** Whether a failed call failed because the bucket does not exist (R2 code 10006). */
+export function isBucketMissing(output: string): boolean {
+  return /\[code: 10006\]/.test(output);
 }
 
 export interface SetupOptions {

@@ -2,10 +2,11 @@ import type { Context } from "hono";
 import * as v from "valibot";
 import { loadSettings } from "../config";
 import type { Env } from "../env";
+import type { Issue } from "../issues";
 import { deliveryStatuses } from "../ledger/delivery";
 import { log } from "../log";
 import { encodeRelayMessage } from "../queue/message";
-import { resolveSource, sourceNames } from "../sources";
+import { DEFAULT_SOURCE, resolveSource, sourceNames, unconfigured } from "../sources";
 import { RELAY_NAME, RELAY_VERSION } from "../version";
 import { isAdmin } from "./auth";
 import { failureResponse } from "./failures";
@@ -27,13 +28,15 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
   const env = c.env;
   const config = loadSettings(env);
   const problems: string[] = config.ok ? [] : config.issues.map((issue) => `${issue.path} ${issue.message}`);
+  // What POST /pendo answers 503 with, told to anyone: setting names, never a value. Named
+  // sources' gaps go to the admin only, since a source's name is not public.
+  let publicIssues: Issue[] = config.ok ? [] : config.issues;
   const sources = config.ok
     ? sourceNames(config.settings).map((name) => {
         const source = resolveSource(config.settings, name);
-        if (source?.tokens.length === 0) problems.push(`source ${name}: no webhook token is set`);
-        if (!source?.writeKey) problems.push(`source ${name}: no Segment write key is set`);
-        if (source && !source.endpoint)
-          problems.push(`source ${name}: no DESTINATION_URL is set for ${source.destination}`);
+        const missing = source ? unconfigured(source) : [];
+        for (const issue of missing) problems.push(`source ${name}: ${issue.path} ${issue.message}`);
+        if (name === DEFAULT_SOURCE) publicIssues = missing;
         return {
           name,
           destination: source?.destination,
@@ -90,7 +93,7 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
 
   const status = problems.length === 0 ? 200 : 503;
   const summary = { status: status === 200 ? "ok" : "unhealthy", name: RELAY_NAME, version: RELAY_VERSION };
-  if (!admin) return c.json(summary, status);
+  if (!admin) return c.json(publicIssues.length > 0 ? { ...summary, issues: publicIssues } : summary, status);
   // Admin only: one query for every source, never paid by monitors polling without the token.
   const statuses = await deliveryStatuses(env.LEDGER).catch(() => null);
   const delivery = sources.map((source) => statuses?.get(source.name) ?? null);

@@ -15,7 +15,7 @@ import { eventNameHint, uniqueIdHint } from "../pendo/intake";
 import { eventTime } from "../pendo/time";
 import { checkBudget, nearBudget } from "../records/budget";
 import { storeRecords } from "../records/store";
-import { resolveSource } from "../sources";
+import { resolveSource, unconfigured } from "../sources";
 import { presentedToken, tokenMatches } from "./auth";
 import { readBodyLimited } from "./body";
 import { type EdgeFailure, failureResponse } from "./failures";
@@ -79,13 +79,16 @@ export async function ingestWebhook(c: Context<{ Bindings: Env }>, sourceName: s
     await tokenMatches(presentedToken(c.req.raw), UNKNOWN_SOURCE_TOKENS);
     return fail({ reason: "unknown-source", source: sourceName });
   }
-  if (source.tokens.length === 0) {
-    return fail({ reason: "misconfigured", issues: [{ path: "WEBHOOK_TOKEN", message: "is not set" }] });
-  }
+  // Nothing is accepted that cannot be delivered: until the source is configured, a 503 names
+  // what is missing and Pendo retries. Without a token nobody can authenticate, so everything
+  // missing is named at once; otherwise only to a sender that presents a valid token.
+  const missing = unconfigured(source);
+  if (source.tokens.length === 0) return fail({ reason: "misconfigured", issues: missing });
 
   // Nothing past the headers is read for an unauthenticated request.
   if (!(await tokenMatches(presentedToken(c.req.raw), source.tokens)))
     return fail({ reason: "unauthorized" });
+  if (missing.length > 0) return fail({ reason: "misconfigured", issues: missing });
 
   const body = await readBodyLimited(c.req.raw, settings.MAX_BODY_BYTES);
   if (!body.ok && body.reason === "too-large")
