@@ -1,7 +1,10 @@
 /**
  * Builds the deployable bundle (`wrangler deploy --dry-run`, minified as deployed) and reports its
- * size, raw and gzip. Fails above 48 KiB gzip, operator console included: a small bundle is a
- * fast cold start, and the free plan's 3 MB is far away.
+ * size, raw and gzip. Fails above 72 KiB gzip, operator console included: a small bundle is a
+ * fast cold start, and the free plan's 3 MB is far away. The budget was 48 KiB until the relay
+ * took on R2 records, outage mode, the archive and its replay jobs (about 15 KiB of it, measured
+ * with the Archive section in the console: 63.3 KiB); it still catches a dependency or an asset
+ * pulled in by mistake, which is what a budget is for.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -9,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 
-export const BUNDLE_BUDGET_GZIP = 48 * 1024;
+export const BUNDLE_BUDGET_GZIP = 72 * 1024;
 
 export function measureBundle(): { raw: number; gzip: number } {
   const outdir = mkdtempSync(join(tmpdir(), "relay-bundle-"));

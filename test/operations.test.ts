@@ -6,7 +6,7 @@ import worker from "../src/index";
 import type { RelayMessage } from "../src/queue/message";
 import { RELAY_VERSION } from "../src/version";
 import { SegmentStandIn } from "../standin/segment";
-import { kvFailing } from "./faults";
+import { bucketFailing, kvFailing } from "./faults";
 import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
 import { queueMessages } from "./messages";
 import { useSegmentStandIn } from "./standin";
@@ -155,9 +155,9 @@ describe("health", () => {
     expect(response.status).toBe(200);
     expect(json).toMatchObject({
       status: "ok",
-      bindings: { DEDUP: true, LEDGER: true, EVENTS: true },
+      bindings: { DEDUP: true, LEDGER: true, ARCHIVE: true, EVENTS: true },
       secrets: { WEBHOOK_TOKEN: true, SEGMENT_WRITE_KEY: true, ADMIN_TOKEN: true, SOURCES: true },
-      checks: { kv: "ok", ledger: "ok", queue: "ok" },
+      checks: { kv: "ok", ledger: "ok", r2: "ok", queue: "ok" },
     });
     expect((json.sources as { name: string }[]).map((s) => s.name)).toEqual(["default", "prod", "staging"]);
     const text = JSON.stringify(json);
@@ -184,6 +184,10 @@ describe("health", () => {
     expect(ledger.response.status).toBe(503);
     expect(ledger.json.checks).toMatchObject({ kv: "ok", ledger: "failed" });
     expect(ledger.json.problems).toContain("D1 database LEDGER did not answer");
+    const r2 = await get("/health", { ARCHIVE: bucketFailing(env.ARCHIVE, "", "head") }, asAdmin);
+    expect(r2.response.status).toBe(503);
+    expect(r2.json.checks).toMatchObject({ kv: "ok", ledger: "ok", r2: "failed" });
+    expect(r2.json.problems).toContain("R2 bucket ARCHIVE did not answer");
     // Anyone else learns only that the relay is unhealthy.
     const anyone = await get("/health", { LEDGER: deadDb });
     expect(anyone.response.status).toBe(503);

@@ -14,7 +14,7 @@ export interface ConsoleSources {
 
 /**
  * The style as served: without indentation, blank lines and comment-only lines, which every
- * deploy carries and no browser needs (the bundle's 48 KiB gzip budget includes them). Safe for
+ * deploy carries and no browser needs (the bundle's gzip budget, scripts/bundle-size.ts, includes them). Safe for
  * style.css: no string spans a line, no line starts inside one.
  */
 export function compactSource(text: string): string {

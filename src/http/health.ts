@@ -50,9 +50,10 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     : [];
   const admin = await isAdmin(c.req.raw, config.ok ? config.settings.ADMIN_TOKEN : undefined);
 
-  const checks: { kv: Check; ledger: Check; queue: Check } = {
+  const checks: { kv: Check; ledger: Check; r2: Check; queue: Check } = {
     kv: "skipped",
     ledger: "skipped",
+    r2: "skipped",
     queue: "skipped",
   };
   try {
@@ -71,6 +72,15 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     checks.ledger = "failed";
     problems.push("D1 database LEDGER did not answer");
     log("error", "health-ledger-failed", { error: String(error) });
+  }
+  try {
+    // A head of a key never written: proves the bucket answers (one Class B operation).
+    await env.ARCHIVE.head(HEALTH_KEY);
+    checks.r2 = "ok";
+  } catch (error) {
+    checks.r2 = "failed";
+    problems.push("R2 bucket ARCHIVE did not answer");
+    log("error", "health-r2-failed", { error: String(error) });
   }
   if (admin && read.query.deep === 1) {
     const probe = {
@@ -101,7 +111,12 @@ export async function health(c: Context<{ Bindings: Env }>): Promise<Response> {
     {
       ...summary,
       environment: config.ok ? config.settings.ENVIRONMENT : undefined,
-      bindings: { DEDUP: Boolean(env.DEDUP), LEDGER: Boolean(env.LEDGER), EVENTS: Boolean(env.EVENTS) },
+      bindings: {
+        DEDUP: Boolean(env.DEDUP),
+        LEDGER: Boolean(env.LEDGER),
+        ARCHIVE: Boolean(env.ARCHIVE),
+        EVENTS: Boolean(env.EVENTS),
+      },
       secrets: {
         WEBHOOK_TOKEN: Boolean(env.WEBHOOK_TOKEN),
         SEGMENT_WRITE_KEY: Boolean(env.SEGMENT_WRITE_KEY),

@@ -5,6 +5,7 @@
 import { $, setText } from "./dom";
 import { fragmentToken } from "./pure";
 import type { Section } from "./section";
+import { archive } from "./sections/archive";
 import { deadLetters } from "./sections/deadLetters";
 import { drift } from "./sections/drift";
 import { overview } from "./sections/overview";
@@ -14,7 +15,7 @@ import { status } from "./sections/status";
 import { session } from "./session";
 
 /** In the page's order. */
-const SECTIONS: Section[] = [overview, status, deadLetters, quarantine, drift, playground];
+const SECTIONS: Section[] = [overview, status, deadLetters, quarantine, drift, archive, playground];
 
 function signOut(message: string) {
   session.clear();

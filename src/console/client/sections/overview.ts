@@ -13,6 +13,17 @@ import {
 import type { Section } from "../section";
 import { api } from "../session";
 
+interface Parked {
+  destination: string;
+  host: string;
+  sources: string[];
+  state: string;
+  outageSince: string | null;
+  events: number;
+  batches: number;
+  oldest: string | null;
+}
+
 interface Overview {
   from: string;
   to: string;
@@ -20,6 +31,8 @@ interface Overview {
   bySource: BySource;
   backlog: { messages: number; bytes?: number; oldestAt?: string } | null;
   backlogNote?: string;
+  parked: Parked[];
+  records: { source: string; bytes: number; budget: number; rowsOnly: number }[];
 }
 
 const OUTCOME_LABEL: Record<Outcome, string> = {
@@ -85,6 +98,49 @@ function backlogText({ backlog, backlogNote }: Partial<Overview>) {
 }
 
 const HEADINGS = ["Source", "Event", "Delivered", "Dead-lettered", "Dropped", "Refused", "Last seen"];
+const PARKED_HEADINGS = ["Destination", "Host (sources)", "State", "Parked events", "Batches", "Oldest", ""];
+
+/** Outage mode: what waits for each destination, and the operator's hold or resume. */
+function parkedTable(parked: Parked[], reload: () => Promise<void>) {
+  const act = (name: string, action: "hold" | "resume") =>
+    el(
+      "button",
+      {
+        type: "button",
+        onclick: async () => {
+          await api(`/admin/destinations/${encodeURIComponent(name)}/${action}`, { method: "POST" });
+          await reload();
+        },
+      },
+      action === "hold" ? "Hold" : "Resume",
+    );
+  const rows = parked.map((p) =>
+    el(
+      "tr",
+      {},
+      el("th", { scope: "row" }, p.destination),
+      el("td", {}, `${p.host} (${p.sources.join(", ") || "no source now"})`),
+      el(
+        "td",
+        {},
+        p.outageSince && p.state !== "held" ? `${p.state} since ${when(Date.parse(p.outageSince))}` : p.state,
+      ),
+      el("td", { class: "number" }, String(p.events)),
+      el("td", { class: "number" }, String(p.batches)),
+      el("td", {}, p.oldest ? when(Date.parse(p.oldest)) : "none"),
+      el("td", {}, act(p.destination, p.state === "held" ? "resume" : "hold")),
+    ),
+  );
+  return table("Parked batches per destination (outage mode; not dead letters)", PARKED_HEADINGS, rows);
+}
+
+function budgetText(records: Overview["records"]) {
+  const mb = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MB`;
+  return records.map(
+    (r) =>
+      `${r.source}: ${mb(r.bytes)} of ${mb(r.budget)} kept for records${r.rowsOnly ? `, ${r.rowsOnly} kept as a row only (over budget)` : ""}.`,
+  );
+}
 
 export const overview: Section = {
   async load() {
@@ -120,6 +176,8 @@ export const overview: Section = {
       chart("Last 7 days", hourSlots(perHour)),
       table("By event name, last 7 days (times in UTC)", HEADINGS, rows),
       ...(rows.length ? [] : [el("p", {}, "No events in the last 7 days.")]),
+      parkedTable(week.body.parked ?? [], () => overview.load()),
+      ...budgetText(week.body.records ?? []).map((line) => el("p", {}, line)),
     );
   },
 };

@@ -8,8 +8,10 @@ interface Transform {
 }
 
 /** The sources the relay serves, to map a payload as one of them would (Status reads them). */
+/** The configured sources, in every picker of the page (the playground's, the archive's). */
 export function showSources(names: string[]) {
-  clear($("#pg-source"), ...names.map((name) => el("option", { value: name }, name)));
+  for (const picker of ["#pg-source", "#ar-source"])
+    clear($(picker), ...names.map((name) => el("option", { value: name }, name)));
 }
 
 async function preview(event: Event) {
