@@ -194,6 +194,24 @@ browserTest("signs in, previews and replays a dead letter, reads quarantine and 
   await playground.getByRole("button", { name: "Preview" }).click();
   await playground.getByText('"event": "guideDisplayed"').waitFor();
 
+  // The Overview lists each destination, nothing parked; hold and resume it by hand.
+  const parked = section(page, "Overview").getByRole("table", { name: /Parked batches per destination/ });
+  await parked.getByRole("button", { name: "Hold" }).click();
+  await parked.getByRole("cell", { name: "held" }).waitFor();
+  await parked.getByRole("button", { name: "Resume" }).click();
+  await parked.getByRole("cell", { name: "open" }).waitFor();
+
+  // The Archive: the last hour of the default source counted, then sent again as a job.
+  const archive = section(page, "Archive");
+  const minute = (ms: number) => new Date(ms).toISOString().slice(0, 16);
+  await archive.getByLabel("From").fill(minute(Date.now() - 3_600_000));
+  await archive.getByLabel("To").fill(minute(Date.now() + 120_000));
+  await archive.getByRole("button", { name: "Count" }).click();
+  await archive.getByText(/\d+ webhook\(s\) in \d+ archive object\(s\)/).waitFor();
+  await archive.getByRole("button", { name: "Send again" }).click();
+  await archive.getByText("Sending again: progress below.").waitFor();
+  await archive.locator("#ar-jobs progress").first().waitFor();
+
   // The one error the test provoked: the wrong token's 401.
   assert.deepEqual(
     errors.filter((e) => !e.includes("status of 401")),
