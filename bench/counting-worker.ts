@@ -22,7 +22,14 @@ const counts = {
   fetches: { segment: 0, other: 0 },
   d1: { rowsRead: 0, rowsWritten: 0, queries: 0, roundTrips: 0 },
   /** R2 by billing class (r2/pricing): Class A puts and lists, Class B gets and heads; deletes are free. */
-  r2: { classA: 0, classB: 0, deletes: 0, bytesPut: 0, puts: {} as Record<string, number> },
+  r2: {
+    classA: 0,
+    classB: 0,
+    deletes: 0,
+    bytesPut: 0,
+    puts: {} as Record<string, number>,
+    bytesByPrefix: {} as Record<string, number>,
+  },
   cronRuns: 0,
   /** The relay's own log lines, by `level msg` (each one a Workers Logs event in production). */
   logs: {} as Record<string, number>,
@@ -149,12 +156,14 @@ function countedEnv(env: Env): Env {
           const prefix = key.slice(0, key.indexOf("/") + 1);
           counts.r2.puts[prefix] = (counts.r2.puts[prefix] ?? 0) + 1;
           const value = args[1];
-          counts.r2.bytesPut +=
+          const bytes =
             value instanceof Uint8Array || value instanceof ArrayBuffer
               ? value.byteLength
               : typeof value === "string"
                 ? encoder.encode(value).length
                 : 0;
+          counts.r2.bytesPut += bytes;
+          counts.r2.bytesByPrefix[prefix] = (counts.r2.bytesByPrefix[prefix] ?? 0) + bytes;
         }
       }),
       EVENTS: counted(env.EVENTS, (method, args) => {

@@ -198,6 +198,31 @@ describe("outage mode", () => {
   });
 });
 
+describe("the cost of failing", () => {
+  it("writes a failing destination's and source's status at most once a minute, not once a batch", async () => {
+    const o = await outageSource();
+    const t0 = Date.now();
+    const at = clock(t0);
+    o.standIn.setFailureShare(1);
+    const written = async () => ({
+      destination: await env.LEDGER.prepare("SELECT updated_at AS t FROM destinations WHERE id = ?")
+        .bind(o.target.id)
+        .first<{ t: number }>(),
+      source: await env.LEDGER.prepare("SELECT last_failure_at AS t FROM delivery WHERE source = ?")
+        .bind(o.name)
+        .first<{ t: number }>(),
+    });
+    await o.consume([o.message()]);
+    expect(await written()).toEqual({ destination: { t: t0 }, source: { t: t0 } });
+    at(t0 + 10_000);
+    await o.consume([o.message()]);
+    expect(await written()).toEqual({ destination: { t: t0 }, source: { t: t0 } });
+    at(t0 + 61_000);
+    await o.consume([o.message()]);
+    expect(await written()).toEqual({ destination: { t: t0 + 61_000 }, source: { t: t0 + 61_000 } });
+  });
+});
+
 describe("outage mode under concurrency", () => {
   it("two isolates failing at once start one outage: one chain, one alert, both batches parked", async () => {
     const o = await outageSource();

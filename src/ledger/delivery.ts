@@ -3,8 +3,10 @@ import { DB_NOW } from "./drift";
 /**
  * How the destination has been answering, per source: the last success, the last failure and its
  * status, since when it has answered nothing but failures, and whether that was alerted. One
- * upsert per source per consumer batch, and in steady state (all delivered) at most one write a
- * minute: the statement's WHERE skips a success that changes nothing worth keeping.
+ * upsert per source per consumer batch, but at most one write a minute either way: the WHERE
+ * skips a success while all is well, and a failure while failing already, unless a minute has
+ * passed (what the alerts read, `failing_since`, is set by the first failure and cleared by the
+ * first success). An outage at volume thus writes a row a minute here, not a row a batch.
  */
 export interface DeliveryStatus {
   lastSuccessAt: number | null;
@@ -22,7 +24,7 @@ export interface DeliveryRound {
   lastStatus: number | null;
 }
 
-const SUCCESS_WRITE_EVERY_MS = 60_000;
+const WRITE_EVERY_MS = 60_000;
 
 export function deliveryStatement(db: D1Database, source: string, round: DeliveryRound, now: number) {
   // A round with any success counts as delivered: the destination is answering.
@@ -41,11 +43,13 @@ export function deliveryStatement(db: D1Database, source: string, round: Deliver
          recovered_at = CASE WHEN excluded.last_success_at IS NOT NULL AND failing_alerted_at IS NOT NULL
                              THEN ${DB_NOW} ELSE recovered_at END,
          failing_alerted_at = CASE WHEN excluded.last_success_at IS NOT NULL THEN NULL ELSE failing_alerted_at END
-       WHERE excluded.last_failure_at IS NOT NULL OR delivery.failing_since IS NOT NULL
-          OR delivery.last_success_at IS NULL OR delivery.last_success_at < ?5
+       WHERE (excluded.last_success_at IS NOT NULL AND (delivery.failing_since IS NOT NULL
+               OR delivery.last_success_at IS NULL OR delivery.last_success_at < ?5))
+          OR (excluded.last_failure_at IS NOT NULL AND (delivery.failing_since IS NULL
+               OR delivery.last_failure_at IS NULL OR delivery.last_failure_at < ?5))
        RETURNING recovered_at = ${DB_NOW} AS recovered, failing_since AS failingSince`,
     )
-    .bind(source, success, failure, round.lastStatus, now - SUCCESS_WRITE_EVERY_MS);
+    .bind(source, success, failure, round.lastStatus, now - WRITE_EVERY_MS);
 }
 
 const EMPTY: DeliveryStatus = {

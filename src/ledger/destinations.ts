@@ -42,9 +42,14 @@ export interface FailureInput {
 /**
  * Every batch of an invocation to this destination failed: it is failing since its first such
  * failure, and once that is OUTAGE_AFTER_SECONDS ago an open (or draining) destination enters
- * outage mode. Returns the state after, and `started` only for the one statement that began it.
+ * outage mode. Returns the state after, and `started` only for the one statement that began it;
+ * no row when nothing needed writing (failing already, not yet long enough, written this minute).
  */
 export function failureStatement(db: D1Database, input: FailureInput): D1PreparedStatement {
+  // At most a write a minute while it fails: the first failure, the one that starts the outage,
+  // and a refresh of last_status; no row back means still failing, not yet an outage. A batch
+  // that was sent just before another isolate started the outage learns of it here (and is
+  // parked): rare, since batches read the state before they send.
   const entering = "state IN ('open', 'draining') AND coalesce(failing_since, ?3) <= ?5";
   return db
     .prepare(
@@ -59,6 +64,9 @@ export function failureStatement(db: D1Database, input: FailureInput): D1Prepare
          next_probe_at = CASE WHEN ${entering} THEN ?6 ELSE next_probe_at END,
          chain = CASE WHEN ${entering} AND state = 'open' THEN ?7 ELSE chain END,
          chain_beat = CASE WHEN ${entering} AND state = 'open' THEN ?3 ELSE chain_beat END
+       WHERE destinations.failing_since IS NULL OR destinations.updated_at < ?3 - 60000
+          OR (destinations.state IN ('open', 'draining') AND destinations.failing_since <= ?5)
+          OR destinations.state IN ('outage', 'held')
        RETURNING state, chain = ?7 AS started`,
     )
     .bind(
