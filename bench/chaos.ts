@@ -22,6 +22,7 @@ import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
 import { CATALOG } from "../src/pendo/catalog";
 import type { InjectedAnswer } from "../standin/segment";
 import { machineInfo } from "./environment";
+import { runOutageMode } from "./outage";
 import { renderReliability, withChaosSection } from "./reliability-report";
 
 const OUTAGE_WEBHOOKS = Number(process.env.CHAOS_WEBHOOKS ?? 3_000);
@@ -384,7 +385,13 @@ export async function fuzz(local: LocalRelay) {
   };
 }
 
-if (process.argv[1]?.endsWith("chaos.ts")) {
+// `npm run chaos -- --only outage-mode` runs the outage at volume alone (bench/outage.ts).
+const onlyOutageMode = process.argv.includes("--only") && process.argv.includes("outage-mode");
+
+if (process.argv[1]?.endsWith("chaos.ts") && onlyOutageMode) {
+  const figures = await runOutageMode();
+  process.exitCode = figures.lost > 0 || figures.deliveredUnderTwoIds > 0 ? 1 : 0;
+} else if (process.argv[1]?.endsWith("chaos.ts")) {
   console.log("starting wrangler dev with the Segment stand-in (short retries for the run)…");
   const local = await startLocalRelay({
     RETRY_BASE_SECONDS: "1",
@@ -423,4 +430,8 @@ if (process.argv[1]?.endsWith("chaos.ts")) {
   } finally {
     await local.stop();
   }
+  // The outage at volume needs its own wrangler dev (the counting worker, outage settings).
+  console.log("outage mode: an outage at volume, against the counting worker…");
+  const outageModeFigures = await runOutageMode();
+  if (outageModeFigures.lost > 0 || outageModeFigures.deliveredUnderTwoIds > 0) process.exitCode = 1;
 }

@@ -17,6 +17,7 @@ export const PRICES = {
     "https://developers.cloudflare.com/kv/platform/pricing/",
     "https://developers.cloudflare.com/queues/platform/pricing/",
     "https://developers.cloudflare.com/d1/platform/pricing/",
+    "https://developers.cloudflare.com/r2/pricing/",
   ],
   perMillion: {
     workerRequests: 0.3,
@@ -27,8 +28,14 @@ export const PRICES = {
     queueOps: 0.4,
     d1RowsRead: 0.001,
     d1RowsWritten: 1,
+    // R2: Class A (put, list) and Class B (get, head); deletes are free.
+    r2ClassA: 4.5,
+    r2ClassB: 0.36,
   },
 } as const;
+
+/** R2 storage: $0.015 per GB-month, the first 10 GB a month free (r2/pricing, as above). */
+export const R2_STORAGE = { perGbMonth: 0.015, freeGb: 10 } as const;
 
 /** The Free plan's daily limits, from the same pages (they reset at 00:00 UTC). */
 export const FREE_PLAN_DAILY = {
@@ -41,6 +48,9 @@ export const FREE_PLAN_DAILY = {
   // D1 Free plan: 5 million rows read and 100,000 rows written a day (d1/platform/pricing).
   d1RowsRead: 5_000_000,
   d1RowsWritten: 100_000,
+  // R2's free tier is monthly: 1 million Class A and 10 million Class B operations (a 30th a day).
+  r2ClassA: 33_333,
+  r2ClassB: 333_333,
 } as const;
 
 type Resource = keyof typeof FREE_PLAN_DAILY;
@@ -159,6 +169,10 @@ export const CRON_RUNS_PER_DAY = 288;
 
 export interface CostFigures {
   mode: "kv" | "off";
+  /** ARCHIVE_MODE of the run (runs before R2 have none: they ran with nothing archived). */
+  archiveMode?: "off" | "failures" | "all";
+  /** R2 bytes written per webhook, and what keeping them ARCHIVE_DAYS costs per million webhooks. */
+  r2?: { bytesPerWebhook: number; storagePerMillion: number; keptDays: number };
   webhooks: number;
   calls: number;
   perWebhook: Record<Resource, number> & {
@@ -187,6 +201,7 @@ interface Counts {
   queue: { writes: number; reads: number; deletes: number; retries: number; messages: number };
   fetches: { segment: number; other: number };
   d1: { rowsRead: number; rowsWritten: number; queries: number; roundTrips: number };
+  r2?: { classA: number; classB: number; bytesPut: number };
   cronRuns: number;
   logs: Record<string, number>;
 }
@@ -194,9 +209,13 @@ interface Counts {
 const readCounts = async (local: LocalRelay) =>
   (await (await fetch(`${local.url}/__bench/counts`)).json()) as Counts;
 
-export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<CostFigures> {
+export async function benchCost(
+  mode: "kv" | "off",
+  archiveMode: "off" | "failures" | "all" = "all",
+  webhooks = 2_000,
+): Promise<CostFigures> {
   const local = await startLocalRelay(
-    { DEDUP_MODE: mode, LOG_LEVEL: "info" },
+    { DEDUP_MODE: mode, LOG_LEVEL: "info", ARCHIVE_MODE: archiveMode },
     { main: "bench/counting-worker.ts" },
   );
   try {
@@ -255,9 +274,14 @@ export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<C
       segmentRequests: delta((c) => c.fetches.segment),
       d1RowsRead: delta((c) => c.d1.rowsRead),
       d1RowsWritten: delta((c) => c.d1.rowsWritten),
+      r2ClassA: delta((c) => c.r2?.classA ?? 0),
+      r2ClassB: delta((c) => c.r2?.classB ?? 0),
     };
+    const bytesPerWebhook = delta((c) => c.r2?.bytesPut ?? 0);
     return {
       mode,
+      archiveMode,
+      r2: { bytesPerWebhook, ...storageOf(bytesPerWebhook, ARCHIVE_DAYS) },
       webhooks,
       calls: expected.size,
       perWebhook,
@@ -276,6 +300,15 @@ export async function benchCost(mode: "kv" | "off", webhooks = 2_000): Promise<C
   } finally {
     await local.stop();
   }
+}
+
+// wrangler.toml's ARCHIVE_DAYS: how long the archive keeps what a webhook put in R2.
+const ARCHIVE_DAYS = Number(unstable_readConfig({ config: "wrangler.toml" }).vars?.ARCHIVE_DAYS ?? 7);
+
+/** Pure: what keeping a million webhooks' R2 bytes for `days` costs (storage is billed by the month). */
+export function storageOf(bytesPerWebhook: number, days: number) {
+  const gbMonths = ((bytesPerWebhook * 1_000_000) / 1e9) * (days / 30);
+  return { storagePerMillion: gbMonths * R2_STORAGE.perGbMonth, keptDays: days };
 }
 
 /** Pure: dollars per million webhooks, and the Free plan's daily ceiling, from operations per webhook. */

@@ -10,6 +10,8 @@
  *    R2 operations during the outage, D1 bytes per stored event, the queue backlog when the outage
  *    ends, and the time to drain after recovery, beside the baseline's time.
  */
+
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import {
   LOCAL_ADMIN_TOKEN,
   LOCAL_TOKEN,
@@ -19,6 +21,8 @@ import {
 } from "../scripts/harness/local-relay";
 import { SAMPLE_EVENTS, sampleWebhook } from "../scripts/samples";
 import { CATALOG } from "../src/pendo/catalog";
+import { type MachineInfo, machineInfo } from "./environment";
+import { withSection } from "./reliability-report";
 
 export const OUTAGE_MODE_WEBHOOKS = Number(process.env.OUTAGE_WEBHOOKS ?? 5_000);
 /**
@@ -226,11 +230,69 @@ function diff(a: Record<string, number>, b: Record<string, number>) {
   return Object.fromEntries(Object.entries(a).map(([key, value]) => [key, value - (b[key] ?? 0)]));
 }
 
+export type OutageFigures = Awaited<ReturnType<typeof outageMode>>;
+
+const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+const fmt = (n: number) => n.toLocaleString("en-US");
+
+/** The run as the outage-mode section of docs/reliability.md. Pure. */
+export function renderOutageMode(figures: OutageFigures, machine: MachineInfo, file: string): string {
+  const { outage, drain } = figures;
+  const met = (ok: boolean) => (ok ? "met" : "**not met**");
+  return `<!-- Written by \`npm run chaos\` (or \`npx tsx bench/outage.ts\`); figures from ${file}. -->
+
+Measured ${machine.date.slice(0, 10)} on ${machine.cpu}, ${machine.cores} cores; Node.js ${machine.node}, wrangler
+${machine.wrangler}. ${fmt(figures.webhooks)} webhooks (${fmt(figures.events)} Segment calls) sent while the Segment stand-in
+answered 503 to every request, through \`wrangler dev\` running the counting worker (every billed
+operation counted), with \`OUTAGE_AFTER_SECONDS=${figures.settings.OUTAGE_AFTER_SECONDS}\` (the least allowed),
+\`OUTAGE_PROBE_SECONDS=${figures.settings.OUTAGE_PROBE_SECONDS}\` and the production retry schedule; then it recovered.
+
+| What | Figure | Target | |
+| --- | --- | --- | --- |
+${row(["Events lost", figures.lost, "0", met(figures.lost === 0)])}
+${row(["Events delivered twice under different messageIds", figures.deliveredUnderTwoIds, "0", met(figures.deliveredUnderTwoIds === 0)])}
+${row(["D1 rows written per event during the outage", outage.d1RowsWrittenPerEvent, "at most 0.02", met(outage.d1RowsWrittenPerEvent <= 0.02)])}
+${row(["D1 bytes per stored (parked) event", outage.d1BytesPerStoredEvent ?? "-", "reported", ""])}
+${row(["R2 bytes per parked event (the queue message as it was)", outage.r2BytesPerParkedEvent ?? "-", "reported", ""])}
+${row(["Queue backlog when the outage ended", `${fmt(outage.backlogEventsAtEnd)} events`, "reported", ""])}
+${row(["Time to drain after recovery", `${drain.seconds} s`, "reported", ""])}
+${row(["The same events with no outage (first send to last arrival)", `${drain.baselineSeconds} s`, "baseline", ""])}
+${row(["Drain / no-outage", drain.ratioToBaseline, "reported", ""])}
+
+The outage lasted ${outage.seconds} s (sending took ${outage.sendSeconds} s). ${fmt(outage.parkedEvents)} events were parked in
+${fmt(outage.parkedBatches)} batches: ${fmt(outage.d1RowsWritten)} D1 rows written in all (parked rows, each source's and the
+destination's failing status at most once a minute), ${fmt(outage.r2.classA)} R2 puts (${Object.entries(
+    outage.r2.putsByPrefix,
+  )
+    .map(([prefix, n]) => `${fmt(n)} under \`${prefix}\``)
+    .join(", ")}; the archive is \`ARCHIVE_MODE=all\`'s), and ${fmt(outage.queueRetries)} queue retries spent
+before outage mode began. The drain read each parked batch once (${fmt(drain.r2.classB)} R2 gets) and sent them in
+${fmt(drain.segmentRequests)} requests; the time to drain includes waiting for the next probe (up to
+\`OUTAGE_PROBE_SECONDS\`). Segment saw ${fmt(figures.duplicatesSeenBySegment)} duplicate messageIds.`;
+}
+
 if (process.argv[1]?.endsWith("outage.ts")) {
   console.log(`starting wrangler dev (counting worker) for an outage of ${OUTAGE_MODE_WEBHOOKS} webhooks…`);
+  const figures = await runOutageMode();
+  console.log(JSON.stringify(figures, null, 2));
+}
+
+/** Runs the outage against its own wrangler dev, writes its result file and its docs section. */
+export async function runOutageMode(): Promise<OutageFigures> {
   const local = await startLocalRelay(OUTAGE_MODE_VARS, { main: "bench/counting-worker.ts" });
   try {
-    console.log(JSON.stringify(await outageMode(local), null, 2));
+    const figures = await outageMode(local);
+    const machine = machineInfo();
+    const file = `bench/results/outage-${machine.date.slice(0, 10)}.json`;
+    mkdirSync("bench/results", { recursive: true });
+    writeFileSync(file, `${JSON.stringify({ machine, ...figures }, null, 2)}\n`);
+    const doc = readFileSync("docs/reliability.md", "utf8");
+    writeFileSync(
+      "docs/reliability.md",
+      withSection(doc, "outage-mode", renderOutageMode(figures, machine, file)),
+    );
+    console.log(`wrote ${file} and docs/reliability.md`);
+    return figures;
   } catch (error) {
     console.error(local.output().slice(-6_000));
     throw error;

@@ -133,13 +133,14 @@ ${row(["**Valid webhooks lost** (must be 0)", fuzz.validLost])}
 Every check holds: ${check(fuzz.serverErrors === 0 && fuzz.validLost === 0 && fuzz.quarantined === fuzz.rejected400)}.`;
 }
 
-export const CHAOS_START = "<!-- chaos -->";
-export const CHAOS_END = "<!-- /chaos -->";
-
-/** docs/reliability.md with its chaos section replaced by `section`. */
-export function withChaosSection(doc: string, section: string): string {
-  const from = doc.indexOf(CHAOS_START);
-  const to = doc.indexOf(CHAOS_END);
-  if (from < 0 || to < from) throw new Error("docs/reliability.md lacks the chaos markers");
-  return `${doc.slice(0, from + CHAOS_START.length)}\n${section}\n${doc.slice(to)}`;
+/** docs/reliability.md with its section `name` (between `<!-- name -->` markers) replaced. */
+export function withSection(doc: string, name: "chaos" | "outage-mode", section: string): string {
+  const start = `<!-- ${name} -->`;
+  const end = `<!-- /${name} -->`;
+  const from = doc.indexOf(start);
+  const to = doc.indexOf(end);
+  if (from < 0 || to < from) throw new Error(`docs/reliability.md lacks the ${name} markers`);
+  return `${doc.slice(0, from + start.length)}\n${section}\n${doc.slice(to)}`;
 }
+
+export const withChaosSection = (doc: string, section: string) => withSection(doc, "chaos", section);

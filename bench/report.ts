@@ -1,5 +1,5 @@
 /** Renders bench results as docs/benchmarks.md and an SVG latency chart. Pure. */
-import { type CostFigures, FREE_PLAN_DAILY, LOG_PRICES, type LogFigures, PRICES } from "./cost";
+import { type CostFigures, FREE_PLAN_DAILY, LOG_PRICES, type LogFigures, PRICES, R2_STORAGE } from "./cost";
 import type { DeliveryFigures } from "./delivery";
 import type { EdgeFigures } from "./edge";
 import type { MachineInfo } from "./environment";
@@ -73,6 +73,8 @@ const RESOURCE_LABEL: Record<keyof typeof FREE_PLAN_DAILY, string> = {
   queueOps: "Queue operations (64 KB written, read, deleted)",
   d1RowsRead: "D1 rows read",
   d1RowsWritten: "D1 rows written",
+  r2ClassA: "R2 Class A (puts, lists)",
+  r2ClassB: "R2 Class B (gets, heads)",
 };
 
 export function renderBenchmarks(results: BenchResults, resultFile: string): string {
@@ -82,7 +84,10 @@ export function renderBenchmarks(results: BenchResults, resultFile: string): str
   const worstTransform = Math.max(...transform.map((t) => t.ratio));
   const cpuMicros = Math.round(1e6 / Math.min(...transform.map((t) => t.relayEventsPerSecond)));
   const kv = cost.find((c) => c.mode === "kv") as CostFigures;
-  const off = cost.find((c) => c.mode === "off") as CostFigures;
+  const off = cost.find((c) => c.mode === "off" && (c.archiveMode ?? "all") === "all") as CostFigures;
+  const archiveRuns = (["all", "failures", "off"] as const).flatMap((mode) =>
+    cost.filter((c) => c.mode === "off" && c.archiveMode === mode),
+  );
   const resources = Object.keys(FREE_PLAN_DAILY) as (keyof typeof FREE_PLAN_DAILY)[];
   const gzipKiB = bundle.gzip / 1024;
   return `# Benchmarks
@@ -122,7 +127,7 @@ Queue operations are counted as billed: one per 64 KB written, read, or deleted.
 ${table(
   ["Per webhook", "`DEDUP_MODE=kv`", "`DEDUP_MODE=off`"],
   [
-    ...resources.map((r) => [RESOURCE_LABEL[r], per(kv.perWebhook[r]), per(off.perWebhook[r])]),
+    ...resources.map((r) => [RESOURCE_LABEL[r], per(kv.perWebhook[r] ?? 0), per(off.perWebhook[r] ?? 0)]),
     ["of which consumer batches", per(kv.perWebhook.queueInvocations), per(off.perWebhook.queueInvocations)],
     [
       "of which queue writes / reads / deletes",
@@ -157,8 +162,8 @@ ${table(
   [
     ...resources.map((r) => [
       RESOURCE_LABEL[r],
-      dollars(kv.costPerMillion[r]),
-      dollars(off.costPerMillion[r]),
+      dollars(kv.costPerMillion[r] ?? 0),
+      dollars(off.costPerMillion[r] ?? 0),
     ]),
     ["**Total**", `**${dollars(kv.costPerMillion.total)}**`, `**${dollars(off.costPerMillion.total)}**`],
     ...logRows(kv, off, (l) => [dollars(l.costPerMillion)]),
@@ -166,6 +171,8 @@ ${table(
 )}
 
 ${logsNote(kv)}
+
+${archiveTable(archiveRuns)}
 
 CPU time is billed too (Standard usage model), but the relay's own work is about ${cpuMicros} µs per webhook
 (see *Transform cost*), a few cents per million webhooks at most.
@@ -318,6 +325,42 @@ function sideBySideSummary(figures: SideBySideFigures | undefined): string {
     `| Edge / naive relay with the same billed calls, 50 connections, \`LOG_LEVEL=warn\` (median of ${figures.rounds.length} rounds) | ${figures.ratioWarn.toFixed(2)} | at least ${TARGETS.sideBySideWarn} | ${ratioVerdict(figures.ratioWarn)} |`,
     `| Same, \`LOG_LEVEL=info\` (one \`webhook\` line per request; the naive relay logs nothing) | ${figures.ratioInfo.toFixed(2)} | as close as the log line allows | |`,
   ].join("\n");
+}
+
+/**
+ * R2 per ARCHIVE_MODE, from runs with DEDUP_MODE=off and nothing failing: what the archive costs
+ * (its puts, and its bytes kept ARCHIVE_DAYS) and what the webhook's bytes on the queue cost.
+ */
+function archiveTable(runs: CostFigures[]): string {
+  if (runs.length === 0) return "";
+  const days = runs[0]?.r2?.keptDays ?? 7;
+  const cell = (c: CostFigures, value: (c: CostFigures) => string) => value(c);
+  const costOfR2 = (c: CostFigures) =>
+    (c.costPerMillion.r2ClassA ?? 0) + (c.costPerMillion.r2ClassB ?? 0) + (c.r2?.storagePerMillion ?? 0);
+  return `**R2 per \`ARCHIVE_MODE\`** (\`DEDUP_MODE=off\`, nothing failing, ${fmt(runs[0]?.webhooks ?? 0)} webhooks each; storage
+kept \`ARCHIVE_DAYS\` = ${days} days at $${R2_STORAGE.perGbMonth} per GB-month, the first ${R2_STORAGE.freeGb} GB free). Dead letters,
+quarantine and parked batches are stored in every mode and cost only when something fails:
+
+${table(
+  ["Per webhook / per million", ...runs.map((c) => `\`ARCHIVE_MODE=${c.archiveMode}\``)],
+  [
+    ["R2 Class A (puts)", ...runs.map((c) => cell(c, (x) => per(x.perWebhook.r2ClassA ?? 0)))],
+    ["R2 Class B (gets)", ...runs.map((c) => cell(c, (x) => per(x.perWebhook.r2ClassB ?? 0)))],
+    ["R2 bytes written per webhook", ...runs.map((c) => fmt(Math.round(c.r2?.bytesPerWebhook ?? 0)))],
+    [
+      "Queue operations per webhook (the webhook's bytes travel in `failures` and `all`)",
+      ...runs.map((c) => per(c.perWebhook.queueOps)),
+    ],
+    [
+      `R2 per million webhooks: operations + ${days} days of storage`,
+      ...runs.map((c) => dollars(costOfR2(c))),
+    ],
+    [
+      "Total per million webhooks (with the queue and the rest)",
+      ...runs.map((c) => dollars(c.costPerMillion.total + (c.r2?.storagePerMillion ?? 0))),
+    ],
+  ],
+)}`;
 }
 
 /** Rows of the cost tables for Workers Logs at info and warn; none for runs that did not count them. */

@@ -92,11 +92,17 @@ if (runs("delivery")) {
 
 let cost = previous.cost;
 if (runs("cost")) {
-  console.log("cost model (counted operations, both DEDUP_MODEs)…");
-  cost = [await benchCost("kv"), await benchCost("off")];
+  console.log("cost model (counted operations, both DEDUP_MODEs, every ARCHIVE_MODE)…");
+  cost = [
+    await benchCost("kv"),
+    await benchCost("off"),
+    await benchCost("off", "failures"),
+    await benchCost("off", "off"),
+  ];
   console.table(
-    cost.map(({ mode, perWebhook, costPerMillion, freePlanDaily }) => ({
+    cost.map(({ mode, archiveMode, perWebhook, costPerMillion, freePlanDaily }) => ({
       mode,
+      archiveMode,
       ...perWebhook,
       total: costPerMillion.total,
       freePlan: freePlanDaily.webhooks,
