@@ -205,7 +205,11 @@ test("deploy and setup on an account with look-alikes: migrations first, a 500 s
   assert.notEqual(outage.status, 0, outage.output);
   assert.match(outage.output, /deploy stopped: `wrangler deploy` failed/);
   assert.ok(!cf.scripts.has(WORKER));
-  assert.deepEqual([...ledger.migrations].sort(), MIGRATIONS, "applied this time, before the upload was tried");
+  assert.deepEqual(
+    [...ledger.migrations].sort(),
+    MIGRATIONS,
+    "applied this time, before the upload was tried",
+  );
   const [namespace] = named(cf.kvNamespaces.values(), `${WORKER}-dedup`);
   assert.ok(namespace, "wrangler created the namespace under the title it gives one");
 

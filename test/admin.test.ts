@@ -4,7 +4,16 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { newRecordId, quarantineOf } from "../src/ledger/records";
-import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
+import {
+  ADMIN_TOKEN,
+  callWorker,
+  keptQueue,
+  PUBLISHED,
+  postWebhook,
+  TOKEN,
+  WRITE_KEY,
+  withUniqueId,
+} from "./helpers";
 import {
   quarantined,
   refusedLetter,
@@ -28,20 +37,6 @@ async function insertMalformedRow(event: string): Promise<string> {
     .bind(id, event, Date.now(), Date.now())
     .run();
   return id;
-}
-
-/** A queue binding that keeps what is sent instead of delivering it. */
-function keptQueue() {
-  const bodies: unknown[] = [];
-  const queue = {
-    send: async (body: unknown) => {
-      bodies.push(body);
-    },
-    sendBatch: async (messages: Iterable<{ body: unknown }>) => {
-      for (const message of messages) bodies.push(message.body);
-    },
-  } as unknown as Queue<string>;
-  return { queue, bodies };
 }
 
 afterEach(() => {
@@ -241,11 +236,11 @@ describe("dead letters", () => {
     expect(replay.sent).toEqual([]);
     expect(await stateOf("dead-letters", letter.id)).toBe("dropped");
     // Only the flag event itself was enqueued; it is delivered, the dropped event never is.
-    expect(kept.bodies).toHaveLength(1);
+    expect(kept.bodies()).toHaveLength(1);
 
     const batch = createMessageBatch<unknown>(
       "pendo-events",
-      kept.bodies.map((body, i) => ({ id: `dnp-${i}`, timestamp: new Date(), attempts: 1, body })),
+      kept.bodies().map((body, i) => ({ id: `dnp-${i}`, timestamp: new Date(), attempts: 1, body })),
     );
     const ctx = createExecutionContext();
     await worker.queue(batch, env as Env, ctx);

@@ -13,7 +13,16 @@ import worker from "../src/index";
 import { decodeRelayMessage, type RelayMessage } from "../src/queue/message";
 import { decodeFrames } from "../src/r2/frames";
 import { SegmentStandIn } from "../standin/segment";
-import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
+import {
+  ADMIN_TOKEN,
+  callWorker,
+  keptQueue,
+  PUBLISHED,
+  postWebhook,
+  TOKEN,
+  WRITE_KEY,
+  withUniqueId,
+} from "./helpers";
 import { queueMessages } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
@@ -26,20 +35,6 @@ import { useSegmentStandIn } from "./standin";
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-function keptQueue() {
-  const sent: { body: string; delaySeconds: number }[] = [];
-  const queue = {
-    send: async (body: string, options?: QueueSendOptions) => {
-      sent.push({ body, delaySeconds: options?.delaySeconds ?? 0 });
-    },
-    sendBatch: async (messages: Iterable<MessageSendRequest<string>>) => {
-      for (const message of messages)
-        sent.push({ body: message.body, delaySeconds: message.delaySeconds ?? 0 });
-    },
-  } as unknown as Queue<string>;
-  return { queue, sent };
-}
 
 /** A source of its own, webhooks posted to it and consumed (delivered and archived). */
 async function archivedSource(count: number, extra: Partial<Env> = {}) {

@@ -1,7 +1,6 @@
 import {
   createExecutionContext,
   createMessageBatch,
-  createScheduledController,
   getQueueResult,
   waitOnExecutionContext,
 } from "cloudflare:test";
@@ -15,7 +14,7 @@ import { deadLetterOf } from "../src/ledger/records";
 import type { RelayMessage } from "../src/queue/message";
 import { R2_PREFIX } from "../src/r2/keys";
 import { faultyDb } from "./faults";
-import { ADMIN_TOKEN, callWorker, TOKEN, WRITE_KEY } from "./helpers";
+import { ADMIN_TOKEN, callWorker, runCron, TOKEN, WRITE_KEY } from "./helpers";
 import { queueMessages, relayMessage, storeForTest } from "./messages";
 import { useAlertReceiver, useSegmentStandIn } from "./standin";
 
@@ -41,16 +40,6 @@ async function consume(queue: string, bodies: RelayMessage[], bindings: Partial<
   await worker.queue(batch, { ...env, ...bindings } as Env, ctx);
   await waitOnExecutionContext(ctx);
   return getQueueResult(batch, ctx);
-}
-
-async function runCron(bindings: Partial<Env> = {}) {
-  const ctx = createExecutionContext();
-  await worker.scheduled(
-    createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
-    { ...env, ...bindings } as Env,
-    ctx,
-  );
-  await waitOnExecutionContext(ctx);
 }
 
 function admin(path: string, method = "POST", bindings: Partial<Env> = {}) {

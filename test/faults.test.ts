@@ -1,9 +1,4 @@
-import {
-  createExecutionContext,
-  createMessageBatch,
-  createScheduledController,
-  getQueueResult,
-} from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DLQ_MAX_RETRIES } from "../src/delivery/deadLetterConsumer";
@@ -28,7 +23,17 @@ import type { InjectedAnswer } from "../standin/segment";
 import { SegmentStandIn } from "../standin/segment";
 import { FAULT_MATRIX, type FaultCell, type FaultEnd } from "./fault-matrix";
 import { bucketFailing, dbFailingOn, faultyKv, faultyQueue, type KvMethod } from "./faults";
-import { ADMIN_TOKEN, callWorker, PUBLISHED, postWebhook, TOKEN, WRITE_KEY, withUniqueId } from "./helpers";
+import {
+  ADMIN_TOKEN,
+  callWorker,
+  keptQueue,
+  PUBLISHED,
+  postWebhook,
+  runCron,
+  TOKEN,
+  WRITE_KEY,
+  withUniqueId,
+} from "./helpers";
 import {
   deadLetterFor,
   poisonedMessage,
@@ -162,20 +167,6 @@ async function outageSource() {
       { env: { ...bindings, ...extra } },
     );
   return { name, target, bindings, standIn, message, parked, state, seed, step };
-}
-
-/** A queue binding that keeps what is sent instead of delivering it. */
-function keptQueue() {
-  const bodies: string[] = [];
-  const queue = {
-    send: async (body: string) => {
-      bodies.push(body);
-    },
-    sendBatch: async (messages: Iterable<{ body: string }>) => {
-      for (const message of messages) bodies.push(message.body);
-    },
-  } as unknown as Queue<string>;
-  return { queue, bodies };
 }
 
 /** Dead-letter rows that D1 refused, waiting in R2 (`pending/`) as the consumers leave them. */
@@ -680,15 +671,6 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
     return { end: inLedger ? "dead-lettered" : "delivered", reason: inLedger?.reason };
   },
 };
-
-async function runCron(bindings: Partial<Env>) {
-  const ctx = createExecutionContext();
-  await worker.scheduled(
-    createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
-    { ...env, ...bindings } as Env,
-    ctx,
-  );
-}
 
 describe("fault matrix (docs/reliability.md)", () => {
   it("has a scenario for every row, and a row for every scenario", () => {

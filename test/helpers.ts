@@ -1,4 +1,4 @@
-import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { vi } from "vitest";
 import type { Env } from "../src/env";
@@ -84,4 +84,33 @@ export function decoded(body: unknown): RelayMessage {
   const result = decodeRelayMessage(body);
   if (!result.ok) throw new Error(result.detail);
   return result.message;
+}
+
+/**
+ * A queue binding that keeps what is sent instead of delivering it (bodies and delays, in order):
+ * a test drives the consumer itself, and nothing reaches the real queue after the test has ended.
+ */
+export function keptQueue() {
+  const sent: { body: string; delaySeconds: number }[] = [];
+  const queue = {
+    send: async (body: string, options?: QueueSendOptions) => {
+      sent.push({ body, delaySeconds: options?.delaySeconds ?? 0 });
+    },
+    sendBatch: async (messages: Iterable<MessageSendRequest<string>>) => {
+      for (const message of messages)
+        sent.push({ body: message.body, delaySeconds: message.delaySeconds ?? 0 });
+    },
+  } as unknown as Queue<string>;
+  return { queue, sent, bodies: () => sent.map((message) => message.body) };
+}
+
+/** One run of the Cron Trigger, as the platform would start it, with the given bindings. */
+export async function runCron(bindings: Partial<Env> = {}) {
+  const ctx = createExecutionContext();
+  await worker.scheduled(
+    createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
+    { ...env, ...bindings } as Env,
+    ctx,
+  );
+  await waitOnExecutionContext(ctx);
 }

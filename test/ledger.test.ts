@@ -11,7 +11,7 @@ import worker from "../src/index";
 import { base64Of, deadLetterOf } from "../src/ledger/records";
 import { encodeRelayMessage } from "../src/queue/message";
 import { faultyQueue } from "./faults";
-import { ADMIN_TOKEN, decoded, TOKEN, WRITE_KEY } from "./helpers";
+import { ADMIN_TOKEN, decoded, runCron, TOKEN, WRITE_KEY } from "./helpers";
 import { deadLetterFor, quarantined, relayMessage, seedDeadLetter, storeForTest } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
@@ -422,9 +422,6 @@ describe("claims, ties and windows (review findings)", () => {
 describe("nothing stored is deleted before its retention", () => {
   it("keeps every quarantined webhook of a flooded source until DEAD_LETTER_TTL_SECONDS, the real one too", async () => {
     const { quarantineOf } = await import("../src/ledger/records");
-    const { createScheduledController, createExecutionContext, waitOnExecutionContext } = await import(
-      "cloudflare:test"
-    );
     const source = `flood-${crypto.randomUUID().slice(0, 8)}`;
     const t0 = Date.now() - 3_600_000;
     // One real webhook answered 400, then 1,005 junk bodies: the old count cap deleted the real one.
@@ -440,13 +437,7 @@ describe("nothing stored is deleted before its retention", () => {
     );
     await storeForTest(real);
     for (let i = 0; i < junk.length; i += 200) await storeForTest(...junk.slice(i, i + 200));
-    const ctx = createExecutionContext();
-    await worker.scheduled(
-      createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
-      env,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
+    await runCron();
     const left = await env.LEDGER.prepare(
       "SELECT count(*) AS n, min(created_at) AS oldest FROM records WHERE kind = 'quarantine' AND source = ?",
     )

@@ -12,7 +12,7 @@ import type { Env } from "../src/env";
 import worker from "../src/index";
 import type { RelayMessage } from "../src/queue/message";
 import { SegmentStandIn } from "../standin/segment";
-import { ADMIN_TOKEN, callWorker, TOKEN, WRITE_KEY } from "./helpers";
+import { ADMIN_TOKEN, callWorker, keptQueue, TOKEN, WRITE_KEY } from "./helpers";
 import { queueMessages, relayMessage } from "./messages";
 import { useAlertReceiver } from "./standin";
 
@@ -27,21 +27,6 @@ afterEach(() => {
 });
 
 const ALERTS = "https://alerts.test/outage";
-
-/** What the relay put on its own queue: bodies and delays, in order. */
-function keptQueue() {
-  const sent: { body: string; delaySeconds: number }[] = [];
-  const queue = {
-    send: async (body: string, options?: QueueSendOptions) => {
-      sent.push({ body, delaySeconds: options?.delaySeconds ?? 0 });
-    },
-    sendBatch: async (messages: Iterable<MessageSendRequest<string>>) => {
-      for (const message of messages)
-        sent.push({ body: message.body, delaySeconds: message.delaySeconds ?? 0 });
-    },
-  } as unknown as Queue<string>;
-  return { queue, sent };
-}
 
 /** A source with its own write key (so its own destination), alerts, and a stand-in that knows it. */
 async function outageSource() {

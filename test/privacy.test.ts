@@ -1,10 +1,4 @@
-import {
-  createExecutionContext,
-  createMessageBatch,
-  createScheduledController,
-  getQueueResult,
-  waitOnExecutionContext,
-} from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Env } from "../src/env";
@@ -17,6 +11,7 @@ import {
   decoded as decodedMessage,
   PUBLISHED,
   postWebhook,
+  runCron,
   withUniqueId,
 } from "./helpers";
 import { deadLetterFor, queueMessages } from "./messages";
@@ -285,13 +280,7 @@ describe("do-not-process is an interval, decided by the event's own time", () =>
       await env.LEDGER.prepare("INSERT INTO flag_history VALUES ('default', ?, ?, ?, 0)")
         .bind(hash, time, flagged)
         .run();
-    const ctx = createExecutionContext();
-    await worker.scheduled(
-      createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
-      env,
-      ctx,
-    );
-    await waitOnExecutionContext(ctx);
+    await runCron();
     const left = await env.LEDGER.prepare(
       "SELECT event_time AS t, flagged FROM flag_history WHERE visitor_hash = ? ORDER BY event_time",
     )

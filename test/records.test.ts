@@ -1,7 +1,6 @@
 import {
   createExecutionContext,
   createMessageBatch,
-  createScheduledController,
   getQueueResult,
   waitOnExecutionContext,
 } from "cloudflare:test";
@@ -16,7 +15,7 @@ import { decodeFrames } from "../src/r2/frames";
 import { R2_PREFIX } from "../src/r2/keys";
 import { storeRecords } from "../src/records/store";
 import { faultyDb } from "./faults";
-import { ADMIN_TOKEN, callWorker, postWebhook, TOKEN, WRITE_KEY } from "./helpers";
+import { ADMIN_TOKEN, callWorker, postWebhook, runCron, TOKEN, WRITE_KEY } from "./helpers";
 import { queueMessages, relayMessage, storeForTest } from "./messages";
 import { useAlertReceiver, useSegmentStandIn } from "./standin";
 
@@ -289,13 +288,3 @@ describe("the cron keeps R2 and the ledger in step", () => {
     expect(await keyOf(kept.id)).toBe(keptKey);
   });
 });
-
-async function runCron() {
-  const ctx = createExecutionContext();
-  await worker.scheduled(
-    createScheduledController({ scheduledTime: Date.now(), cron: "*/5 * * * *" }),
-    env,
-    ctx,
-  );
-  await waitOnExecutionContext(ctx);
-}

@@ -14,12 +14,8 @@ import {
   unmarkSent,
 } from "../ledger/records";
 import { log } from "../log";
-import {
-  decodeRelayMessage,
-  encodeRelayMessage,
-  MAX_QUEUE_MESSAGE_BYTES,
-  type RelayMessage,
-} from "../queue/message";
+import { SEND_BATCH_MESSAGES, sendBatchGroups } from "../queue/batches";
+import { decodeRelayMessage, encodeRelayMessage, type RelayMessage } from "../queue/message";
 import { loadRecordBytes } from "../records/bytes";
 import { resolveSource } from "../sources";
 
@@ -110,9 +106,8 @@ async function mapWebhook(
   return { ok: true, message: prepared.message, from: "mapped" };
 }
 
-// Queues: sendBatch takes at most 100 messages and 256 KB (developers.cloudflare.com/queues/platform/limits).
-export const REPLAY_PAGE = 100;
-const SEND_BATCH_BYTES = 256_000;
+/** Records one replay call takes: one sendBatch's worth (src/queue/batches.ts). */
+export const REPLAY_PAGE = SEND_BATCH_MESSAGES;
 
 /**
  * Replays records, exactly once each: they are marked sent by one conditional statement before
@@ -186,12 +181,12 @@ export async function replayRecords(
     logDropped(entry.message, "replay");
     results.set(entry.id, { ok: true, id: entry.id, status: "dropped", eventId: entry.message.eventId });
   }
-  const sending = planned.filter((entry) => !dropped.has(entry));
-  for (const chunk of sendChunks(sending)) {
+  const sending = planned
+    .filter((entry) => !dropped.has(entry))
+    .map((entry) => ({ ...entry, body: encodeRelayMessage(entry.message) }));
+  for (const chunk of sendBatchGroups(sending, (entry) => entry.body)) {
     try {
-      await env.EVENTS.sendBatch(
-        chunk.map(({ message }) => ({ body: encodeRelayMessage(message), contentType: "text" as const })),
-      );
+      await env.EVENTS.sendBatch(chunk.map(({ body }) => ({ body, contentType: "text" as const })));
       for (const { id, message } of chunk) {
         results.set(id, { ok: true, id, status: "replayed", eventId: message.eventId });
         log("info", "replayed", {
@@ -240,27 +235,6 @@ export async function replayRecords(
     (id) =>
       results.get(id) ?? { ok: false, id, reason: "not-replayable", detail: "no result (duplicate id?)" },
   );
-}
-
-function sendChunks<T extends { message: RelayMessage }>(entries: readonly T[]): T[][] {
-  const chunks: T[][] = [];
-  let current: T[] = [];
-  let bytes = 0;
-  for (const entry of entries) {
-    const size = Math.min(
-      MAX_QUEUE_MESSAGE_BYTES,
-      entry.message.bytes + (entry.message.raw?.length ?? 0) * 3 + 2_048,
-    );
-    if (current.length > 0 && (current.length >= REPLAY_PAGE || bytes + size > SEND_BATCH_BYTES)) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(entry);
-    bytes += size;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
 }
 
 // Segment drops a messageId it has seen in about the last 24 hours, and no longer.

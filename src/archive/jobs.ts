@@ -3,12 +3,8 @@ import type { Env } from "../env";
 import { prepareEvent } from "../intake/prepare";
 import { randomHex } from "../ledger/records";
 import { log } from "../log";
-import {
-  decodeRelayMessage,
-  encodeRelayMessage,
-  MAX_QUEUE_MESSAGE_BYTES,
-  type RelayMessage,
-} from "../queue/message";
+import { sendBatchGroups } from "../queue/batches";
+import { decodeRelayMessage, encodeRelayMessage, type RelayMessage } from "../queue/message";
 import { resolveSource, type Source } from "../sources";
 import { destinationById, sourceTargets } from "../targets";
 import { type ArchivedWebhook, countArchived, listArchive, readArchiveObject } from "./read";
@@ -40,9 +36,6 @@ const PACE_SECONDS = 1;
 const LEASE_MS = 2 * 60_000;
 // Dry runs and job creation list at most this many pages: each is a Class A operation.
 const COUNT_LISTS = 200;
-// Queues: sendBatch takes at most 100 messages and 256 KB (developers.cloudflare.com/queues/platform/limits).
-const SEND_BATCH_MESSAGES = 100;
-const SEND_BATCH_BYTES = 256_000;
 
 export type RequestProblem = { path: string; message: string };
 
@@ -385,7 +378,7 @@ export async function runJobStep(
     if (messages.length >= EVENTS_PER_STEP) break;
   }
   try {
-    for (const chunk of sendChunks(messages)) {
+    for (const chunk of sendBatchGroups(messages, (message) => message)) {
       await env.EVENTS.sendBatch(chunk.map((body) => ({ body, contentType: "text" as const })));
     }
   } catch (error) {
@@ -405,24 +398,4 @@ export async function runJobStep(
     .run();
   log("info", "archive-replay-step", { job: jobId, sent: messages.length, skipped, done });
   return done ? undefined : { delaySeconds: PACE_SECONDS, chain: next };
-}
-
-/** Messages in sendBatch's limits: at most 100 and 256 KB a call. */
-function sendChunks(messages: readonly string[]): string[][] {
-  const chunks: string[][] = [];
-  let current: string[] = [];
-  let bytes = 0;
-  for (const message of messages) {
-    // Each message is at most MAX_QUEUE_MESSAGE_BYTES; its UTF-8 at most 3 bytes a character.
-    const size = Math.min(message.length * 3, MAX_QUEUE_MESSAGE_BYTES);
-    if (current.length > 0 && (current.length >= SEND_BATCH_MESSAGES || bytes + size > SEND_BATCH_BYTES)) {
-      chunks.push(current);
-      current = [];
-      bytes = 0;
-    }
-    current.push(message);
-    bytes += size;
-  }
-  if (current.length > 0) chunks.push(current);
-  return chunks;
 }

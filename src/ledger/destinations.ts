@@ -89,16 +89,7 @@ export function successStatement(db: D1Database, id: string, now: number): D1Pre
     .bind(now, id);
 }
 
-export interface ParkedInput {
-  destination: string;
-  seq: string;
-  objectKey: string;
-  messages: number;
-  events: number;
-  bytes: number;
-  oldestAt: number;
-  now: number;
-}
+export type ParkedInput = ParkedRow & { now: number };
 
 /**
  * Parks a batch, only while its destination is not open: if a drain has just finished (open),

@@ -48,28 +48,59 @@ export interface MoveReport {
   more: boolean;
 }
 
-export async function movePending(
+/**
+ * Walks a store's list, page after page, moving each entry, within the run's budget: the one loop
+ * both second stores drain by. An entry `move` cannot read is counted and left where it is.
+ */
+async function movePaged(
+  list: (cursor: string | undefined) => Promise<{ names: string[]; cursor: string | undefined }>,
+  move: (name: string) => Promise<{ rows: number } | "unreadable">,
+  budget: MoveBudget,
+): Promise<MoveReport> {
+  const report: MoveReport = { moved: 0, rows: 0, unreadable: 0, more: false };
+  let cursor: string | undefined;
+  for (let page = 0; page < budget.pages; page++) {
+    const listed = await list(cursor);
+    for (const name of listed.names) {
+      if (report.moved >= budget.moves) {
+        report.more = true;
+        return report;
+      }
+      const moved = await move(name);
+      if (moved === "unreadable") report.unreadable++;
+      else {
+        report.moved++;
+        report.rows += moved.rows;
+      }
+    }
+    if (listed.cursor === undefined) return report;
+    cursor = listed.cursor;
+  }
+  report.more = true;
+  return report;
+}
+
+export function movePending(
   bucket: R2Bucket,
   db: D1Database,
   notBefore: number,
   budget: MoveBudget = MOVE_BUDGET,
 ): Promise<MoveReport> {
-  const report: MoveReport = { moved: 0, rows: 0, unreadable: 0, more: false };
-  let cursor: string | undefined;
-  for (let page = 0; page < budget.pages; page++) {
-    const listed = await bucket.list({ prefix: R2_PREFIX.pending, cursor, limit: 100 });
-    for (const object of listed.objects) {
-      if (report.moved >= budget.moves) {
-        report.more = true;
-        return report;
-      }
-      const body = await bucket.get(object.key);
+  return movePaged(
+    async (cursor) => {
+      const listed = await bucket.list({ prefix: R2_PREFIX.pending, cursor, limit: 100 });
+      return {
+        names: listed.objects.map((o) => o.key),
+        cursor: listed.truncated ? listed.cursor : undefined,
+      };
+    },
+    async (key) => {
+      const body = await bucket.get(key);
       const checked = body ? v.safeParse(PendingSchema, await body.json().catch(() => undefined)) : undefined;
       if (!checked?.success) {
         // Left where it is for an operator: it never blocks the others, and never expires.
-        report.unreadable++;
-        log("error", "pending-unreadable", { key: object.key });
-        continue;
+        log("error", "pending-unreadable", { key });
+        return "unreadable";
       }
       const rows = (checked.output.rows as unknown as RecordRow[]).filter(
         (row) => row.createdAt >= notBefore,
@@ -79,15 +110,11 @@ export async function movePending(
       const counted = recordCountStatement(db, rows, true);
       if (rows.length > 0)
         await db.batch([...(counted ? [counted] : []), insertRecordsStatement(db, rows, { notBefore })]);
-      await bucket.delete(object.key);
-      report.moved++;
-      report.rows += rows.length;
-    }
-    if (!listed.truncated) return report;
-    cursor = listed.cursor;
-  }
-  report.more = true;
-  return report;
+      await bucket.delete(key);
+      return { rows: rows.length };
+    },
+    budget,
+  );
 }
 
 /** What a deploy before the R2 move wrote to KV for a dead letter D1 refused. */
@@ -112,26 +139,25 @@ const FallbackSchema = v.object({
  * row (they are at most one queue message or one body), following the list cursor within the
  * budget. A key is deleted only after its row is in.
  */
-export async function moveKvFallbacks(
+export function moveKvFallbacks(
   kv: KVNamespace,
   db: D1Database,
   notBefore: number,
   budget: MoveBudget = MOVE_BUDGET,
 ): Promise<MoveReport> {
-  const report: MoveReport = { moved: 0, rows: 0, unreadable: 0, more: false };
-  let cursor: string | undefined;
-  for (let page = 0; page < budget.pages; page++) {
-    const listed = await kv.list({ prefix: KEY_PREFIX.fallback, cursor, limit: 1_000 });
-    for (const key of listed.keys) {
-      if (report.moved >= budget.moves) {
-        report.more = true;
-        return report;
-      }
-      const checked = v.safeParse(FallbackSchema, await kv.get(key.name, "json"));
+  return movePaged(
+    async (cursor) => {
+      const listed = await kv.list({ prefix: KEY_PREFIX.fallback, cursor, limit: 1_000 });
+      return {
+        names: listed.keys.map((k) => k.name),
+        cursor: listed.list_complete ? undefined : listed.cursor,
+      };
+    },
+    async (key) => {
+      const checked = v.safeParse(FallbackSchema, await kv.get(key, "json"));
       if (!checked.success) {
-        report.unreadable++;
-        log("error", "fallback-unreadable", { key: key.name });
-        continue;
+        log("error", "fallback-unreadable", { key });
+        return "unreadable";
       }
       const { bodyBase64, message, ...rest } = checked.output;
       if (rest.createdAt >= notBefore) {
@@ -158,13 +184,9 @@ export async function moveKvFallbacks(
           )
           .run();
       }
-      await kv.delete(key.name);
-      report.moved++;
-      report.rows++;
-    }
-    if (listed.list_complete) return report;
-    cursor = listed.cursor;
-  }
-  report.more = true;
-  return report;
+      await kv.delete(key);
+      return { rows: 1 };
+    },
+    budget,
+  );
 }
