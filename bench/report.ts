@@ -1,4 +1,5 @@
 /** Renders bench results as docs/benchmarks.md and an SVG latency chart. Pure. */
+import { BUNDLE_BUDGET_GZIP } from "../scripts/bundle-size";
 import { type CostFigures, FREE_PLAN_DAILY, LOG_PRICES, type LogFigures, PRICES, R2_STORAGE } from "./cost";
 import type { DeliveryFigures } from "./delivery";
 import type { EdgeFigures } from "./edge";
@@ -29,7 +30,8 @@ export const TARGETS = {
   /** Relay / naive relay throughput at LOG_LEVEL=warn (issue 21). */
   sideBySideWarn: 0.9,
   requestsPerWebhook: 0.012,
-  bundleGzipKiB: 48,
+  // scripts/bundle-size.ts's budget: the number CI holds the bundle to.
+  bundleGzipKiB: BUNDLE_BUDGET_GZIP / 1024,
 } as const;
 
 const table = (header: string[], rows: (string | number)[][]) =>
