@@ -7,6 +7,7 @@ import { boundedIssues, ISSUES_BYTES, quarantineOf } from "../src/ledger/records
 import { cutText, cutUtf8 } from "../src/ledger/text";
 import { sendBatchGroups } from "../src/queue/batches";
 import {
+  bytesOfBody,
   decodeQueueBody,
   decodeRelayMessage,
   encodeControl,
@@ -17,10 +18,14 @@ import {
 import { decodeFrames, encodeFrames } from "../src/r2/frames";
 import {
   archiveHourPrefix,
+  archiveKey,
   dayOfRecordsPrefix,
   groupId,
   lifecycleRules,
+  parkedKey,
+  pendingKey,
   recordsDayPrefix,
+  recordsKey,
 } from "../src/r2/keys";
 import { type BudgetCheck, nearBudget } from "../src/records/budget";
 
@@ -79,8 +84,10 @@ describe("frames: the one R2 object format", () => {
     expect(decoded.frames.map((f) => text.decode(f.bytes))).toEqual(["ok"]);
   });
 
-  it("reads an empty object as no frames", () => {
+  it("reads an empty object as no frames, and an empty metadata line as no JSON", () => {
     expect(decodeFrames(new Uint8Array())).toEqual({ ok: true, frames: [] });
+    const empty = decodeFrames(bytes("\n"));
+    expect(empty.ok ? "" : empty.detail).toBe("the metadata at byte 0 is not JSON");
   });
 });
 
@@ -99,7 +106,17 @@ describe("the R2 key layout", () => {
     expect(recordsDayPrefix(at)).toBe("records/2026-12-02/");
     expect(archiveHourPrefix("prod", at)).toBe("archive/prod/2026-12-02/07/");
     expect(dayOfRecordsPrefix("records/2026-12-02/")).toBe(Date.UTC(2026, 11, 2));
-    for (const other of ["records/2026-12-02", "records/x/", "archive/2026-12-02/", "records/2026-12-02/a/"])
+    expect(recordsKey(at, "g")).toBe("records/2026-12-02/g");
+    expect(pendingKey("g")).toBe("pending/g");
+    expect(parkedKey("segment-0123456789ab", "s")).toBe("parked/segment-0123456789ab/s");
+    expect(archiveKey("prod", at, "g")).toBe("archive/prod/2026-12-02/07/g");
+    for (const other of [
+      "records/2026-12-02",
+      "records/x/",
+      "archive/2026-12-02/",
+      "records/2026-12-02/a/",
+      "xrecords/2026-12-02/",
+    ])
       expect(dayOfRecordsPrefix(other)).toBeUndefined();
   });
 
@@ -132,8 +149,11 @@ describe("cutUtf8: bounded in bytes, whole characters", () => {
     expect(utf8.encode(`é${cut}`).length).toBeGreaterThan(2_048);
   });
 
-  it("cutText never leaves half a surrogate pair", () => {
+  it("cutText never leaves half a surrogate pair, at either end of the high surrogates", () => {
     expect(cutText("a😀b", 3)).toBe("a…");
+    expect(cutText("a\u{10000}b", 3)).toBe("a…"); // high surrogate U+D800
+    expect(cutText("a\u{10FC00}b", 3)).toBe("a…"); // high surrogate U+DBFF
+    expect(cutText("a\uDC00bc", 3)).toBe("a\uDC00…"); // a low surrogate alone is not the start of a pair
     expect(cutText("ab", 2)).toBe("ab");
   });
 });
@@ -233,6 +253,47 @@ describe("the queue message carries the webhook's own bytes (v3)", () => {
     });
   });
 
+  it.each([
+    ["a header that is not JSON", "{v:2}\na", "the header line is not JSON"],
+    ["a header of JSON null", "null\na", "message"],
+    [
+      "a v2 header without its fields",
+      '{"v":2}\na',
+      'source: Invalid key: Expected "source" but received undefined; eventId',
+    ],
+    [
+      "a v3 header short of calls",
+      '{"v":3,"source":"s","eventId":"e","event":"x","receivedAt":1,"bytes":1,"callCount":3}\na\n',
+      "fewer than its 3 calls",
+    ],
+  ])("says why it refuses %s", (_name, body, detail) => {
+    const decoded = decodeRelayMessage(body);
+    expect(decoded.ok ? "" : decoded.detail).toContain(detail);
+  });
+
+  it("reads a header-only message, bytes as text, the v1 object, and the flags it carries", () => {
+    const header = encodeRelayMessage(message({ calls: [], bytes: 0, probe: true, unmapped: true }));
+    expect(header.includes("\n")).toBe(false);
+    expect(decodeRelayMessage(header)).toEqual({
+      ok: true,
+      message: message({ calls: [], bytes: 0, probe: true, unmapped: true }),
+    });
+    const encoded = utf8.encode(encodeRelayMessage(message()));
+    expect(decodeRelayMessage(encoded)).toEqual({ ok: true, message: message() });
+    expect(decodeRelayMessage(encoded.buffer)).toEqual({ ok: true, message: message() });
+    expect(decodeRelayMessage(new Uint8Array([0xff, 0xfe])).ok).toBe(false);
+    // Bytes that are not UTF-8 anywhere are refused, never read with replacement characters; a
+    // byte-order mark is not part of the text.
+    const bad = utf8.encode(encodeRelayMessage(message({ calls: ['{"type":"track","x":"_"}'] })));
+    bad[bad.length - 4] = 0xff;
+    expect(decodeRelayMessage(bad).ok).toBe(false);
+    expect(decodeRelayMessage(new Uint8Array([0xef, 0xbb, 0xbf, ...encoded]))).toEqual({
+      ok: true,
+      message: message(),
+    });
+    expect(decodeQueueBody({ v: 1, ...message() })).toEqual({ ok: true, message: message() });
+  });
+
   it("tells control messages from relay messages", () => {
     const chain = {
       v: "control" as const,
@@ -244,8 +305,20 @@ describe("the queue message carries the webhook's own bytes (v3)", () => {
     const job = { v: "control" as const, kind: "replay-job" as const, job: "j", chain: "c" };
     expect(decodeQueueBody(encodeControl(job))).toEqual({ ok: true, control: job });
     expect(decodeQueueBody('{"v":"control","kind":"destination"}').ok).toBe(false);
-    expect(decodeQueueBody('{"v":"control",').ok).toBe(false);
+    const broken = decodeQueueBody('{"v":"control",');
+    expect(broken.ok ? "" : "detail" in broken ? broken.detail : "").toBe("the control message is not JSON");
     expect(decodeQueueBody(encodeRelayMessage(message()))).toEqual({ ok: true, message: message() });
+  });
+});
+
+describe("bytesOfBody: what a malformed message's dead letter keeps", () => {
+  it("keeps bytes as they are, text as UTF-8, anything else as its JSON", () => {
+    const raw = new Uint8Array([1, 2, 255]);
+    expect(bytesOfBody(raw)).toBe(raw);
+    expect([...bytesOfBody(raw.buffer)]).toEqual([1, 2, 255]);
+    expect(text.decode(bytesOfBody("é\n"))).toBe("é\n");
+    expect(text.decode(bytesOfBody({ a: [1] }))).toBe('{"a":[1]}');
+    expect(text.decode(bytesOfBody(undefined))).toBe("undefined");
   });
 });
 
@@ -274,6 +347,19 @@ describe("refusedUnits: refusals in a 2xx pinned on events", () => {
     bytes: 0,
     attempts: 1,
   });
+  it("pins a refusal on a unit by any of its calls' messageIds", () => {
+    const both = {
+      message: {
+        ...message(),
+        calls: ['{"messageId":"t","type":"track"}', '{"messageId":"i","type":"identify"}'],
+      },
+      calls: [],
+      bytes: 0,
+      attempts: 1,
+    };
+    expect(refusedUnits([both], [{ messageId: "i", detail: "x" }]).refused.get(both)).toEqual(["i: x"]);
+  });
+
   it("pins a refusal naming a messageId on its unit, and keeps the others unattributed", () => {
     const [a, b] = [unit("m-a"), unit("m-b")];
     const { refused, unattributed } = refusedUnits(

@@ -69,15 +69,19 @@ export function decodeFrames(data: Uint8Array): DecodedFrames {
       return { ok: false, detail: `the metadata at byte ${at} is not JSON`, frames };
     }
     const length = (meta as { n?: unknown } | null)?.n;
-    if (typeof length !== "number" || !Number.isInteger(length) || length < 0) {
+    if (!Number.isInteger(length) || (length as number) < 0) {
       return { ok: false, detail: `the metadata at byte ${at} names no length`, frames };
     }
     const start = end + 1;
-    if (start + length + 1 > data.length || data[start + length] !== NEWLINE) {
+    // Past the end of the object there is no byte, so no newline either: cut short.
+    if (data[start + (length as number)] !== NEWLINE) {
       return { ok: false, detail: `the frame at byte ${at} is cut short`, frames };
     }
-    frames.push({ meta: meta as Record<string, unknown>, bytes: data.subarray(start, start + length) });
-    at = start + length + 1;
+    frames.push({
+      meta: meta as Record<string, unknown>,
+      bytes: data.subarray(start, start + (length as number)),
+    });
+    at = start + (length as number) + 1;
   }
   return { ok: true, frames };
 }
