@@ -13,6 +13,8 @@ export const TEST_BINDINGS = {
   RETRY_MAX_SECONDS: "2",
   // A hung Segment is given up on after a second, so outage scenarios drain quickly.
   SEGMENT_TIMEOUT_MS: "1000",
+  // Archive replays read up to now: the tests send a webhook and replay it at once.
+  ARCHIVE_SETTLE_SECONDS: "0",
 };
 
 // The real migrations, applied to the test database by test/setup.ts before any test runs.

@@ -52,25 +52,32 @@ CREATE INDEX records_by_reason ON records (kind, reason, created_at);
 CREATE INDEX records_by_event_id ON records (event_id);
 -- Alerts: what a source stored since the last alert of its kind.
 CREATE INDEX records_by_source ON records (kind, source, stored_at);
+-- The cron's flag purge: the oldest event a stored record may still be replayed with.
+CREATE INDEX records_by_state ON records (state, received_at);
 
--- Bytes each source keeps in R2 for its records, kept exact by the triggers below: the budget
--- (RECORD_BUDGET_BYTES) is checked against it before the edge stores a webhook's bytes, and the
--- overview shows it with the records kept past the budget as a row only.
+-- Bytes each source keeps in R2 for the records a sender's input alone makes (quarantined
+-- webhooks and events too large to deliver; not the dead letters of accepted events, which are
+-- always kept), exact by the triggers below: the budget (RECORD_BUDGET_BYTES) is checked against
+-- it before the edge stores a webhook's bytes, and the overview shows it with the records kept
+-- past the budget as a row only.
 CREATE TABLE record_bytes (
   source TEXT PRIMARY KEY,
   bytes INTEGER NOT NULL,
   rows_only INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 INSERT INTO record_bytes (source, bytes)
-SELECT source, sum(coalesce(length(body), 0) + coalesce(length(CAST(message AS BLOB)), 0)) FROM records GROUP BY source;
+SELECT source, sum(coalesce(length(body), 0) + coalesce(length(CAST(message AS BLOB)), 0)) FROM records
+WHERE kind = 'quarantine' OR reason = 'event-too-large' GROUP BY source;
 -- (A deploy from before this migration still inserts bytes into body and message: counted too.)
 CREATE TRIGGER record_bytes_added AFTER INSERT ON records
+WHEN NEW.kind = 'quarantine' OR NEW.reason = 'event-too-large'
 BEGIN
   INSERT INTO record_bytes (source, bytes, rows_only) VALUES (NEW.source, coalesce(NEW.object_length, 0)
     + coalesce(length(NEW.body), 0) + coalesce(length(CAST(NEW.message AS BLOB)), 0), NEW.holds = 'none')
   ON CONFLICT (source) DO UPDATE SET bytes = bytes + excluded.bytes, rows_only = rows_only + excluded.rows_only;
 END;
 CREATE TRIGGER record_bytes_removed AFTER DELETE ON records
+WHEN OLD.kind = 'quarantine' OR OLD.reason = 'event-too-large'
 BEGIN
   UPDATE record_bytes SET bytes = bytes - coalesce(OLD.object_length, 0)
     - coalesce(length(OLD.body), 0) - coalesce(length(CAST(OLD.message AS BLOB)), 0),
@@ -150,6 +157,7 @@ CREATE TABLE replay_jobs (
   skipped INTEGER NOT NULL DEFAULT 0,  -- frames that could not be read or mapped
   chain TEXT NOT NULL,                 -- the live chain of steps (a queue control message)
   lease_until INTEGER NOT NULL DEFAULT 0, -- one step runs at a time
+  failures INTEGER NOT NULL DEFAULT 0, -- steps in a row that could not enqueue; the job fails at 10
   detail TEXT,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL

@@ -162,6 +162,9 @@ export const SettingsSchema = v.object({
   ARCHIVE_MODE: v.optional(v.picklist(ARCHIVE_MODE_VALUES, "must be one of off, failures, all"), "all"),
   // R2 lifecycle rules count in whole days (developers.cloudflare.com/r2/buckets/object-lifecycles).
   ARCHIVE_DAYS: integer(7, 1, 365),
+  // Webhooks are archived seconds after they arrive; ten minutes covers a consumer batch's wait
+  // and a short backlog.
+  ARCHIVE_SETTLE_SECONDS: integer(600, 0, 86_400),
   // One gibibyte per source: the Free plan's 10 GB of R2 holds the archive and ten sources' worth.
   RECORD_BUDGET_BYTES: integer(1_073_741_824, 1_048_576, 1_099_511_627_776),
   OUTAGE_AFTER_SECONDS: integer(300, 60, 86_400),
@@ -357,6 +360,11 @@ export const SETTINGS_DOC: Record<keyof Settings, SettingDoc> = {
     kind: "var",
     description:
       "How long the archive keeps a webhook (`ARCHIVE_MODE=all`): an R2 lifecycle rule on `archive/`, set by `npm run deploy` (and `npm run setup`).",
+  },
+  ARCHIVE_SETTLE_SECONDS: {
+    kind: "var",
+    description:
+      "An archive replay reads its range only up to this long ago (webhooks are archived as the consumer takes them, seconds after they arrive, longer behind a backlog), so a job does not finish before the archive holds its range's end. The range a job runs over is in its answer.",
   },
   RECORD_BUDGET_BYTES: {
     kind: "var",

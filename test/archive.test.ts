@@ -6,13 +6,18 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { runJobStep } from "../src/archive/jobs";
+import { listArchive } from "../src/archive/read";
+import { parseSettings } from "../src/config";
 import { PROFILES } from "../src/destination/profiles";
 import { targetOf } from "../src/destination/target";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { decodeRelayMessage, type RelayMessage } from "../src/queue/message";
 import { decodeFrames } from "../src/r2/frames";
+import { archiveKey, groupId } from "../src/r2/keys";
 import { SegmentStandIn } from "../standin/segment";
+import { faultyQueue } from "./faults";
 import {
   ADMIN_TOKEN,
   callWorker,
@@ -23,7 +28,7 @@ import {
   WRITE_KEY,
   withUniqueId,
 } from "./helpers";
-import { queueMessages } from "./messages";
+import { queueMessages, relayMessage } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 /**
@@ -242,5 +247,116 @@ describe("POST /admin/archive/replay", () => {
       expect(answer.response.status).toBe(400);
       expect((answer.json.issues as { path: string }[]).map((issue) => issue.path)).toContain(path);
     }
+  });
+});
+
+describe("archive replay jobs, the hard cases", () => {
+  it("moves past a stretch of objects outside the range, listed or empty hours alike", async () => {
+    const source = `stretch-${crypto.randomUUID().slice(0, 8)}`;
+    const hour = 3_600_000;
+    const base = Math.floor(Date.now() / hour) * hour - 10 * hour;
+    // Hour 0: objects written before the range starts; hours 1-2: nothing; hour 3: the one wanted.
+    const put = (at: number, n: number) =>
+      env.ARCHIVE.put(archiveKey(source, at, groupId(at, `${n}`.padStart(12, "0"))), "x", {
+        customMetadata: { events: "1", first: String(at), last: String(at) },
+      });
+    for (let n = 0; n < 5; n++) await put(base + 60_000 + n, n);
+    await put(base + 3 * hour + 5, 9);
+    const from = base + 30 * 60_000;
+    const to = base + 4 * hour;
+    let after: string | undefined;
+    const keys: string[] = [];
+    // One list a call: the listing must move on each time, never stand still.
+    for (let call = 0; call < 6; call++) {
+      const listing = await listArchive(env.ARCHIVE, source, from, to, {
+        after,
+        maxObjects: 50,
+        maxLists: 1,
+      });
+      keys.push(...listing.objects.map((object) => object.key));
+      if (listing.complete) break;
+      expect(listing.scanned).toBeDefined();
+      expect(listing.scanned && (after === undefined || listing.scanned > after)).toBe(true);
+      after = listing.objects.at(-1)?.key ?? listing.scanned;
+    }
+    expect(keys).toEqual([
+      archiveKey(source, base + 3 * hour + 5, groupId(base + 3 * hour + 5, "000000000009")),
+    ]);
+  });
+
+  it("fails a job after ten steps in a row the queue refused, saying why", async () => {
+    const a = await archivedSource(1);
+    const made = await admin("/archive/replay", "POST", a.bindings, { source: a.name, ...range() });
+    const id = (made.json.job as { id: string }).id;
+    const [first] = a.kept.sent.splice(0);
+    const broken = { ...a.bindings, EVENTS: faultyQueue(a.kept.queue, () => true) } as Partial<Env>;
+    const config = parseSettings({ ...env, ...broken } as Env);
+    if (!config.ok) throw new Error("settings");
+    let chain = (JSON.parse(first?.body as string) as { chain: string }).chain;
+    const answers: unknown[] = [];
+    for (let step = 0; step < 10; step++) {
+      const next = `step${step}`;
+      answers.push(
+        await runJobStep({ ...env, ...broken } as Env, config.settings, id, chain, next, Date.now()),
+      );
+      chain = next;
+    }
+    expect(answers.slice(0, 9)).toEqual(Array.from({ length: 9 }, () => ({ delaySeconds: 30 })));
+    expect(answers[9]).toBeUndefined();
+    const job = (await admin(`/archive/replay/${id}`, "GET", a.bindings)).json;
+    expect(job).toMatchObject({ state: "failed", sent: 0 });
+    expect(job.detail).toMatch(/the queue refused 10 steps in a row/);
+  });
+
+  it("sees a replay to the source's own destination, named or not, as overlapping", async () => {
+    const a = await archivedSource(1);
+    const own = await targetOf(PROFILES.segment, "https://api.segment.io", WRITE_KEY);
+    const named = await admin("/archive/replay", "POST", a.bindings, {
+      source: a.name,
+      ...range(),
+      destination: own.id,
+    });
+    expect(named.response.status).toBe(202);
+    expect((named.json.job as { destination: string | null }).destination).toBeNull();
+    const unnamed = await admin("/archive/replay", "POST", a.bindings, { source: a.name, ...range() });
+    expect(unnamed.response.status).toBe(409);
+  });
+
+  it("reads a range only up to ARCHIVE_SETTLE_SECONDS ago, and says so", async () => {
+    const a = await archivedSource(1);
+    const settling = { ...a.bindings, ARCHIVE_SETTLE_SECONDS: "600" } as Partial<Env>;
+    const dry = await admin("/archive/replay", "POST", settling, {
+      source: a.name,
+      ...range(),
+      dryRun: true,
+    });
+    expect(dry.response.status).toBe(200);
+    // The webhook came seconds ago: not in the range as run.
+    expect(dry.json).toMatchObject({ events: 0 });
+    expect(Date.parse(dry.json.to as string)).toBeLessThanOrEqual(Date.now() - 600_000);
+    const recent = await admin("/archive/replay", "POST", settling, {
+      source: a.name,
+      from: new Date(Date.now() - 60_000).toISOString(),
+      to: new Date().toISOString(),
+    });
+    expect(recent.response.status).toBe(400);
+    expect((recent.json.issues as { path: string; message: string }[])[0]).toMatchObject({
+      path: "from",
+      message: expect.stringContaining("ARCHIVE_SETTLE_SECONDS"),
+    });
+  });
+
+  it("archives a webhook on its first attempt even when its source is not configured now", async () => {
+    const name = `gone-${crypto.randomUUID().slice(0, 8)}`;
+    // Its source was removed from SOURCES after the webhook was accepted: it waits in the queue.
+    const bindings = {
+      SOURCES: JSON.stringify({ [`other-${name}`]: { writeKey: WRITE_KEY, tokens: [TOKEN] } }),
+      EVENTS: keptQueue().queue,
+    } as Partial<Env>;
+    const message: RelayMessage = { ...relayMessage(), source: name };
+    const result = await consume([message], bindings);
+    expect(result.retryMessages).toHaveLength(1);
+    const { objects } = await env.ARCHIVE.list({ prefix: `archive/${name}/` });
+    expect(objects).toHaveLength(1);
   });
 });

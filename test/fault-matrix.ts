@@ -272,7 +272,7 @@ export const FAULT_MATRIX: readonly FaultCell[] = [
     stage: consumer,
     fault: "D1 insert (a parked batch's row) fails",
     answer: "-",
-    ends: "not acked: retried with backoff (its object removed)",
+    ends: "not acked: retried with backoff (its object kept: the row may have landed)",
     expect: { end: "retried by the queue" },
   },
   {

@@ -2,7 +2,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { DLQ_MAX_RETRIES } from "../src/delivery/deadLetterConsumer";
-import { parkBatch } from "../src/delivery/park";
+import { parkBatch, readParked } from "../src/delivery/park";
 import { MAX_EVENT_BYTES, utf8Length } from "../src/destination/calls";
 import { PROFILES } from "../src/destination/profiles";
 import { targetOf } from "../src/destination/target";
@@ -265,7 +265,7 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
   "edge-d1-dead-letter": () => {
     const webhook = withUniqueId(PUBLISHED.visitorCreated);
     (webhook.properties as Record<string, unknown>).bio = "b".repeat(40_000);
-    return postAndObserve(webhook, { LEDGER: ledgerFailingOn("INSERT INTO records") });
+    return postAndObserve(webhook, { LEDGER: ledgerFailingOn("INTO records") });
   },
   "edge-r2-quarantine": () =>
     postAndObserve(JSON.stringify({ visitorId: "v" }), {
@@ -434,12 +434,16 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
   "consumer-d1-park": async () => {
     const outage = await outageSource();
     await outage.seed("outage", Date.now() - 400_000);
-    const result = await consume("pendo-events", [outage.message()], {
+    const message = outage.message();
+    const result = await consume("pendo-events", [message], {
       env: { ...outage.bindings, LEDGER: ledgerFailingOn("INTO parked") },
     });
     expect(result.retryMessages).toHaveLength(1);
-    // Its object was removed with it: nothing under parked/ points nowhere.
-    expect((await env.ARCHIVE.list({ prefix: `parked/${outage.target.id}/` })).objects).toEqual([]);
+    // Its object is kept (a row that did land must not point at nothing), and holds the message.
+    const objects = (await env.ARCHIVE.list({ prefix: `parked/${outage.target.id}/` })).objects;
+    expect(objects).toHaveLength(1);
+    const kept = await readParked(env.ARCHIVE, objects[0]?.key as string);
+    expect(kept.ok && kept.messages.map((m) => m.eventId)).toEqual([message.eventId]);
     return { end: "retried by the queue" };
   },
   "consumer-d1-flags": async () => {

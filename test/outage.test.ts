@@ -6,12 +6,17 @@ import {
 } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { parseSettings } from "../src/config";
+import { roundsOf } from "../src/delivery/drain";
 import { PROFILES } from "../src/destination/profiles";
 import { targetOf } from "../src/destination/target";
 import type { Env } from "../src/env";
 import worker from "../src/index";
+import { claimParkedStatement } from "../src/ledger/destinations";
+import { visitorHash } from "../src/ledger/flags";
 import type { RelayMessage } from "../src/queue/message";
 import { SegmentStandIn } from "../standin/segment";
+import { dbFailingOn } from "./faults";
 import { ADMIN_TOKEN, callWorker, keptQueue, TOKEN, WRITE_KEY } from "./helpers";
 import { queueMessages, relayMessage } from "./messages";
 import { useAlertReceiver } from "./standin";
@@ -241,6 +246,104 @@ describe("outage mode under concurrency", () => {
     expect(o.standIn.duplicates).toBe(0);
     expect([...o.standIn.messageIds].sort()).toEqual(o.idsOf(messages).sort());
     expect(await o.parked()).toEqual([]);
+  });
+});
+
+const settingsOf = (bindings: Partial<Env>) => {
+  const config = parseSettings({ ...env, ...bindings } as Env);
+  if (!config.ok) throw new Error("settings");
+  return config.settings;
+};
+
+describe("a drain step that stops half-way", () => {
+  it("is done again without storing its dead letters twice, its claims given back at once", async () => {
+    const o = await outageSource();
+    await callAdmin(`/destinations/${o.target.id}/hold`, "POST", o.bindings);
+    const message = o.message();
+    await o.consume([message]);
+    await callAdmin(`/destinations/${o.target.id}/resume`, "POST", o.bindings);
+    const [control] = o.kept.sent.splice(0);
+    // Segment refuses the event (a dead letter), and the step's last write, after the letter is
+    // stored, fails: the step throws.
+    o.standIn.failNext({ status: 400 }, { status: 400 });
+    const broken = { ...env, ...o.bindings, LEDGER: dbFailingOn(env.LEDGER, "DELETE FROM parked") } as Env;
+    const batch = createMessageBatch<unknown>("pendo-events", queueMessages([{ raw: control?.body }]));
+    const ctx = createExecutionContext();
+    await worker.queue(batch, broken, ctx);
+    await waitOnExecutionContext(ctx);
+    const letters = () =>
+      env.LEDGER.prepare("SELECT id FROM records WHERE event_id = ?")
+        .bind(message.eventId)
+        .all()
+        .then((r) => r.results);
+    expect(await letters()).toHaveLength(1);
+    // Still parked, no longer claimed, and the chain handed on (after a pause) despite the throw.
+    expect(
+      await env.LEDGER.prepare("SELECT claimed_until AS c FROM parked WHERE destination = ?")
+        .bind(o.target.id)
+        .all()
+        .then((r) => r.results),
+    ).toEqual([{ c: 0 }]);
+    expect(o.kept.sent.map((m) => m.delaySeconds)).toEqual([30]);
+    // Done again: the same letter (the same id), not a second one, and counted once.
+    await o.runChain();
+    expect(await o.parked()).toEqual([]);
+    expect(await letters()).toHaveLength(1);
+    // counts: {"<event>": [delivered, deadLettered, dropped, refused, lastSeen]} per hour.
+    const counted = await env.LEDGER.prepare(
+      "SELECT sum(value ->> '$[1]') AS n FROM counts, json_each(counts.events) WHERE source = ?",
+    )
+      .bind(o.name)
+      .first<{ n: number }>();
+    expect(counted?.n).toBe(1);
+  });
+
+  it("ends a step after its rounds even when no round spends a request (every event dropped)", async () => {
+    const o = await outageSource();
+    await callAdmin(`/destinations/${o.target.id}/hold`, "POST", o.bindings);
+    // A flagged visitor: every parked event is dropped, none is sent.
+    const visitor = `flagged-${crypto.randomUUID()}`;
+    const flagged = (): RelayMessage => ({ ...o.message(), visitor, eventTime: Date.now() + 1_000 });
+    const batches = roundsOf(settingsOf(o.bindings)) * 4 + 3;
+    const from = Date.now();
+    for (let i = 0; i < batches; i++) await o.consume([flagged()]);
+    // Flagged (from before the events' time) after they were parked.
+    await env.LEDGER.prepare("INSERT INTO flag_history VALUES (?, ?, ?, 1, 0)")
+      .bind(o.name, await visitorHash(visitor), from)
+      .run();
+    const parkedBefore = (await o.parked()).length;
+    await callAdmin(`/destinations/${o.target.id}/resume`, "POST", o.bindings);
+    const [control] = o.kept.sent.splice(0);
+    await o.consume([{ raw: control?.body }]);
+    expect(o.standIn.requests).toEqual([]);
+    // Six rounds of four, then the next step, at once, in a fresh invocation.
+    expect(parkedBefore - (await o.parked()).length).toBe(roundsOf(settingsOf(o.bindings)) * 4);
+    expect(o.kept.sent.map((m) => m.delaySeconds)).toEqual([0]);
+    await o.runChain();
+    expect(await o.parked()).toEqual([]);
+  });
+});
+
+describe("claims belong to the chain that owns the destination", () => {
+  it("takes no parked batch for a stale chain, a held destination or an open one", async () => {
+    const o = await outageSource();
+    await callAdmin(`/destinations/${o.target.id}/hold`, "POST", o.bindings);
+    await o.consume([o.message()]);
+    const claim = (chain: string) =>
+      claimParkedStatement(env.LEDGER, o.target.id, chain, 4, Date.now(), Date.now() + 60_000)
+        .all()
+        .then((r) => r.results.length);
+    const setChain = (state: string, chain: string) =>
+      env.LEDGER.prepare("UPDATE destinations SET state = ?, chain = ? WHERE id = ?")
+        .bind(state, chain, o.target.id)
+        .run();
+    await setChain("held", "c1");
+    expect(await claim("c1")).toBe(0);
+    await setChain("open", "c1");
+    expect(await claim("c1")).toBe(0);
+    await setChain("draining", "c1");
+    expect(await claim("c2")).toBe(0);
+    expect(await claim("c1")).toBe(1);
   });
 });
 

@@ -14,7 +14,7 @@ import {
   runCron,
   withUniqueId,
 } from "./helpers";
-import { deadLetterFor, queueMessages } from "./messages";
+import { deadLetterFor, queueMessages, seedDeadLetter } from "./messages";
 import { useSegmentStandIn } from "./standin";
 
 afterEach(() => {
@@ -293,6 +293,38 @@ describe("do-not-process is an interval, decided by the event's own time", () =>
     // Every decision from the cutoff on is what it was.
     expect(await flagRow(visitor, cutoff)).toMatchObject({ flagged: 1 });
     expect(await flagRow(visitor, cutoff + 2_000)).toMatchObject({ flagged: 0 });
+  });
+});
+
+describe("do-not-process history and what is still held", () => {
+  it("keeps the history as far back as a stored record's event, however old", async () => {
+    const { flagCutoff } = await import("../src/cron/scheduled");
+    const { parseSettings } = await import("../src/config");
+    const { visitorHash } = await import("../src/ledger/flags");
+    const config = parseSettings(env as Env);
+    if (!config.ok) throw new Error("settings");
+    const day = 86_400_000;
+    const cutoff = flagCutoff(config.settings, Date.now(), null);
+    // A dead letter made from a batch parked for weeks: its event is older than any retention.
+    const { id } = await seedDeadLetter();
+    const eventAt = cutoff - 30 * day;
+    await env.LEDGER.prepare("UPDATE records SET received_at = ? WHERE id = ?").bind(eventAt, id).run();
+    const visitor = `held-${crypto.randomUUID()}`;
+    const hash = await visitorHash(visitor);
+    for (const [time, flagged] of [
+      [eventAt - 5 * day, 1],
+      [eventAt - 4 * day, 0],
+      [eventAt - 10_000, 1], // in force when the held event happened
+      [eventAt + day, 0], // cleared since: the state at the usual cutoff
+    ] as const)
+      await env.LEDGER.prepare("INSERT INTO flag_history VALUES ('default', ?, ?, ?, 0)")
+        .bind(hash, time, flagged)
+        .run();
+    await runCron();
+    // A replay of that record must still find its visitor flagged at its event's time.
+    expect(await flagRow(visitor, eventAt)).toMatchObject({ flagged: 1, eventTime: eventAt - 10_000 });
+    expect(await flagRow(visitor)).toMatchObject({ flagged: 0 });
+    await env.LEDGER.prepare("DELETE FROM records WHERE id = ?").bind(id).run();
   });
 });
 

@@ -79,6 +79,24 @@ describe("no ledger row exceeds 8 KB, whatever the input", () => {
     expect(detail.json.rawBody).toBe(body);
   });
 
+  it("reads back an empty body without asking R2 for a zero-length range", async () => {
+    const { name, bindings } = source();
+    const posted = await postWebhook("", { path: `/pendo/${name}`, env: bindings });
+    expect(posted.response.status).toBe(400);
+    const { id } = (await env.LEDGER.prepare("SELECT id FROM records WHERE source = ?").bind(name).first<{
+      id: string;
+    }>()) as { id: string };
+    const get = vi.spyOn(env.ARCHIVE, "get");
+    const detail = await callWorker(
+      new Request(`https://relay.test/admin/quarantine/${id}`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      }),
+    );
+    expect(detail.response.status).toBe(200);
+    expect(detail.json.rawBody).toBe("");
+    expect(get).not.toHaveBeenCalled();
+  });
+
   it("cuts hostile names, many issues and a long answer of the destination", async () => {
     const { name, bindings } = source();
     // 500 issues under 2,000-character paths, and a 20,000-character event name.

@@ -12,6 +12,8 @@ import {
   decodeRelayMessage,
   encodeControl,
   encodeRelayMessage,
+  fitForQueue,
+  MAX_QUEUE_MESSAGE_BYTES,
   queuedBytes,
   type RelayMessage,
 } from "../src/queue/message";
@@ -404,5 +406,44 @@ describe("budgets and horizons", () => {
     // queue's retention before it was parked.
     expect(flagCutoff(config.settings, now, now - 10 * day)).toBe(now - 10 * day - day - day);
     expect(flagCutoff(config.settings, now, now - day)).toBe(now - 4 * day);
+  });
+});
+
+describe("fitForQueue: a message as the queue counts it", () => {
+  const call = (pad: number) =>
+    JSON.stringify({ type: "track", messageId: "m1", properties: { p: "x".repeat(pad) } });
+  const messageOf = (calls: string[], raw?: string): RelayMessage => ({
+    source: "default",
+    eventId: "e1",
+    event: "guideDisplayed",
+    receivedAt: 1,
+    bytes: calls.reduce((sum, c) => sum + new TextEncoder().encode(c).length, 0),
+    calls,
+    ...(raw === undefined ? {} : { raw }),
+  });
+
+  it("keeps a message at the limit whole and refuses one a byte over it", () => {
+    // Four calls, the first padded until the whole message is exactly MAX_QUEUE_MESSAGE_BYTES
+    // (its `bytes` header grows digits as the calls grow, hence the second pass).
+    const four = (pad: number) => messageOf([call(pad), call(1_000), call(1_000), call(1_000)]);
+    let pad = 1_000;
+    for (let pass = 0; pass < 3; pass++) pad += MAX_QUEUE_MESSAGE_BYTES - fitForQueue(four(pad)).bytes;
+    const at = four(pad);
+    const over = four(pad + 1);
+    expect(fitForQueue(at)).toMatchObject({ ok: true, bytes: MAX_QUEUE_MESSAGE_BYTES });
+    const refused = fitForQueue(over);
+    expect(refused).toMatchObject({ ok: false, bytes: MAX_QUEUE_MESSAGE_BYTES + 1 });
+    expect(refused.ok || refused.detail).toContain(String(MAX_QUEUE_MESSAGE_BYTES));
+  });
+
+  it("drops the raw webhook when only it makes the message too large", () => {
+    const small = messageOf([call(10)], "{}");
+    expect(fitForQueue(small).ok).toBe(true);
+    expect(small.raw).toBe("{}");
+    const big = messageOf([call(10)], "y".repeat(MAX_QUEUE_MESSAGE_BYTES));
+    const fitted = fitForQueue(big);
+    expect(fitted.ok).toBe(true);
+    expect(big.raw).toBeUndefined();
+    expect(fitted.ok && fitted.encoded.includes("yyyy")).toBe(false);
   });
 });

@@ -240,7 +240,7 @@ const ALERT_KIND_DOC: Record<AlertKind, { when: string; action: string }> = {
     action: "Nothing; replay any dead letters the failure left behind.",
   },
   "record-budget": {
-    when: "A source keeps at least 80% of `RECORD_BUDGET_BYTES` in R2 for its quarantined webhooks and dead letters (once per interval while it does).",
+    when: "A source keeps at least 80% of `RECORD_BUDGET_BYTES` in R2 for its quarantined webhooks and events too large to deliver (once per interval while it does).",
     action:
       "Replay or delete what can go (space returns when the retention purges it), raise the budget, or find who sends the junk; past the budget new records keep only their row.",
   },

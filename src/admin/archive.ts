@@ -63,7 +63,12 @@ export function archiveRoutes() {
     if (dry) {
       const counted = await dryRun(c.env, config.settings, request, now);
       if (!counted.ok) return c.json({ error: "invalid", issues: [counted.problem] }, 400);
-      return c.json({ dryRun: true, ...counted.dryRun });
+      // The range as a job would run it (its end no later than ARCHIVE_SETTLE_SECONDS ago).
+      const range = {
+        from: new Date(counted.request.from).toISOString(),
+        to: new Date(counted.request.to).toISOString(),
+      };
+      return c.json({ dryRun: true, ...range, ...counted.dryRun });
     }
     const created = await createJob(c.env, config.settings, request, now);
     if (!created.ok && "problem" in created)

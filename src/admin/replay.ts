@@ -15,7 +15,7 @@ import {
 } from "../ledger/records";
 import { log } from "../log";
 import { SEND_BATCH_MESSAGES, sendBatchGroups } from "../queue/batches";
-import { decodeRelayMessage, encodeRelayMessage, type RelayMessage } from "../queue/message";
+import { decodeRelayMessage, fitForQueue, type RelayMessage } from "../queue/message";
 import { loadRecordBytes } from "../records/bytes";
 import { resolveSource } from "../sources";
 
@@ -181,9 +181,14 @@ export async function replayRecords(
     logDropped(entry.message, "replay");
     results.set(entry.id, { ok: true, id: entry.id, status: "dropped", eventId: entry.message.eventId });
   }
-  const sending = planned
-    .filter((entry) => !dropped.has(entry))
-    .map((entry) => ({ ...entry, body: encodeRelayMessage(entry.message) }));
+  const sending: { id: string; message: RelayMessage; body: string }[] = [];
+  for (const entry of planned) {
+    if (dropped.has(entry)) continue;
+    // Measured again with replayedAt on it: a message at the limit may not fit any more.
+    const fitted = fitForQueue(entry.message);
+    if (fitted.ok) sending.push({ ...entry, body: fitted.encoded });
+    else fail({ ok: false, id: entry.id, reason: "not-replayable", detail: fitted.detail });
+  }
   for (const chunk of sendBatchGroups(sending, (entry) => entry.body)) {
     try {
       await env.EVENTS.sendBatch(chunk.map(({ body }) => ({ body, contentType: "text" as const })));
@@ -202,18 +207,21 @@ export async function replayRecords(
     }
   }
 
-  const settled = async () => {
-    await markDropped(
+  // Each independently: one failing does not keep the other from settling its records.
+  const [droppedMarked, given] = await Promise.allSettled([
+    markDropped(
       db,
       [...dropped].map(({ id }) => id),
       now,
-    );
-    await unmarkSent(db, give);
-  };
-  await settled().catch((error) =>
+    ),
+    unmarkSent(db, give),
+  ]);
+  if (droppedMarked.status === "rejected")
+    // Left marked sent: dropped and never sent; the console shows it as sent.
+    log("error", "replay-drop-mark-failed", { kind, ids: dropped.size, error: String(droppedMarked.reason) });
+  if (given.status === "rejected")
     // Left marked sent: never sent twice; the console shows it as sent, and an operator can send again.
-    log("error", "replay-unclaim-failed", { kind, ids: give.length, error: String(error) }),
-  );
+    log("error", "replay-unclaim-failed", { kind, ids: give.length, error: String(given.reason) });
 
   // Ids that were not marked: gone, or taken already; said record by record.
   const unmarked = ids.filter((id) => !results.has(id) && !marked.records.some((record) => record.id === id));

@@ -205,7 +205,7 @@ const SUMMARY: Record<AlertKind, Summary> = {
   "delivery-recovered": (source, t) =>
     `Segment delivers again for source ${code(source)} (failing since ${t.since}).`,
   "record-budget": (source, t) =>
-    `Source ${code(source)} keeps ${megabytes(t.bytes?.used)} of its ${megabytes(t.bytes?.budget)} budget for quarantined webhooks and dead letters (RECORD_BUDGET_BYTES). Past it, new records keep their row but not their bytes; nothing stored is deleted.`,
+    `Source ${code(source)} keeps ${megabytes(t.bytes?.used)} of its ${megabytes(t.bytes?.budget)} budget for quarantined webhooks and events too large to deliver (RECORD_BUDGET_BYTES). Past it, new records keep their row but not their bytes; nothing stored is deleted.`,
   "outage-started": (destination, t) =>
     `Destination ${code(destination)} has failed every batch since ${t.since} (last status ${t.lastStatus ?? "none: no answer"}): outage mode. Arriving batches are parked in R2 instead of spending retries, and one probe goes out per interval.`,
   "outage-drained": (destination, t) =>

@@ -1,10 +1,11 @@
 import type { Settings } from "../config";
+import type { Next } from "../delivery/control";
 import type { Env } from "../env";
 import { prepareEvent } from "../intake/prepare";
 import { randomHex } from "../ledger/records";
 import { log } from "../log";
 import { sendBatchGroups } from "../queue/batches";
-import { decodeRelayMessage, encodeRelayMessage, type RelayMessage } from "../queue/message";
+import { decodeRelayMessage, fitForQueue, type RelayMessage } from "../queue/message";
 import { resolveSource, type Source } from "../sources";
 import { destinationById, sourceTargets } from "../targets";
 import { type ArchivedWebhook, countArchived, listArchive, readArchiveObject } from "./read";
@@ -38,6 +39,36 @@ const LEASE_MS = 2 * 60_000;
 const COUNT_LISTS = 200;
 
 export type RequestProblem = { path: string; message: string };
+
+/**
+ * The request as a job runs it: its end no later than ARCHIVE_SETTLE_SECONDS ago (webhooks are
+ * archived as the consumer takes them, so a job must not finish before the archive holds the end
+ * of its range), and a destination
+ * that is the source's own said as none (so that two replays of one range to the same place are
+ * seen to overlap however they name it).
+ */
+async function settledRequest(
+  settings: Settings,
+  request: ArchiveReplayRequest,
+  now: number,
+): Promise<{ ok: true; request: ArchiveReplayRequest } | { ok: false; problem: RequestProblem }> {
+  const to = Math.min(request.to, now - settings.ARCHIVE_SETTLE_SECONDS * 1000);
+  if (to <= request.from)
+    return {
+      ok: false,
+      problem: {
+        path: "from",
+        message: `the range must start before ${new Date(to).toISOString()}: the last ${settings.ARCHIVE_SETTLE_SECONDS} seconds may not be archived yet (ARCHIVE_SETTLE_SECONDS)`,
+      },
+    };
+  const own = (await sourceTargets(settings)).get(request.source);
+  const { destination: _, ...rest } = request;
+  const ownDestination = own?.ok === true && own.target.id === request.destination;
+  return {
+    ok: true,
+    request: ownDestination || request.destination === undefined ? { ...rest, to } : { ...request, to },
+  };
+}
 
 /** The source the webhooks are mapped as: the archive's own, sent to the chosen destination. */
 async function mappingSource(
@@ -73,7 +104,7 @@ export async function mapArchived(
   webhook: ArchivedWebhook,
   request: ArchiveReplayRequest,
   now: number,
-): Promise<{ ok: true; message: RelayMessage } | { ok: false; detail: string }> {
+): Promise<{ ok: true; message: RelayMessage; encoded: string } | { ok: false; detail: string }> {
   let message: RelayMessage;
   if (webhook.meta.holds === "message") {
     const decoded = decodeRelayMessage(webhook.bytes);
@@ -99,7 +130,10 @@ export async function mapArchived(
   }
   message.replayedAt = now;
   if (request.destination !== undefined) message.destination = request.destination;
-  return { ok: true, message };
+  // Measured with what a replay adds: past the queue's limit it travels as its calls, or not at all.
+  const fitted = fitForQueue(message);
+  if (!fitted.ok) return { ok: false, detail: `event-too-large: ${fitted.detail}` };
+  return { ok: true, message, encoded: fitted.encoded };
 }
 
 export type DryRun = {
@@ -118,9 +152,14 @@ export type DryRun = {
 export async function dryRun(
   env: Env,
   settings: Settings,
-  request: ArchiveReplayRequest,
+  asked: ArchiveReplayRequest,
   now: number,
-): Promise<{ ok: true; dryRun: DryRun } | { ok: false; problem: RequestProblem }> {
+): Promise<
+  { ok: true; dryRun: DryRun; request: ArchiveReplayRequest } | { ok: false; problem: RequestProblem }
+> {
+  const settled = await settledRequest(settings, asked, now);
+  if (!settled.ok) return settled;
+  const request = settled.request;
   const mapping = await mappingSource(settings, request);
   if (!mapping.ok) return mapping;
   const listing = await listArchive(env.ARCHIVE, request.source, request.from, request.to, {
@@ -145,6 +184,7 @@ export async function dryRun(
   }
   return {
     ok: true,
+    request,
     dryRun: {
       events: counted.events,
       batches: listing.objects.length,
@@ -218,11 +258,12 @@ export type JobCreated =
 export async function createJob(
   env: Env,
   settings: Settings,
-  request: ArchiveReplayRequest,
+  asked: ArchiveReplayRequest,
   now: number,
 ): Promise<JobCreated> {
-  const counted = await dryRun(env, settings, request, now);
+  const counted = await dryRun(env, settings, asked, now);
   if (!counted.ok) return counted;
+  const { request } = counted;
   const id = `${String(now).padStart(13, "0")}-${randomHex(4)}`;
   const chain = randomHex(8);
   const db = env.LEDGER;
@@ -311,17 +352,23 @@ export async function restartStaleJobs(
   return restarted;
 }
 
-/** One step of a job; the delay before the next, or undefined when the job is over (or not ours). */
+// Steps in a row that could not enqueue before the job is failed (the queue refuses its writes).
+const MAX_FAILED_STEPS = 10;
+
+/**
+ * One step of a job; the delay before the next, or undefined when the job is over (or not ours).
+ * `chain` is the token the step's message carries, `next` the one its successor carries.
+ */
 export async function runJobStep(
   env: Env,
   settings: Settings,
   jobId: string,
   chain: string,
+  next: string,
   now: number,
-): Promise<{ delaySeconds: number; chain: string } | undefined> {
+): Promise<Next> {
   const db = env.LEDGER;
   // The token passes to the next step (compare-and-set): a duplicate message of this step ends.
-  const next = randomHex(8);
   const job = await db
     .prepare(
       `UPDATE replay_jobs SET lease_until = ?2, chain = ?5
@@ -369,7 +416,7 @@ export async function runJobStep(
       skipped += read.unreadable;
       for (const webhook of read.webhooks) {
         const mapped = await mapArchived(settings, mapping.source, webhook, request, now);
-        if (mapped.ok) messages.push(encodeRelayMessage(mapped.message));
+        if (mapped.ok) messages.push(mapped.encoded);
         else skipped++;
       }
     }
@@ -377,25 +424,43 @@ export async function runJobStep(
     consumed++;
     if (messages.length >= EVENTS_PER_STEP) break;
   }
+  // Every listed object done: the cursor moves past what the listing looked at, in range or not,
+  // so a stretch of objects outside the range never holds a job in place.
+  if (consumed === listing.objects.length && listing.scanned !== undefined && listing.scanned > cursor)
+    cursor = listing.scanned;
   try {
     for (const chunk of sendBatchGroups(messages, (message) => message)) {
       await env.EVENTS.sendBatch(chunk.map((body) => ({ body, contentType: "text" as const })));
     }
   } catch (error) {
-    // Nothing moves: the step is done again after its delay (what went out goes again, same ids).
-    await db.prepare("UPDATE replay_jobs SET lease_until = 0 WHERE id = ?").bind(jobId).run();
+    // Nothing moves: the step is done again after its delay (what went out goes again, same ids);
+    // after MAX_FAILED_STEPS in a row the job fails, saying why, and can be asked again.
+    const failed = await db
+      .prepare(
+        `UPDATE replay_jobs SET lease_until = 0, failures = failures + 1, updated_at = ?3,
+           state = CASE WHEN failures + 1 >= ?2 THEN 'failed' ELSE state END,
+           detail = CASE WHEN failures + 1 >= ?2 THEN ?4 ELSE detail END
+         WHERE id = ?1 AND state = 'running' RETURNING state`,
+      )
+      .bind(
+        jobId,
+        MAX_FAILED_STEPS,
+        now,
+        `the queue refused ${MAX_FAILED_STEPS} steps in a row: ${String(error)}`.slice(0, 2_000),
+      )
+      .first<{ state: ReplayJob["state"] }>();
     log("error", "archive-replay-enqueue-failed", { job: jobId, error: String(error) });
-    return { delaySeconds: 30, chain: next };
+    return failed?.state === "running" ? { delaySeconds: 30 } : undefined;
   }
   const done = listing.complete && consumed === listing.objects.length;
   await db
     .prepare(
       `UPDATE replay_jobs SET cursor = ?2, sent = sent + ?3, skipped = skipped + ?4, lease_until = 0, updated_at = ?5,
-         state = CASE WHEN ?6 THEN 'done' ELSE state END
+         failures = 0, state = CASE WHEN ?6 THEN 'done' ELSE state END
        WHERE id = ?1 AND state = 'running'`,
     )
     .bind(jobId, cursor, messages.length, skipped, now, done ? 1 : 0)
     .run();
   log("info", "archive-replay-step", { job: jobId, sent: messages.length, skipped, done });
-  return done ? undefined : { delaySeconds: PACE_SECONDS, chain: next };
+  return done ? undefined : { delaySeconds: PACE_SECONDS };
 }

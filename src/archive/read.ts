@@ -34,6 +34,8 @@ export interface Listing {
   /** Every object of the range (after the cursor) is in `objects`. */
   complete: boolean;
   lists: number;
+  /** The last key looked at, in the range or not: where the next listing may start after. */
+  scanned?: string;
 }
 
 /**
@@ -55,11 +57,12 @@ export async function listArchive(
     if (options.after && options.after >= `${prefix}\uffff`) continue; // the cursor is past this hour
     let cursor: string | undefined;
     do {
-      if (listing.lists >= options.maxLists || listing.objects.length >= options.maxObjects) return listing;
+      if (listing.lists >= options.maxLists) return listing;
+      // Whole pages whatever maxObjects is: objects outside the range are passed over in bulk.
       const page = await bucket.list({
         prefix,
         cursor,
-        limit: Math.min(1_000, options.maxObjects - listing.objects.length),
+        limit: 1_000,
         include: ["customMetadata"],
         ...(options.after && !cursor && options.after.startsWith(prefix)
           ? { startAfter: options.after }
@@ -67,6 +70,7 @@ export async function listArchive(
       });
       listing.lists++;
       for (const object of page.objects) {
+        if (listing.objects.length >= options.maxObjects) return listing;
         const meta = object.customMetadata ?? {};
         const entry = {
           key: object.key,
@@ -75,9 +79,12 @@ export async function listArchive(
           last: Number(meta.last ?? (hour + 1) * HOUR_MS - 1),
         };
         if (entry.last >= from && entry.first < to) listing.objects.push(entry);
+        listing.scanned = object.key;
       }
       cursor = page.truncated ? page.cursor : undefined;
     } while (cursor);
+    // The whole hour looked at: the next listing starts past it, even when it held nothing.
+    listing.scanned = `${prefix}\uffff`;
   }
   listing.complete = true;
   return listing;

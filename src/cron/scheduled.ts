@@ -61,8 +61,13 @@ export async function runScheduled(env: Env, ctx: ExecutionContext, now: number)
   );
   const recordsCutoff = now - settings.DEAD_LETTER_TTL_SECONDS * 1000;
   await step("purged", async () => {
-    const oldestParked = await db
-      .prepare("SELECT min(oldest_at) AS at FROM parked")
+    // The oldest event anything may still send: a parked batch, or a record not yet replayed.
+    const oldestHeld = await db
+      .prepare(
+        `SELECT min(at) AS at FROM (SELECT min(oldest_at) AS at FROM parked
+           UNION ALL SELECT min(received_at) FROM records WHERE state = 'stored'
+           UNION ALL SELECT min(received_at) FROM records WHERE state = 'replaying')`,
+      )
       .first<{ at: number | null }>();
     const results = await db.batch([
       db
@@ -75,7 +80,7 @@ export async function runScheduled(env: Env, ctx: ExecutionContext, now: number)
       db
         .prepare("DELETE FROM replay_jobs WHERE state != 'running' AND updated_at < ?")
         .bind(now - JOBS_KEPT_DAYS * DAY_MS),
-      ...purgeFlagStatements(db, flagCutoff(settings, now, oldestParked?.at ?? null), PURGE_BATCH),
+      ...purgeFlagStatements(db, flagCutoff(settings, now, oldestHeld?.at ?? null), PURGE_BATCH),
     ]);
     return results.map((result) => result.meta.changes);
   });
@@ -90,10 +95,11 @@ export async function runScheduled(env: Env, ctx: ExecutionContext, now: number)
 /**
  * The oldest event time a do-not-process decision may still be asked about: an event can still
  * be sent from the queue (its retention), from the dead letters (their TTL), from the archive
- * (ARCHIVE_DAYS), and from a parked batch (no expiry: the oldest one parked), each with a day's
- * margin for Pendo's own clock. Older history collapses to the state it left.
+ * (ARCHIVE_DAYS), and from what is held with no bound on its event's age (`oldestHeld`: a parked
+ * batch, or a dead letter made from one long after its event came), each with a day's margin for
+ * Pendo's own clock. Older history collapses to the state it left.
  */
-export function flagCutoff(settings: Settings, now: number, oldestParked: number | null): number {
+export function flagCutoff(settings: Settings, now: number, oldestHeld: number | null): number {
   const horizonMs =
     Math.max(
       settings.QUEUE_RETENTION_SECONDS,
@@ -101,9 +107,9 @@ export function flagCutoff(settings: Settings, now: number, oldestParked: number
       settings.ARCHIVE_DAYS * 86_400,
     ) * 1000;
   const byRetention = now - horizonMs - DAY_MS;
-  const byParked =
-    oldestParked === null ? byRetention : oldestParked - settings.QUEUE_RETENTION_SECONDS * 1000 - DAY_MS;
-  return Math.min(byRetention, byParked);
+  const byHeld =
+    oldestHeld === null ? byRetention : oldestHeld - settings.QUEUE_RETENTION_SECONDS * 1000 - DAY_MS;
+  return Math.min(byRetention, byHeld);
 }
 
 /**

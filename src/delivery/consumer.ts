@@ -94,9 +94,8 @@ export async function consumeEvents(
     // The relay's own chains (outage probes and drains, archive replay steps) go last, with what
     // is left of the invocation's request budget.
     for (const { queued, control } of controls) {
-      const retryIn = await handleControl(env, settings, scope, sender, control);
-      if (retryIn === undefined) settle.ack(queued);
-      else settle.retry(queued, retryIn);
+      await handleControl(env, settings, scope, sender, control);
+      settle.ack(queued);
     }
   } catch (error) {
     log("error", "consumer-failed", { error: String(error) });
@@ -146,21 +145,38 @@ async function deliver(
   // leave on a guess.
   const flags = settings.HONOR_DO_NOT_PROCESS ? await flagCheck(env.LEDGER, routed, now) : undefined;
   const ids = [...groups.keys()];
-  let states: Map<string, DestinationState>;
-  let dropped: Set<Unit>;
+  let states = new Map<string, DestinationState>();
+  let dropped = new Set<Unit>();
+  let flagFailure: unknown;
   try {
     const results = await env.LEDGER.batch([...(flags?.statements ?? []), statesStatement(env.LEDGER, ids)]);
     dropped = flags?.dropped(results.slice(0, flags.statements.length)) ?? new Set();
     const rows = (results.at(-1)?.results ?? []) as { id: string; state: DestinationState }[];
     states = new Map(rows.map((row) => [row.id, row.state]));
   } catch (error) {
-    log("error", "flag-check-failed", { messages: routed.length, error: String(error) });
+    flagFailure = error;
+  }
+
+  // Every webhook is archived on its first attempt, whatever happens to it next (its source not
+  // configured, the flag check down, a destination in outage): only a flagged visitor's events,
+  // known as such, are not kept.
+  const archived =
+    settings.ARCHIVE_MODE === "all"
+      ? archiveBatch(
+          env.ARCHIVE,
+          units.filter((unit) => !dropped.has(unit) && unit.attempts === 1).map((unit) => unit.message),
+          now,
+        )
+      : undefined;
+  if (flagFailure !== undefined) {
+    log("error", "flag-check-failed", { messages: routed.length, error: String(flagFailure) });
     for (const unit of routed)
       settle.failTransient(unit.queued, unit.message, {
         status: null,
         reason: "retries-exhausted",
         detail: "the do-not-process check failed",
       });
+    await archived;
     return;
   }
   for (const unit of dropped) {
@@ -168,15 +184,6 @@ async function deliver(
     settle.count(unit.message, "dropped");
     settle.ack(unit.queued);
   }
-
-  const archived =
-    settings.ARCHIVE_MODE === "all"
-      ? archiveBatch(
-          env.ARCHIVE,
-          routed.filter((unit) => !dropped.has(unit) && unit.attempts === 1).map((unit) => unit.message),
-          now,
-        )
-      : undefined;
 
   const toPark = new Map<string, { target: Target; units: Unit[] }>();
   const sends: Promise<{ target: Target; results: Map<Unit, UnitResult> }>[] = [];
@@ -300,7 +307,8 @@ async function enterOutage(
     await Promise.all(
       targets.map(async (target, i) => {
         const row = results[i]?.results[0] as { state: DestinationState; started: number } | undefined;
-        if (row?.state !== "outage") return;
+        // Held by an operator meanwhile parks too: a hold means nothing is sent until resumed.
+        if (row?.state !== "outage" && row?.state !== "held") return;
         parking.add(target.id);
         if (!row.started) return;
         log("error", "outage-started", { destination: target.id, host: target.host });

@@ -2,6 +2,7 @@ import type { AlertScope } from "../alerts/notify";
 import { runJobStep } from "../archive/jobs";
 import type { Settings } from "../config";
 import type { Env } from "../env";
+import { randomHex } from "../ledger/records";
 import { log } from "../log";
 import { type ControlMessage, encodeControl } from "../queue/message";
 import { destinationStep } from "./drain";
@@ -14,35 +15,43 @@ import type { Sender } from "./send";
  * lease): a duplicate or stale message does nothing. The cron restarts a chain that went quiet.
  */
 
-/** Does one step; returns a delay to retry this same message after (the next could not be sent). */
+/** What a step answers: run the next step after this delay, or the chain ends (undefined). */
+export type Next = { delaySeconds: number } | undefined;
+
+// A step that threw is tried again after this: its claims are given back or lapse.
+const FAILED_STEP_DELAY_SECONDS = 30;
+
+/**
+ * Does one step and sends the next. The step's token is chosen here, before the step takes the
+ * chain with it (compare-and-set), so that a step that throws half-way still hands the chain on:
+ * its successor carries the token the chain now holds. Always acks its own message.
+ */
 export async function handleControl(
   env: Env,
   settings: Settings,
   scope: AlertScope,
   sender: Sender,
   control: ControlMessage,
-): Promise<number | undefined> {
-  let next: { delaySeconds: number; chain: string } | undefined;
+): Promise<undefined> {
+  const token = randomHex(8);
+  let next: Next;
   try {
     next =
       control.kind === "destination"
-        ? await destinationStep(env, settings, scope, sender, control.destination, control.chain)
-        : await runJobStep(env, settings, control.job, control.chain, Date.now());
+        ? await destinationStep(env, settings, scope, sender, control.destination, control.chain, token)
+        : await runJobStep(env, settings, control.job, control.chain, token, Date.now());
   } catch (error) {
     log("error", "chain-step-failed", { kind: control.kind, error: String(error) });
-    // The step is retried; its claims lapse, so a retry redoes only what was not finished.
-    return 30;
+    next = { delaySeconds: FAILED_STEP_DELAY_SECONDS };
   }
   if (!next) return undefined;
   try {
-    await sendControl(env, { ...control, chain: next.chain }, next.delaySeconds);
-    return undefined;
+    await sendControl(env, { ...control, chain: token }, next.delaySeconds);
   } catch (error) {
-    // This message is acked: its token has moved on, so a retry would end at once; the cron
-    // restarts the chain once it has gone quiet.
+    // Nothing can carry the chain on now: the cron restarts it once it has gone quiet.
     log("error", "chain-send-failed", { kind: control.kind, error: String(error) });
-    return undefined;
   }
+  return undefined;
 }
 
 /** Starts (or restarts) a destination's probe and drain chain. A failure is left to the cron. */

@@ -2,6 +2,7 @@ import { type AlertScope, alertSoon } from "../alerts/notify";
 import type { Settings } from "../config";
 import type { Target } from "../destination/target";
 import type { Env } from "../env";
+import { recordId } from "../kv/keys";
 import { type CountDelta, countedEvent, countStatement } from "../ledger/counts";
 import { deliveryStatement } from "../ledger/delivery";
 import {
@@ -12,16 +13,19 @@ import {
   type DestinationState,
   drainedStatement,
   drainingStatement,
+  nothingClaimedStatement,
   type ParkedRow,
+  probeAtStatement,
   releaseParkedStatement,
   shrinkParkedStatement,
   unparkStatement,
 } from "../ledger/destinations";
-import { deadLetterOf, type LedgerRecord, randomHex } from "../ledger/records";
+import { deadLetterOf, type LedgerRecord, safeIdPart } from "../ledger/records";
 import { log } from "../log";
 import type { RelayMessage } from "../queue/message";
 import { storeRecords } from "../records/store";
 import { targetFor } from "../targets";
+import type { Next } from "./control";
 import { flagCheck, logDropped } from "./flags";
 import { parkedObject, readParked } from "./park";
 import type { Sender, SendUnit, UnitResult } from "./send";
@@ -41,22 +45,34 @@ import type { Sender, SendUnit, UnitResult } from "./send";
 const PARALLEL_BATCHES = 4;
 // A claim outlives a step (requests time out after SEGMENT_TIMEOUT_MS, at most 60 s).
 const LEASE_MS = 5 * 60_000;
+// Parked batches claimed by another step (a retried one whose lease has not lapsed): look again then.
+const CLAIMED_ELSEWHERE_SECONDS = 30;
 
-type Next = { delaySeconds: number; chain: string } | undefined;
+/**
+ * Rounds of PARALLEL_BATCHES one step runs at most. Each round costs about a dozen subrequests
+ * (a claim, the reads, a flag check, the sends, a batch, a delete) besides the requests the
+ * budget counts; at the default budget (40, sized for the Free plan's 50 subrequests) six rounds,
+ * above it a round per PARALLEL_BATCHES requests. A round that sends nothing (every event dropped
+ * or dead-lettered) spends no request budget, so this cap is what ends such a step.
+ */
+export const roundsOf = (settings: Settings) =>
+  settings.SEGMENT_REQUEST_BUDGET <= 50 ? 6 : Math.floor(settings.SEGMENT_REQUEST_BUDGET / PARALLEL_BATCHES);
 
+/**
+ * `current` is the token the step's message carries; `chain` the one its successor will carry
+ * (chosen by the caller, so that a step that throws still hands the chain on).
+ */
 export async function destinationStep(
   env: Env,
   settings: Settings,
   scope: AlertScope,
   sender: Sender,
   id: string,
+  current: string,
   chain: string,
 ): Promise<Next> {
   const db = env.LEDGER;
   const now = Date.now();
-  const current = chain;
-  // This step's token; the next step's message carries it.
-  chain = randomHex(8);
   const beat = await beatStatement(db, id, current, chain, now).first<{
     state: DestinationState;
     nextProbeAt: number;
@@ -65,30 +81,44 @@ export async function destinationStep(
   // message came twice and the other copy moved on): it ends here.
   if (!beat) return undefined;
   if (beat.state === "held" || beat.state === "open") return undefined;
-  const next = (delaySeconds: number): Next => ({ delaySeconds, chain });
+  const next = (delaySeconds: number): Next => ({ delaySeconds });
   const probeMs = settings.OUTAGE_PROBE_SECONDS * 1000;
   if (beat.state === "outage") {
     if (beat.nextProbeAt > now) return next((beat.nextProbeAt - now) / 1000);
     const claimed = await claimProbeStatement(db, id, chain, now, now + probeMs).first();
     if (!claimed) return next(settings.OUTAGE_PROBE_SECONDS);
-    const probe = await drainSome(env, settings, sender, id, 1, now);
+    const probe = await drainSome(env, settings, sender, id, chain, 1, now);
     log("warn", "outage-probe", { destination: id, outcome: probe.kind });
-    if (probe.kind === "failed") return next(settings.OUTAGE_PROBE_SECONDS);
-    if (probe.kind === "paused") {
-      await db
-        .prepare("UPDATE destinations SET next_probe_at = ? WHERE id = ?")
-        .bind(now + probe.seconds * 1000, id)
-        .run();
-      return next(probe.seconds);
+    switch (probe.kind) {
+      case "failed":
+        return next(settings.OUTAGE_PROBE_SECONDS);
+      case "stopped":
+        return undefined;
+      case "claimed":
+      case "deferred": {
+        // Nothing was sent: the probe is not spent, and is taken again when the next step runs.
+        const delay = probe.kind === "claimed" ? CLAIMED_ELSEWHERE_SECONDS : 0;
+        await probeAtStatement(db, id, chain, Date.now() + delay * 1000).run();
+        return next(delay);
+      }
+      case "paused":
+        await probeAtStatement(db, id, chain, now + probe.seconds * 1000).run();
+        return next(probe.seconds);
     }
     // Through (or nothing parked to probe with): parked batches go out from now on.
-    await drainingStatement(db, id, chain).run();
+    const draining = await drainingStatement(db, id, chain).run();
+    // Held or replaced meanwhile: the next beat tells.
+    if (draining.meta.changes === 0) return next(1);
   }
-  for (;;) {
-    const step = await drainSome(env, settings, sender, id, PARALLEL_BATCHES, Date.now());
+  for (let round = 0; round < roundsOf(settings); round++) {
+    const step = await drainSome(env, settings, sender, id, chain, PARALLEL_BATCHES, Date.now());
     switch (step.kind) {
       case "sent":
         continue;
+      case "stopped":
+        return undefined;
+      case "claimed":
+        return next(CLAIMED_ELSEWHERE_SECONDS);
       case "deferred":
         // The invocation's request budget is spent: the next step runs in a fresh invocation.
         return next(0);
@@ -107,11 +137,17 @@ export async function destinationStep(
       }
     }
   }
+  // This step's rounds are spent: the next runs in a fresh invocation.
+  return next(0);
 }
 
 type Drained =
   | { kind: "sent" }
   | { kind: "empty" }
+  /** Parked batches wait, but another step holds every one of them. */
+  | { kind: "claimed" }
+  /** The chain does not own the destination any more (held, replaced, or open again). */
+  | { kind: "stopped" }
   | { kind: "deferred" }
   | { kind: "paused"; seconds: number }
   | { kind: "failed"; status: number | null };
@@ -126,19 +162,52 @@ async function drainSome(
   settings: Settings,
   sender: Sender,
   id: string,
+  chain: string,
   limit: number,
   now: number,
 ): Promise<Drained> {
   const db = env.LEDGER;
-  const claimed = await claimParkedStatement(db, id, limit, now, now + LEASE_MS).all<ParkedRow>();
+  const claimed = await claimParkedStatement(db, id, chain, limit, now, now + LEASE_MS).all<ParkedRow>();
   const rows = claimed.results.sort((a, b) => (a.seq < b.seq ? -1 : 1));
-  if (rows.length === 0) return { kind: "empty" };
+  if (rows.length === 0) {
+    const why = await nothingClaimedStatement(db, id, chain).first<{ owned: number; parked: number }>();
+    if (!why?.owned) return { kind: "stopped" };
+    return why.parked ? { kind: "claimed" } : { kind: "empty" };
+  }
   const release = () =>
     releaseParkedStatement(
       db,
       id,
       rows.map((row) => row.seq),
     ).run();
+  try {
+    return await sendClaimed(env, settings, sender, id, rows, release, now);
+  } catch (error) {
+    // Given back at once rather than when the lease lapses; what was sent goes again (same ids).
+    await release().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * A dead letter's id from where it was parked, so that a step done twice (it threw after storing
+ * them) stores the same rows again, which the ledger ignores: `<parked at>-parked.<seq>.<what>`.
+ */
+function parkedLetterId(row: ParkedRow, what: string): string {
+  const parkedAt = Number(row.seq.slice(0, 13));
+  return recordId(parkedAt, `parked.${safeIdPart(row.seq.slice(14))}.${what}`.slice(0, 200));
+}
+
+async function sendClaimed(
+  env: Env,
+  settings: Settings,
+  sender: Sender,
+  id: string,
+  rows: ParkedRow[],
+  release: () => Promise<unknown>,
+  now: number,
+): Promise<Drained> {
+  const db = env.LEDGER;
 
   const read = await Promise.all(
     rows.map(async (row) => ({ row, read: await readParked(env.ARCHIVE, row.objectKey) })),
@@ -157,6 +226,7 @@ async function drainSome(
       letters.push(
         deadLetterOf(
           {
+            id: parkedLetterId(row, "object"),
             reason: "malformed-message",
             source: "unknown",
             eventId: row.seq,
@@ -171,10 +241,11 @@ async function drainSome(
       );
       continue;
     }
-    for (const unreadable of parked.unreadable) {
+    for (const [index, unreadable] of parked.unreadable.entries()) {
       letters.push(
         deadLetterOf(
           {
+            id: parkedLetterId(row, `frame${index}`),
             reason: "malformed-message",
             source: "unknown",
             eventId: "unknown",
@@ -252,6 +323,7 @@ async function drainSome(
       letters.push(
         deadLetterOf(
           {
+            id: parkedLetterId(unit.row, `${safeIdPart(unit.message.eventId)}.${unit.message.calls.length}`),
             reason: result.reason,
             source: unit.message.source,
             eventId: unit.message.eventId,

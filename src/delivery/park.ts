@@ -54,7 +54,10 @@ export async function parkBatch(
     }).run();
     changes = result.meta.changes;
   } catch (error) {
-    await forget(bucket, objectKey);
+    // The row may have landed all the same (an error after the commit): the object is kept, so a
+    // row never points at nothing. At worst it is an orphan, or the batch is parked twice when its
+    // retry parks it again, and sent twice under the same messageIds.
+    log("error", "parked-object-kept", { key: objectKey, error: String(error) });
     return { ok: false, reason: "failed", detail: `ledger: ${String(error)}` };
   }
   if (changes === 0) {

@@ -13,13 +13,7 @@ import { visitorOf } from "../pendo/identity";
 import { readWebhook } from "../pendo/intake";
 import { eventTime } from "../pendo/time";
 import { transformWebhook } from "../pendo/transform";
-import {
-  encodeRelayMessage,
-  MAX_DRIFT_KEYS,
-  MAX_QUEUE_MESSAGE_BYTES,
-  queuedBytes,
-  type RelayMessage,
-} from "../queue/message";
+import { fitForQueue, MAX_DRIFT_KEYS, type RelayMessage } from "../queue/message";
 import type { Source } from "../sources";
 
 /** A webhook judged by the edge: ready to enqueue, or why not. */
@@ -106,19 +100,10 @@ export async function prepareEvent(
     message.drift = drift.slice(-MAX_DRIFT_KEYS).map((key) => key.slice(0, DRIFT_KEY_LIMIT));
   }
   if (options.keepRaw) message.raw = text;
-  let encoded = encodeRelayMessage(message);
-  let bytes = queuedBytes(message, encoded);
-  if (bytes > MAX_QUEUE_MESSAGE_BYTES && message.raw !== undefined) {
-    // The calls alone may fit: the webhook then travels as its calls (archived as such).
-    delete message.raw;
-    encoded = encodeRelayMessage(message);
-    bytes = queuedBytes(message, encoded);
-  }
   // Each call fits 32 KB, so three fit 128 KB; measured anyway, as the queue will count it.
-  if (bytes > MAX_QUEUE_MESSAGE_BYTES) {
-    const detail = `the queue message is ${bytes} bytes; a queue message holds at most ${MAX_QUEUE_MESSAGE_BYTES}`;
-    return { ok: false, reason: "event-too-large", webhook, eventId, detail };
-  }
+  const fitted = fitForQueue(message);
+  if (!fitted.ok) return { ok: false, reason: "event-too-large", webhook, eventId, detail: fitted.detail };
+  const { encoded, bytes } = fitted;
   return {
     ok: true,
     webhook,

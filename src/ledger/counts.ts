@@ -46,8 +46,8 @@ export function recordCountStatement(
     event: string;
     createdAt: number;
   }[],
-  /** Rows moved in from the second store: counted only if the first of them is not in yet. */
-  moving = false,
+  /** Counted only if the first of the rows is not in the ledger yet (the group is new). */
+  onlyIfNew = false,
 ): D1PreparedStatement | undefined {
   return countStatement(
     db,
@@ -57,7 +57,7 @@ export function recordCountStatement(
       outcome: row.kind === "quarantine" ? "refused" : "deadLettered",
       at: row.createdAt,
     })),
-    moving ? rows[0]?.id : undefined,
+    onlyIfNew ? rows[0]?.id : undefined,
   );
 }
 

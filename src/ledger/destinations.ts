@@ -196,10 +196,15 @@ export interface ParkedRow {
   oldestAt: number;
 }
 
-/** The next `limit` parked batches in arrival order, taken until `leaseUntil` by this drain. */
+/**
+ * The next `limit` parked batches in arrival order, taken until `leaseUntil` by this drain, only
+ * while its chain owns the destination in outage or draining (an operator's hold stops a drain
+ * between two claims, not after the next).
+ */
 export function claimParkedStatement(
   db: D1Database,
   destination: string,
+  chain: string,
   limit: number,
   now: number,
   leaseUntil: number,
@@ -209,9 +214,31 @@ export function claimParkedStatement(
       `UPDATE parked SET claimed_until = ?4
        WHERE destination = ?1 AND seq IN (
          SELECT seq FROM parked WHERE destination = ?1 AND claimed_until < ?3 ORDER BY seq LIMIT ?2)
+         AND EXISTS (SELECT 1 FROM destinations WHERE id = ?1 AND chain = ?5 AND state IN ('outage', 'draining'))
        RETURNING destination, seq, object_key AS objectKey, messages, events, bytes, oldest_at AS oldestAt`,
     )
-    .bind(destination, limit, now, leaseUntil);
+    .bind(destination, limit, now, leaseUntil, chain);
+}
+
+/** Why a claim took nothing: the chain lost the destination, or every parked batch is claimed, or none is left. */
+export function nothingClaimedStatement(
+  db: D1Database,
+  destination: string,
+  chain: string,
+): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT EXISTS (SELECT 1 FROM destinations WHERE id = ?1 AND chain = ?2 AND state IN ('outage', 'draining')) AS owned,
+              EXISTS (SELECT 1 FROM parked WHERE destination = ?1) AS parked`,
+    )
+    .bind(destination, chain);
+}
+
+/** When the next probe may go (a paused or unspent one). */
+export function probeAtStatement(db: D1Database, id: string, chain: string, at: number): D1PreparedStatement {
+  return db
+    .prepare("UPDATE destinations SET next_probe_at = ? WHERE id = ? AND chain = ?")
+    .bind(at, id, chain);
 }
 
 /** Parked batches sent (or their events stored as dead letters): gone from the index. */

@@ -86,6 +86,8 @@ export interface DeadLetterInput {
   receivedAt: number;
   message?: RelayMessage;
   body?: Uint8Array;
+  /** A stable id, for a letter that may be stored twice (the ledger keeps the first). */
+  id?: string;
 }
 
 // Columns hold what an operator filters and reads: capped so a hostile name cannot bloat a row.
@@ -105,7 +107,7 @@ export const ROW_LIMIT_BYTES = 8_192;
 /** The one place a dead letter is built: the edge, both consumers and tests all come here. */
 export function deadLetterOf(input: DeadLetterInput, now: number): LedgerRecord {
   const record: LedgerRecord = {
-    id: newRecordId(now, input.source, input.eventId),
+    id: input.id ?? newRecordId(now, input.source, input.eventId),
     kind: "dead-letters",
     state: "stored",
     reason: input.reason,
@@ -201,7 +203,7 @@ export function randomHex(bytes: number): string {
   ).join("");
 }
 
-const safeIdPart = (text: string) => text.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
+export const safeIdPart = (text: string) => text.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
 export const RECORD_ID = /^\d{13}-[A-Za-z0-9_.-]{1,200}$/;
 
 /** A record as one row of the insert's JSON list: the index only, never the bytes. */
@@ -231,21 +233,31 @@ export type RecordRow = ReturnType<typeof rowOf>;
 /** The rows of records, for one insert statement or for the second store (`pending/`). */
 export const recordRows = (records: readonly LedgerRecord[]): RecordRow[] => records.map(rowOf);
 
+/** Rows one insert statement takes: 100 rows of at most ROW_LIMIT_BYTES stay far under D1's 2 MB for a value. */
+export const ROWS_PER_INSERT = 100;
+
 /**
- * One statement inserting every row (one transaction, one round trip): the list travels as one
- * JSON parameter (D1 binds at most 100 parameters, and a row is at most ROW_LIMIT_BYTES, so 100
- * rows stay far under D1's 2 MB for a value). `moving`: rows from the second store; an id the
- * ledger already has (a tombstone included) is left alone, and a row past `notBefore` is not
- * brought back after the purge has passed it.
+ * The statements inserting every row, run in one transaction (`db.batch`): the list travels as
+ * one JSON parameter per ROWS_PER_INSERT rows (D1 binds at most 100 parameters). An id the ledger
+ * already has (a tombstone included, or the same group stored again by a retried step) is left
+ * alone, and a row older than `notBefore` (rows moved in from the second store after the purge
+ * has passed them) is not brought back.
  */
-export function insertRecordsStatement(
+export function insertRecordsStatements(
   db: D1Database,
   rows: readonly RecordRow[],
-  moving?: { notBefore: number },
-): D1PreparedStatement {
+  notBefore = 0,
+): D1PreparedStatement[] {
+  const statements: D1PreparedStatement[] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT)
+    statements.push(insertStatement(db, rows.slice(i, i + ROWS_PER_INSERT), notBefore));
+  return statements;
+}
+
+function insertStatement(db: D1Database, rows: readonly RecordRow[], notBefore: number): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT ${moving ? "OR IGNORE " : ""}INTO records (id, kind, state, reason, source, event, event_id, attempts,
+      `INSERT OR IGNORE INTO records (id, kind, state, reason, source, event, event_id, attempts,
          last_status, detail, issues, received_at, created_at, object_key, object_offset, object_length, holds)
        SELECT value ->> 'id', value ->> 'kind', 'stored', value ->> 'reason', value ->> 'source', value ->> 'event',
          value ->> 'eventId', value ->> 'attempts', value ->> 'lastStatus', value ->> 'detail', value ->> 'issues',
@@ -253,7 +265,7 @@ export function insertRecordsStatement(
          value ->> 'objectLength', value ->> 'holds'
        FROM json_each(?1) WHERE value ->> 'createdAt' >= ?2`,
     )
-    .bind(JSON.stringify(rows), moving?.notBefore ?? 0);
+    .bind(JSON.stringify(rows), notBefore);
 }
 
 /** A row as D1 returns it. */

@@ -100,6 +100,31 @@ export function encodeRelayMessage(message: RelayMessage): string {
 }
 
 /** Bytes the queue counts for an encoded message: calls are measured once, the rest here. */
+export type Fitted =
+  | { ok: true; encoded: string; bytes: number }
+  | { ok: false; bytes: number; detail: string };
+
+/**
+ * A message encoded for the queue, measured as the queue counts it. Past the queue's limit, the
+ * raw webhook is dropped from it (the webhook then travels, and is archived, as its calls); still
+ * past it, the message cannot travel at all.
+ */
+export function fitForQueue(message: RelayMessage): Fitted {
+  let encoded = encodeRelayMessage(message);
+  let bytes = queuedBytes(message, encoded);
+  if (bytes > MAX_QUEUE_MESSAGE_BYTES && message.raw !== undefined) {
+    delete message.raw;
+    encoded = encodeRelayMessage(message);
+    bytes = queuedBytes(message, encoded);
+  }
+  if (bytes <= MAX_QUEUE_MESSAGE_BYTES) return { ok: true, encoded, bytes };
+  return {
+    ok: false,
+    bytes,
+    detail: `the queue message is ${bytes} bytes; a queue message holds at most ${MAX_QUEUE_MESSAGE_BYTES}`,
+  };
+}
+
 export function queuedBytes(message: RelayMessage, encoded: string): number {
   const callsLength = message.calls.reduce((sum, call) => sum + call.length + 1, 0);
   const rest = encoded.length - callsLength;

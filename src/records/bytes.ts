@@ -33,14 +33,16 @@ export async function loadRecordBytes(
       const fail = (reason: BytesProblem["reason"], detail: string) => {
         for (const record of group) problems.push({ id: record.id, reason, detail });
       };
-      let data: Uint8Array;
-      try {
-        const object = await bucket.get(key, { range: { offset: start, length: end - start } });
-        if (!object) return fail("missing-object", `R2 has no object ${key}`);
-        data = new Uint8Array(await object.arrayBuffer());
-      } catch (error) {
-        return fail("unreadable-object", `R2 could not read ${key}: ${String(error)}`);
-      }
+      let data = new Uint8Array(0);
+      // Every slice empty (an empty body): nothing to read, and R2 refuses a zero-length range.
+      if (end > start)
+        try {
+          const object = await bucket.get(key, { range: { offset: start, length: end - start } });
+          if (!object) return fail("missing-object", `R2 has no object ${key}`);
+          data = new Uint8Array(await object.arrayBuffer());
+        } catch (error) {
+          return fail("unreadable-object", `R2 could not read ${key}: ${String(error)}`);
+        }
       for (const record of group) {
         const { offset, length } = record.object as { offset: number; length: number };
         const bytes = data.slice(offset - start, offset - start + length);

@@ -1,7 +1,7 @@
 import * as v from "valibot";
 import { KEY_PREFIX } from "../kv/keys";
 import { recordCountStatement } from "../ledger/counts";
-import { bytesOfBase64, insertRecordsStatement, RECORD_KINDS, type RecordRow } from "../ledger/records";
+import { bytesOfBase64, insertRecordsStatements, RECORD_KINDS, type RecordRow } from "../ledger/records";
 import { log } from "../log";
 import { R2_PREFIX } from "../r2/keys";
 
@@ -44,6 +44,8 @@ export interface MoveReport {
   moved: number;
   rows: number;
   unreadable: number;
+  /** Entries the ledger refused this run (D1 down): left for the next. */
+  failed: number;
   /** More may be waiting: the run stopped at its budget. */
   more: boolean;
 }
@@ -57,8 +59,9 @@ async function movePaged(
   move: (name: string) => Promise<{ rows: number } | "unreadable">,
   budget: MoveBudget,
 ): Promise<MoveReport> {
-  const report: MoveReport = { moved: 0, rows: 0, unreadable: 0, more: false };
+  const report: MoveReport = { moved: 0, rows: 0, unreadable: 0, failed: 0, more: false };
   let cursor: string | undefined;
+  let failedInARow = 0;
   for (let page = 0; page < budget.pages; page++) {
     const listed = await list(cursor);
     for (const name of listed.names) {
@@ -66,7 +69,24 @@ async function movePaged(
         report.more = true;
         return report;
       }
-      const moved = await move(name);
+      let moved: { rows: number } | "unreadable" | "failed";
+      try {
+        moved = await move(name);
+      } catch (error) {
+        // One entry the ledger refuses never holds up the others: it stays for the next run.
+        log("error", "pending-move-failed", { key: name, error: String(error) });
+        moved = "failed";
+      }
+      if (moved === "failed") {
+        report.failed++;
+        // Three in a row: the ledger is down, not one entry bad; the next run tries again.
+        if (++failedInARow >= 3) {
+          report.more = true;
+          return report;
+        }
+        continue;
+      }
+      failedInARow = 0;
       if (moved === "unreadable") report.unreadable++;
       else {
         report.moved++;
@@ -109,7 +129,7 @@ export function movePending(
       // moved twice (its first delete failed) is neither inserted nor counted again.
       const counted = recordCountStatement(db, rows, true);
       if (rows.length > 0)
-        await db.batch([...(counted ? [counted] : []), insertRecordsStatement(db, rows, { notBefore })]);
+        await db.batch([...(counted ? [counted] : []), ...insertRecordsStatements(db, rows, notBefore)]);
       await bucket.delete(key);
       return { rows: rows.length };
     },

@@ -1,5 +1,5 @@
 import { recordCountStatement } from "../ledger/counts";
-import { insertRecordsStatement, type LedgerRecord, randomHex, recordRows } from "../ledger/records";
+import { insertRecordsStatements, type LedgerRecord, randomHex, recordRows } from "../ledger/records";
 import { encodeFrames, type Frame } from "../r2/frames";
 import { groupId, pendingKey, recordsKey } from "../r2/keys";
 
@@ -12,6 +12,8 @@ import { groupId, pendingKey, recordsKey } from "../r2/keys";
  * `pending/` in one more put; the cron moves them into the ledger. There is no partial commit to
  * repeat: the rows and their counters are one transaction, so either all of them are in the
  * ledger or none is, and a record is counted (dead-lettered, refused) exactly when its row lands.
+ * A group stored again under the same ids (a retried drain step) changes nothing and counts
+ * nothing: the rows are inserted OR IGNORE, and the count only if the first of them is new.
  */
 
 export type StoreResult =
@@ -59,10 +61,11 @@ export async function storeRecords(
   }
   const rows = recordRows(records);
   try {
-    const counted = recordCountStatement(db, rows);
+    // The count first, while it can still tell whether the group is new.
+    const counted = recordCountStatement(db, rows, true);
     await db.batch([
-      insertRecordsStatement(db, rows),
       ...(counted ? [counted] : []),
+      ...insertRecordsStatements(db, rows),
       ...(options.with ?? []),
     ]);
     return { ok: true, where: "ledger", objectKey, bytes };

@@ -3,6 +3,9 @@ import type { Section } from "../section";
 import { api } from "../session";
 
 interface DryRun {
+  /** The range as a job would run it: its end no later than ARCHIVE_SETTLE_SECONDS ago. */
+  from: string;
+  to: string;
   events: number;
   batches: number;
   complete: boolean;
@@ -88,7 +91,7 @@ export const archive: Section = {
         el(
           "p",
           {},
-          `${body.events} webhook(s) in ${body.batches} archive object(s)${body.complete ? "" : " (at least: the range holds more than one answer lists)"}.`,
+          `${body.events} webhook(s) in ${body.batches} archive object(s)${body.complete ? "" : " (at least: the range holds more than one answer lists)"}, received from ${body.from} to ${body.to}.`,
         ),
         ...(body.first
           ? block(`The first (${body.first.eventId}) maps to`, body.first.willSend ?? body.first.error)
