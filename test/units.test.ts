@@ -424,14 +424,24 @@ describe("fitForQueue: a message as the queue counts it", () => {
 
   it("keeps a message at the limit whole and refuses one a byte over it", () => {
     // Four calls, the first padded until the whole message is exactly MAX_QUEUE_MESSAGE_BYTES
-    // (its `bytes` header grows digits as the calls grow, hence the second pass).
-    const four = (pad: number) => messageOf([call(pad), call(1_000), call(1_000), call(1_000)]);
-    let pad = 1_000;
-    for (let pass = 0; pass < 3; pass++) pad += MAX_QUEUE_MESSAGE_BYTES - fitForQueue(four(pad)).bytes;
-    const at = four(pad);
-    const over = four(pad + 1);
-    expect(fitForQueue(at)).toMatchObject({ ok: true, bytes: MAX_QUEUE_MESSAGE_BYTES });
-    const refused = fitForQueue(over);
+    // (its `bytes` header grows digits as the calls grow, hence more than one pass).
+    const four = (pad: number, raw?: string) =>
+      messageOf([call(pad), call(1_000), call(1_000), call(1_000)], raw);
+    const padAtLimit = (raw?: string) => {
+      let pad = 1_000;
+      for (let pass = 0; pass < 3; pass++) {
+        const message = four(pad, raw);
+        pad += MAX_QUEUE_MESSAGE_BYTES - queuedBytes(message, encodeRelayMessage(message));
+      }
+      return pad;
+    };
+    // At the limit, the webhook still travels with its calls.
+    const withRaw = four(padAtLimit("{}"), "{}");
+    expect(fitForQueue(withRaw)).toMatchObject({ ok: true, bytes: MAX_QUEUE_MESSAGE_BYTES });
+    expect(withRaw.raw).toBe("{}");
+    const pad = padAtLimit();
+    expect(fitForQueue(four(pad))).toMatchObject({ ok: true, bytes: MAX_QUEUE_MESSAGE_BYTES });
+    const refused = fitForQueue(four(pad + 1));
     expect(refused).toMatchObject({ ok: false, bytes: MAX_QUEUE_MESSAGE_BYTES + 1 });
     expect(refused.ok || refused.detail).toContain(String(MAX_QUEUE_MESSAGE_BYTES));
   });
