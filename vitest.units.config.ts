@@ -4,7 +4,14 @@ import { defineConfig } from "vitest/config";
 // against each mutant, fast enough to try every one. `npm test` runs them in workerd with the rest.
 export default defineConfig({
   test: {
-    include: ["test/units.test.ts", "test/pure.test.ts"],
+    include: [
+      "test/units.test.ts",
+      "test/pure.test.ts",
+      "test/transform.test.ts",
+      "test/mapping.test.ts",
+      "test/alert-text.test.ts",
+      "test/json.test.ts",
+    ],
     environment: "node",
   },
 });

@@ -286,6 +286,31 @@ browserTest(
     assert.equal(await dialog.getByRole("heading").first().textContent(), `Dead letter ${escaped}`);
     await dialog.getByRole("button", { name: "Close" }).click();
 
+    // Markup in a sender's strings shows as the literal text it is, in the row and in the dialog:
+    // nothing is parsed as HTML, so no element appears and no handler runs.
+    const markup = `<b>x</b><img src=x onerror=window.__pwned=1> ${Date.now()}`;
+    const marked = await deadLetter({ ...sampleWebhook("guideDisplayed"), event: markup });
+    await page.reload();
+    const markedRow = section(page, "Dead letters")
+      .getByRole("row")
+      .filter({ hasText: String(marked.uniqueId) });
+    const markedCell = markedRow.getByRole("cell", { name: markup, exact: true });
+    await markedCell.waitFor();
+    assert.equal(await markedCell.textContent(), markup);
+    await markedRow.getByRole("button", { name: "Details" }).click();
+    await page.getByRole("dialog").getByText("Segment's answer").waitFor();
+    assert.equal(
+      await page.getByRole("dialog").getByRole("heading").first().textContent(),
+      `Dead letter ${markup}`,
+    );
+    assert.ok(
+      ((await page.getByRole("dialog").textContent()) ?? "").includes("<img src=x onerror=window.__pwned=1>"),
+      "the dialog shows the stored body's markup as text",
+    );
+    await page.getByRole("dialog").getByRole("button", { name: "Close" }).click();
+    assert.equal(await page.locator("main b, main img, dialog b, dialog img").count(), 0);
+    assert.equal(await page.evaluate("window.__pwned"), undefined);
+
     const pageText = (await page.evaluate("document.body.textContent")) as string;
     for (const raw of ["\u202E", "\u202C"])
       assert.ok(!pageText.includes(raw), `no raw ${escape(raw)} anywhere on the page`);

@@ -109,6 +109,22 @@ const HOSTILE: [string, AlertKind, AlertTally][] = [
     }),
   ],
   [
+    // Each 4 bytes in UTF-8 but 2 UTF-16 units: a cap counted in string length lets through twice the bytes.
+    "5,000 names and 50 examples of 100 emoji each",
+    "unknown-event",
+    tally({
+      count: 5_000,
+      names: Array.from({ length: 5_000 }, (_, i) => `${"\u{1F4A5}".repeat(100)}${i}`),
+      examples: Array.from({ length: 50 }, (_, i) => ({
+        event: "\u{1F4A5}".repeat(100),
+        uniqueId: `${"\u{1F600}".repeat(100)}${i}`,
+      })),
+      breakdown: Object.fromEntries(
+        Array.from({ length: 5_000 }, (_, i) => [`${"\u{1F4A5}".repeat(100)}${i}`, i + 1]),
+      ),
+    }),
+  ],
+  [
     "5,000 unknown names of 100 escaped characters",
     "unknown-event",
     tally({

@@ -17,7 +17,7 @@ import { decodeRelayMessage, type RelayMessage } from "../src/queue/message";
 import { decodeFrames } from "../src/r2/frames";
 import { archiveKey, groupId } from "../src/r2/keys";
 import { SegmentStandIn } from "../standin/segment";
-import { faultyQueue } from "./faults";
+import { bucketFailing, faultyQueue } from "./faults";
 import {
   ADMIN_TOKEN,
   callWorker,
@@ -306,6 +306,39 @@ describe("archive replay jobs, the hard cases", () => {
     const job = (await admin(`/archive/replay/${id}`, "GET", a.bindings)).json;
     expect(job).toMatchObject({ state: "failed", sent: 0 });
     expect(job.detail).toMatch(/the queue refused 10 steps in a row/);
+  });
+
+  it("gives its lease back when a step throws, so the successor 30 s later runs it", async () => {
+    const a = await archivedSource(2);
+    const made = await admin("/archive/replay", "POST", a.bindings, { source: a.name, ...range() });
+    const id = (made.json.job as { id: string }).id;
+    const [first] = a.kept.sent.splice(0);
+    const config = parseSettings({ ...env, ...a.bindings } as Env);
+    if (!config.ok) throw new Error("settings");
+    const chain = (JSON.parse(first?.body as string) as { chain: string }).chain;
+    // R2 does not answer the step's listing: the step throws after taking the lease.
+    const broken = { ...env, ...a.bindings, ARCHIVE: bucketFailing(env.ARCHIVE, "archive/", "list") } as Env;
+    await expect(runJobStep(broken, config.settings, id, chain, "after-throw", Date.now())).rejects.toThrow();
+    const row = await env.LEDGER.prepare(
+      "SELECT lease_until AS lease, failures, chain FROM replay_jobs WHERE id = ?",
+    )
+      .bind(id)
+      .first();
+    expect(row).toEqual({ lease: 0, failures: 1, chain: "after-throw" });
+    // The successor (the new token) runs the step in full.
+    const next = await runJobStep(
+      { ...env, ...a.bindings } as Env,
+      config.settings,
+      id,
+      "after-throw",
+      "t3",
+      Date.now(),
+    );
+    expect(next).toBeUndefined();
+    expect((await admin(`/archive/replay/${id}`, "GET", a.bindings)).json).toMatchObject({
+      state: "done",
+      sent: 2,
+    });
   });
 
   it("sees a replay to the source's own destination, named or not, as overlapping", async () => {

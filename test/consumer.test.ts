@@ -167,6 +167,16 @@ describe("consumer: permanent failures become dead letters", () => {
     });
   });
 
+  it("still retries a message failing on attempt MAX_RETRIES: that retry is the last one allowed", async () => {
+    const { standIn } = useSegmentStandIn();
+    standIn.failNext(503);
+    const body = relayMessage();
+    const result = await consume([body], { attempts: MAX_RETRIES });
+    expect(result.explicitAcks).toEqual([]);
+    expect(result.retryMessages).toHaveLength(1);
+    expect(await deadLetterFor(body.eventId)).toBeUndefined();
+  });
+
   it("dead-letters a message still failing on its last allowed attempt", async () => {
     const { standIn } = useSegmentStandIn();
     standIn.failNext(503);

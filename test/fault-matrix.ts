@@ -272,7 +272,7 @@ export const FAULT_MATRIX: readonly FaultCell[] = [
     stage: consumer,
     fault: "D1 insert (a parked batch's row) fails",
     answer: "-",
-    ends: "not acked: retried with backoff (its object kept: the row may have landed)",
+    ends: "not acked: retried with backoff (its object removed once the ledger says no row points at it, kept while it cannot say)",
     expect: { end: "retried by the queue" },
   },
   {

@@ -434,16 +434,24 @@ const SCENARIOS: Record<string, () => Promise<Observation>> = {
   "consumer-d1-park": async () => {
     const outage = await outageSource();
     await outage.seed("outage", Date.now() - 400_000);
-    const message = outage.message();
-    const result = await consume("pendo-events", [message], {
+    const objects = async () => (await env.ARCHIVE.list({ prefix: `parked/${outage.target.id}/` })).objects;
+    // The insert fails, and the ledger then says no row landed: the object goes with it.
+    const refused = await consume("pendo-events", [outage.message()], {
       env: { ...outage.bindings, LEDGER: ledgerFailingOn("INTO parked") },
     });
+    expect(refused.retryMessages).toHaveLength(1);
+    expect(await objects()).toEqual([]);
+    // The ledger cannot say whether the row landed: the object is kept (a landed row must not
+    // point at nothing), and holds the message.
+    const message = outage.message();
+    const result = await consume("pendo-events", [message], {
+      env: { ...outage.bindings, LEDGER: ledgerFailingOn(/\bparked\b/) },
+    });
     expect(result.retryMessages).toHaveLength(1);
-    // Its object is kept (a row that did land must not point at nothing), and holds the message.
-    const objects = (await env.ARCHIVE.list({ prefix: `parked/${outage.target.id}/` })).objects;
-    expect(objects).toHaveLength(1);
-    const kept = await readParked(env.ARCHIVE, objects[0]?.key as string);
-    expect(kept.ok && kept.messages.map((m) => m.eventId)).toEqual([message.eventId]);
+    const kept = await objects();
+    expect(kept).toHaveLength(1);
+    const read = await readParked(env.ARCHIVE, kept[0]?.key as string);
+    expect(read.ok && read.messages.map((m) => m.eventId)).toEqual([message.eventId]);
     return { end: "retried by the queue" };
   },
   "consumer-d1-flags": async () => {

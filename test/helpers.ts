@@ -3,35 +3,14 @@ import { env } from "cloudflare:workers";
 import { vi } from "vitest";
 import type { Env } from "../src/env";
 import worker from "../src/index";
-import guideDisplayed from "../src/pendo/examples/guideDisplayed.json";
-import trackEventReceived from "../src/pendo/examples/trackEventReceived.json";
-import visitorCreated from "../src/pendo/examples/visitorCreated.json";
 import { decodeRelayMessage, type RelayMessage } from "../src/queue/message";
 
 export const TOKEN = env.WEBHOOK_TOKEN as string;
 export const WRITE_KEY = env.SEGMENT_WRITE_KEY as string;
 export const ADMIN_TOKEN = env.ADMIN_TOKEN as string;
 
-/** Pendo's published examples, unchanged (copied into src/pendo/examples). */
-export const PUBLISHED = { guideDisplayed, trackEventReceived, visitorCreated } as const;
-
-export function clone<T>(value: T): T {
-  return structuredClone(value);
-}
-
-let counter = 0;
-/** A fresh 40-hex uniqueId, so tests never see each other's dedup markers. */
-export function freshUniqueId(): string {
-  counter++;
-  return `${Date.now().toString(16)}${counter.toString(16).padStart(6, "0")}`.padEnd(40, "a").slice(0, 40);
-}
-
-export function withUniqueId<T extends object>(
-  webhook: T,
-  uniqueId = freshUniqueId(),
-): T & { uniqueId: string } {
-  return { ...clone(webhook), uniqueId };
-}
+// Fixtures that need no Worker runtime live in ./fixtures (the Node-run tests use them too).
+export { clone, freshUniqueId, PUBLISHED, withUniqueId } from "./fixtures";
 
 export interface CallOptions {
   token?: string | null;

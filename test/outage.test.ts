@@ -284,7 +284,8 @@ describe("a drain step that stops half-way", () => {
         .all()
         .then((r) => r.results),
     ).toEqual([{ c: 0 }]);
-    expect(o.kept.sent.map((m) => m.delaySeconds)).toEqual([30]);
+    // The step had taken the chain: of its two successors (one per token) only one goes on.
+    expect(o.kept.sent.map((m) => m.delaySeconds)).toEqual([30, 30]);
     // Done again: the same letter (the same id), not a second one, and counted once.
     await o.runChain();
     expect(await o.parked()).toEqual([]);
@@ -321,6 +322,30 @@ describe("a drain step that stops half-way", () => {
     expect(o.kept.sent.map((m) => m.delaySeconds)).toEqual([0]);
     await o.runChain();
     expect(await o.parked()).toEqual([]);
+  });
+});
+
+describe("a chain step that throws before it takes the chain", () => {
+  it("goes on under the token the ledger still holds: exactly one successor continues", async () => {
+    const o = await outageSource();
+    await callAdmin(`/destinations/${o.target.id}/hold`, "POST", o.bindings);
+    const messages = [o.message(), o.message()];
+    for (const message of messages) await o.consume([message]);
+    await callAdmin(`/destinations/${o.target.id}/resume`, "POST", o.bindings);
+    const [control] = o.kept.sent.splice(0);
+    // D1 refuses the step's first statement (its beat): the ledger keeps the old token.
+    const broken = { ...env, ...o.bindings, LEDGER: dbFailingOn(env.LEDGER, "SET chain_beat") } as Env;
+    const batch = createMessageBatch<unknown>("pendo-events", queueMessages([{ raw: control?.body }]));
+    const ctx = createExecutionContext();
+    await worker.queue(batch, broken, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(o.kept.sent.map((m) => m.delaySeconds)).toEqual([30, 30]);
+    // Both successors run: one drains, the other finds its token stale and sends nothing more.
+    await o.runChain();
+    expect([...o.standIn.messageIds].sort()).toEqual(o.idsOf(messages).sort());
+    expect(o.standIn.duplicates).toBe(0);
+    expect((await o.state())?.state).toBe("open");
+    expect(o.kept.sent).toEqual([]);
   });
 });
 

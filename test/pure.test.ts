@@ -1,10 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { parseSettings } from "../src/config";
-import { retryDelaySeconds, retryWindowSeconds } from "../src/delivery/backoff";
+import {
+  delayWithinRetention,
+  RETENTION_MARGIN_SECONDS,
+  retryDelaySeconds,
+  retryWindowSeconds,
+} from "../src/delivery/backoff";
 import { batchBody, batchBytes, MAX_REQUEST_BYTES, packBatches } from "../src/destination/batch";
 import { utf8Length } from "../src/destination/calls";
 import { classifySegmentResponse, type SegmentOutcome } from "../src/destination/classify";
 import type { SegmentAttempt } from "../src/destination/client";
+import { PROFILES, readSuccessBody } from "../src/destination/profiles";
 import type { Env } from "../src/env";
 import { readBodyLimited } from "../src/http/body";
 import { countRows } from "../src/ledger/counts";
@@ -34,6 +40,7 @@ describe("classifySegmentResponse", () => {
       response(301, { location: "https://x.test/" }),
       { kind: "redirected", status: 301 },
     ],
+    ["300 (multiple choices) is no delivery either", response(300), { kind: "redirected", status: 300 }],
     ["302", response(302), { kind: "redirected", status: 302 }],
     ["308", response(308), { kind: "redirected", status: 308 }],
     ["400", response(400), { kind: "rejected", status: 400, detail: "answer" }],
@@ -135,6 +142,15 @@ describe("packBatches", () => {
   it("splits at the event limit (tested with a limit of 5)", () => {
     const units = [unit(10, 2), unit(10, 2), unit(10, 1), unit(10, 3)];
     expect(packBatches(units, MAX_REQUEST_BYTES, 5).map((request) => request.length)).toEqual([3, 1]);
+  });
+
+  it("counts the arriving unit's own calls against the event limit", () => {
+    // 4 calls, then a unit of 2: together 6, past a limit of 5, so two requests.
+    expect(packBatches([unit(10, 4), unit(10, 2)], MAX_REQUEST_BYTES, 5).map((r) => r.length)).toEqual([
+      1, 1,
+    ]);
+    // Exactly at the limit they share one.
+    expect(packBatches([unit(10, 3), unit(10, 2)], MAX_REQUEST_BYTES, 5).map((r) => r.length)).toEqual([2]);
   });
 
   it("keeps a unit's calls together and sends an oversized unit alone", () => {
@@ -364,5 +380,33 @@ describe("cutting names", () => {
     expect(cut.endsWith("…")).toBe(true);
     expect(() => encodeURIComponent(cut)).not.toThrow();
     expect(cut.length).toBeLessThanOrEqual(100);
+  });
+});
+
+describe("delayWithinRetention", () => {
+  const enqueued = new Date(NOW);
+  const day = 86_400;
+  it("keeps the wanted delay while the retention leaves room for it", () => {
+    expect(delayWithinRetention(60, enqueued, day, NOW)).toBe(60);
+  });
+  it("cuts a delay that would outlive the queue's retention to what is left, less the margin", () => {
+    const now = NOW + (day - RETENTION_MARGIN_SECONDS - 100) * 1000;
+    expect(delayWithinRetention(3_600, enqueued, day, now)).toBe(100);
+  });
+  it("never answers a negative delay once the retention is (nearly) over", () => {
+    expect(delayWithinRetention(3_600, enqueued, day, NOW + day * 1000)).toBe(0);
+  });
+});
+
+describe("a 2xx body that lists errors", () => {
+  it("is a partial delivery by the documented rule, whether or not it also says ok: false", () => {
+    const errors = [{ messageId: "p.abc.track", message: "invalid event" }];
+    for (const body of [{ errors }, { ok: true, errors }, { ok: false, errors }])
+      expect(readSuccessBody(PROFILES.jitsu, JSON.stringify(body))).toEqual({
+        kind: "partial",
+        rejected: [{ messageId: "p.abc.track", detail: "invalid event" }],
+      });
+    // An empty list is no refusal.
+    expect(readSuccessBody(PROFILES.jitsu, JSON.stringify({ errors: [] }))).toEqual({ kind: "accepted" });
   });
 });

@@ -5,7 +5,7 @@ import { CATALOG } from "../src/pendo/catalog";
 import { readWebhook } from "../src/pendo/intake";
 import { titleCase } from "../src/pendo/names";
 import { type TransformOptions, transformWebhook } from "../src/pendo/transform";
-import { PUBLISHED, withUniqueId } from "./helpers";
+import { PUBLISHED, withUniqueId } from "./fixtures";
 
 const RECEIVED = Date.parse("2026-11-28T12:00:00.000Z");
 const options = (overrides: Partial<TransformOptions> = {}): TransformOptions => ({
@@ -192,5 +192,28 @@ describe("transform properties (fast-check)", () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("identity from what Pendo sent", () => {
+  it("sends no identify for a visitorId of only whitespace, and no group for such an accountId", () => {
+    const webhook = { ...withUniqueId(PUBLISHED.visitorCreated), visitorId: " \t " };
+    const result = transform(webhook);
+    if (!result.ok) throw new Error("expected a mapping");
+    expect(result.calls.map((call) => call.type)).toEqual(["track"]);
+    expect(result.warnings.map((w) => w.path)).toContain("visitorId");
+    // The track still goes, under an anonymous identity rather than a blank user.
+    const track = result.calls[0] as { userId?: string; anonymousId?: string };
+    expect(track.userId).toBeUndefined();
+    expect(track.anonymousId).toEqual(expect.any(String));
+
+    const account = { ...withUniqueId(PUBLISHED.visitorCreated), event: "accountCreated", accountId: "  " };
+    const grouped = transform(account);
+    if (!grouped.ok) throw new Error("expected a mapping");
+    expect(grouped.calls.map((call) => call.type)).toEqual(["track"]);
+    expect(grouped.warnings.map((w) => w.path)).toContain("accountId");
+    // And with one, each is sent.
+    const both = transform({ ...account, accountId: "acme" });
+    expect(both.ok && both.calls.map((call) => call.type)).toEqual(["track", "group"]);
   });
 });

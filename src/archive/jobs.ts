@@ -379,6 +379,33 @@ export async function runJobStep(
     .first<JobRow>();
   // Not running any more, another chain owns it, or a step holds it (a duplicate message): ends here.
   if (!job) return undefined;
+  try {
+    return await stepJob(env, settings, job, now);
+  } catch (error) {
+    // Its lease given back at once, for the successor handleControl sends (30 s later, not the
+    // lease's 2 minutes), and counted with the steps that could not enqueue.
+    await db
+      .prepare(
+        `UPDATE replay_jobs SET lease_until = 0, failures = failures + 1,
+           state = CASE WHEN failures + 1 >= ?3 THEN 'failed' ELSE state END,
+           detail = CASE WHEN failures + 1 >= ?3 THEN ?4 ELSE detail END
+         WHERE id = ?1 AND chain = ?2 AND state = 'running'`,
+      )
+      .bind(
+        jobId,
+        next,
+        MAX_FAILED_STEPS,
+        `${MAX_FAILED_STEPS} steps in a row failed: ${String(error)}`.slice(0, 2_000),
+      )
+      .run()
+      .catch(() => undefined);
+    throw error;
+  }
+}
+
+async function stepJob(env: Env, settings: Settings, job: JobRow, now: number): Promise<Next> {
+  const db = env.LEDGER;
+  const jobId = job.id;
   const request: ArchiveReplayRequest = {
     source: job.source,
     from: job.rangeFrom,

@@ -61,12 +61,14 @@ export async function runScheduled(env: Env, ctx: ExecutionContext, now: number)
   );
   const recordsCutoff = now - settings.DEAD_LETTER_TTL_SECONDS * 1000;
   await step("purged", async () => {
-    // The oldest event anything may still send: a parked batch, or a record not yet replayed.
+    // The oldest event anything may still send: a parked batch, or a record (one sent can be
+    // sent again, on an operator's word).
     const oldestHeld = await db
       .prepare(
         `SELECT min(at) AS at FROM (SELECT min(oldest_at) AS at FROM parked
            UNION ALL SELECT min(received_at) FROM records WHERE state = 'stored'
-           UNION ALL SELECT min(received_at) FROM records WHERE state = 'replaying')`,
+           UNION ALL SELECT min(received_at) FROM records WHERE state = 'replaying'
+           UNION ALL SELECT min(received_at) FROM records WHERE state = 'sent')`,
       )
       .first<{ at: number | null }>();
     const results = await db.batch([

@@ -168,110 +168,113 @@ async function deliver(
           now,
         )
       : undefined;
-  if (flagFailure !== undefined) {
-    log("error", "flag-check-failed", { messages: routed.length, error: String(flagFailure) });
-    for (const unit of routed)
-      settle.failTransient(unit.queued, unit.message, {
-        status: null,
-        reason: "retries-exhausted",
-        detail: "the do-not-process check failed",
-      });
-    await archived;
-    return;
-  }
-  for (const unit of dropped) {
-    logDropped(unit.message);
-    settle.count(unit.message, "dropped");
-    settle.ack(unit.queued);
-  }
-
-  const toPark = new Map<string, { target: Target; units: Unit[] }>();
-  const sends: Promise<{ target: Target; results: Map<Unit, UnitResult> }>[] = [];
-  for (const { target, units: all } of groups.values()) {
-    const kept = all.filter((unit) => !dropped.has(unit));
-    if (kept.length === 0) continue;
-    const state = states.get(target.id) ?? "open";
-    if (state === "outage" || state === "held") toPark.set(target.id, { target, units: kept });
-    else sends.push(sender.sendAll(target, kept).then((results) => ({ target, results })));
-  }
-  const sent = await Promise.all(sends);
-
-  // A destination whose every request failed: failing since when, and is it now an outage?
-  const failing = [...sent].filter(({ target }) => {
-    const health = sender.health.get(target.id);
-    return health?.failed && !health.delivered;
-  });
-  const nowParking = await enterOutage(
-    env,
-    settings,
-    scope,
-    sender,
-    failing.map(({ target }) => target),
-  );
-
-  for (const { target, results } of sent) {
-    for (const [unit, result] of results) {
-      switch (result.kind) {
-        case "delivered":
-          settle.count(unit.message, "delivered");
-          settle.ack(unit.queued);
-          break;
-        case "dead-letter":
-          settle.deadLetter(unit.queued, unit.message, result.reason, result.status, result.detail);
-          break;
-        case "deferred":
-          settle.defer(unit.queued, unit.message);
-          break;
-        case "failed": {
-          if (nowParking.has(target.id)) {
-            const group = toPark.get(target.id) ?? { target, units: [] };
-            group.units.push(unit);
-            toPark.set(target.id, group);
-            break;
-          }
-          // A 429 waits its Retry-After, but never less than the backoff: a short Retry-After on
-          // every attempt would otherwise spend all retries in minutes.
-          settle.failTransient(unit.queued, unit.message, {
-            status: result.status,
-            reason: "retries-exhausted",
-            detail: result.detail,
-            atLeastSeconds: result.retryAfterSeconds,
-          });
-          break;
-        }
-      }
-    }
-  }
-
-  await Promise.all(
-    [...toPark.values()].map(async ({ target, units: parking }) => {
-      const parked = await parkBatch(
-        env.ARCHIVE,
-        env.LEDGER,
-        target,
-        parking.map((unit) => unit.message),
-        now,
-      );
-      if (parked.ok) {
-        log("warn", "parked", { destination: target.id, messages: parking.length, seq: parked.seq });
-        for (const unit of parking) settle.ack(unit.queued);
-        return;
-      }
-      log(parked.reason === "open" ? "info" : "error", "park-failed", {
-        destination: target.id,
-        messages: parking.length,
-        detail: parked.detail,
-      });
-      // Not parked: the ordinary way, retried with backoff (the next attempt finds it open, or parks).
-      for (const unit of parking)
+  // Awaited whatever happens below: a handler that returns or throws first would cancel it.
+  try {
+    if (flagFailure !== undefined) {
+      log("error", "flag-check-failed", { messages: routed.length, error: String(flagFailure) });
+      for (const unit of routed)
         settle.failTransient(unit.queued, unit.message, {
           status: null,
           reason: "retries-exhausted",
-          detail: `not parked: ${parked.detail}`,
+          detail: "the do-not-process check failed",
         });
-    }),
-  );
-  await archived;
+      return;
+    }
+    for (const unit of dropped) {
+      logDropped(unit.message);
+      settle.count(unit.message, "dropped");
+      settle.ack(unit.queued);
+    }
+
+    const toPark = new Map<string, { target: Target; units: Unit[] }>();
+    const sends: Promise<{ target: Target; results: Map<Unit, UnitResult> }>[] = [];
+    for (const { target, units: all } of groups.values()) {
+      const kept = all.filter((unit) => !dropped.has(unit));
+      if (kept.length === 0) continue;
+      const state = states.get(target.id) ?? "open";
+      if (state === "outage" || state === "held") toPark.set(target.id, { target, units: kept });
+      else sends.push(sender.sendAll(target, kept).then((results) => ({ target, results })));
+    }
+    const sent = await Promise.all(sends);
+
+    // A destination whose every request failed: failing since when, and is it now an outage?
+    const failing = [...sent].filter(({ target }) => {
+      const health = sender.health.get(target.id);
+      return health?.failed && !health.delivered;
+    });
+    const nowParking = await enterOutage(
+      env,
+      settings,
+      scope,
+      sender,
+      failing.map(({ target }) => target),
+    );
+
+    for (const { target, results } of sent) {
+      for (const [unit, result] of results) {
+        switch (result.kind) {
+          case "delivered":
+            settle.count(unit.message, "delivered");
+            settle.ack(unit.queued);
+            break;
+          case "dead-letter":
+            settle.deadLetter(unit.queued, unit.message, result.reason, result.status, result.detail);
+            break;
+          case "deferred":
+            settle.defer(unit.queued, unit.message);
+            break;
+          case "failed": {
+            if (nowParking.has(target.id)) {
+              const group = toPark.get(target.id) ?? { target, units: [] };
+              group.units.push(unit);
+              toPark.set(target.id, group);
+              break;
+            }
+            // A 429 waits its Retry-After, but never less than the backoff: a short Retry-After on
+            // every attempt would otherwise spend all retries in minutes.
+            settle.failTransient(unit.queued, unit.message, {
+              status: result.status,
+              reason: "retries-exhausted",
+              detail: result.detail,
+              atLeastSeconds: result.retryAfterSeconds,
+            });
+            break;
+          }
+        }
+      }
+    }
+
+    await Promise.all(
+      [...toPark.values()].map(async ({ target, units: parking }) => {
+        const parked = await parkBatch(
+          env.ARCHIVE,
+          env.LEDGER,
+          target,
+          parking.map((unit) => unit.message),
+          now,
+        );
+        if (parked.ok) {
+          log("warn", "parked", { destination: target.id, messages: parking.length, seq: parked.seq });
+          for (const unit of parking) settle.ack(unit.queued);
+          return;
+        }
+        log(parked.reason === "open" ? "info" : "error", "park-failed", {
+          destination: target.id,
+          messages: parking.length,
+          detail: parked.detail,
+        });
+        // Not parked: the ordinary way, retried with backoff (the next attempt finds it open, or parks).
+        for (const unit of parking)
+          settle.failTransient(unit.queued, unit.message, {
+            status: null,
+            reason: "retries-exhausted",
+            detail: `not parked: ${parked.detail}`,
+          });
+      }),
+    );
+  } finally {
+    await archived;
+  }
 }
 
 /**

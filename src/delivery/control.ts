@@ -23,8 +23,9 @@ const FAILED_STEP_DELAY_SECONDS = 30;
 
 /**
  * Does one step and sends the next. The step's token is chosen here, before the step takes the
- * chain with it (compare-and-set), so that a step that throws half-way still hands the chain on:
- * its successor carries the token the chain now holds. Always acks its own message.
+ * chain with it (compare-and-set). A step that throws may have taken the chain or not (its first
+ * statement may not have run): it sends a successor under each token, and since the ledger holds
+ * exactly one of them, exactly one goes on and the other ends at once. Always acks its own message.
  */
 export async function handleControl(
   env: Env,
@@ -35,6 +36,7 @@ export async function handleControl(
 ): Promise<undefined> {
   const token = randomHex(8);
   let next: Next;
+  let threw = false;
   try {
     next =
       control.kind === "destination"
@@ -43,10 +45,12 @@ export async function handleControl(
   } catch (error) {
     log("error", "chain-step-failed", { kind: control.kind, error: String(error) });
     next = { delaySeconds: FAILED_STEP_DELAY_SECONDS };
+    threw = true;
   }
   if (!next) return undefined;
   try {
     await sendControl(env, { ...control, chain: token }, next.delaySeconds);
+    if (threw) await sendControl(env, control, next.delaySeconds);
   } catch (error) {
     // Nothing can carry the chain on now: the cron restarts it once it has gone quiet.
     log("error", "chain-send-failed", { kind: control.kind, error: String(error) });

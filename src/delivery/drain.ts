@@ -51,12 +51,12 @@ const CLAIMED_ELSEWHERE_SECONDS = 30;
 /**
  * Rounds of PARALLEL_BATCHES one step runs at most. Each round costs about a dozen subrequests
  * (a claim, the reads, a flag check, the sends, a batch, a delete) besides the requests the
- * budget counts; at the default budget (40, sized for the Free plan's 50 subrequests) six rounds,
- * above it a round per PARALLEL_BATCHES requests. A round that sends nothing (every event dropped
+ * budget counts (binding calls count as subrequests too); at the default budget (40, sized for
+ * the Free plan's 50 subrequests) three rounds, above it a round per PARALLEL_BATCHES requests. A round that sends nothing (every event dropped
  * or dead-lettered) spends no request budget, so this cap is what ends such a step.
  */
 export const roundsOf = (settings: Settings) =>
-  settings.SEGMENT_REQUEST_BUDGET <= 50 ? 6 : Math.floor(settings.SEGMENT_REQUEST_BUDGET / PARALLEL_BATCHES);
+  settings.SEGMENT_REQUEST_BUDGET <= 50 ? 3 : Math.floor(settings.SEGMENT_REQUEST_BUDGET / PARALLEL_BATCHES);
 
 /**
  * `current` is the token the step's message carries; `chain` the one its successor will carry
@@ -154,6 +154,9 @@ type Drained =
 
 interface ParkedUnit extends SendUnit {
   row: ParkedRow;
+  /** The parked object's version (its etag) and the message's place in it: a dead letter's id. */
+  version: string;
+  index: number;
 }
 
 /** Claims the next `limit` parked batches in order, sends them, and settles each. */
@@ -190,12 +193,17 @@ async function drainSome(
 }
 
 /**
- * A dead letter's id from where it was parked, so that a step done twice (it threw after storing
- * them) stores the same rows again, which the ledger ignores: `<parked at>-parked.<seq>.<what>`.
+ * A dead letter's id from where it lies: the parked batch, the version of its object (a batch
+ * part of which went out is written again, and its messages move), and the frame's place in it.
+ * A step done twice (it threw after storing them) reads the same object and stores the same ids,
+ * which the ledger keeps once; two messages never share one, even two copies of one event.
  */
-function parkedLetterId(row: ParkedRow, what: string): string {
+function parkedLetterId(row: ParkedRow, version: string, what: string): string {
   const parkedAt = Number(row.seq.slice(0, 13));
-  return recordId(parkedAt, `parked.${safeIdPart(row.seq.slice(14))}.${what}`.slice(0, 200));
+  return recordId(
+    parkedAt,
+    `parked.${safeIdPart(row.seq.slice(14))}.${safeIdPart(version).slice(0, 12)}.${what}`,
+  );
 }
 
 async function sendClaimed(
@@ -226,7 +234,7 @@ async function sendClaimed(
       letters.push(
         deadLetterOf(
           {
-            id: parkedLetterId(row, "object"),
+            id: parkedLetterId(row, "gone", "object"),
             reason: "malformed-message",
             source: "unknown",
             eventId: row.seq,
@@ -245,7 +253,7 @@ async function sendClaimed(
       letters.push(
         deadLetterOf(
           {
-            id: parkedLetterId(row, `frame${index}`),
+            id: parkedLetterId(row, parked.version, `frame${index}`),
             reason: "malformed-message",
             source: "unknown",
             eventId: "unknown",
@@ -260,8 +268,16 @@ async function sendClaimed(
         ),
       );
     }
-    for (const message of parked.messages)
-      units.push({ row, message, calls: message.calls, bytes: message.bytes, attempts: 1 });
+    for (const [index, message] of parked.messages.entries())
+      units.push({
+        row,
+        version: parked.version,
+        index,
+        message,
+        calls: message.calls,
+        bytes: message.bytes,
+        attempts: 1,
+      });
   }
 
   const flags = settings.HONOR_DO_NOT_PROCESS ? await flagCheck(db, units, now) : undefined;
@@ -323,7 +339,7 @@ async function sendClaimed(
       letters.push(
         deadLetterOf(
           {
-            id: parkedLetterId(unit.row, `${safeIdPart(unit.message.eventId)}.${unit.message.calls.length}`),
+            id: parkedLetterId(unit.row, unit.version, `message${unit.index}`),
             reason: result.reason,
             source: unit.message.source,
             eventId: unit.message.eventId,

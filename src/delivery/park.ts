@@ -54,10 +54,17 @@ export async function parkBatch(
     }).run();
     changes = result.meta.changes;
   } catch (error) {
-    // The row may have landed all the same (an error after the commit): the object is kept, so a
-    // row never points at nothing. At worst it is an orphan, or the batch is parked twice when its
-    // retry parks it again, and sent twice under the same messageIds.
-    log("error", "parked-object-kept", { key: objectKey, error: String(error) });
+    // The row may have landed all the same (an error after the commit): the object goes only once
+    // the ledger says the row is not there, so a row never points at nothing. Unanswered, it is
+    // kept: at worst an orphan, or the batch parked twice by its retry and sent twice under the
+    // same messageIds.
+    const landed = await db
+      .prepare("SELECT 1 AS x FROM parked WHERE destination = ? AND seq = ?")
+      .bind(target.id, seq)
+      .first()
+      .catch(() => "unknown" as const);
+    if (landed === null) await forget(bucket, objectKey);
+    else log("error", "parked-object-kept", { key: objectKey, error: String(error) });
     return { ok: false, reason: "failed", detail: `ledger: ${String(error)}` };
   }
   if (changes === 0) {
@@ -74,16 +81,24 @@ async function forget(bucket: R2Bucket, key: string) {
 }
 
 export type ParkedRead =
-  | { ok: true; messages: RelayMessage[]; unreadable: { bytes: Uint8Array; detail: string }[] }
+  | {
+      ok: true;
+      messages: RelayMessage[];
+      unreadable: { bytes: Uint8Array; detail: string }[];
+      /** The object's etag: which version of a batch written again after part of it went out. */
+      version: string;
+    }
   | { ok: false; reason: "missing-object" | "unreadable-object"; detail: string };
 
 /** A parked batch read back: its messages, and any frame no reader understands (kept as a dead letter). */
 export async function readParked(bucket: R2Bucket, key: string): Promise<ParkedRead> {
   let data: Uint8Array;
+  let version: string;
   try {
     const object = await bucket.get(key);
     if (!object) return { ok: false, reason: "missing-object", detail: `R2 has no object ${key}` };
     data = new Uint8Array(await object.arrayBuffer());
+    version = object.etag;
   } catch (error) {
     return { ok: false, reason: "unreadable-object", detail: `R2 could not read ${key}: ${String(error)}` };
   }
@@ -96,5 +111,5 @@ export async function readParked(bucket: R2Bucket, key: string): Promise<ParkedR
     else unreadable.push({ bytes: frame.bytes, detail: message.detail });
   }
   if (!decoded.ok) unreadable.push({ bytes: data, detail: `${key}: ${decoded.detail}` });
-  return { ok: true, messages, unreadable };
+  return { ok: true, messages, unreadable, version };
 }
