@@ -7,6 +7,7 @@ import {
   MAX_ALERT_BYTES,
   MAX_NAME_CHARS,
   safeName,
+  signatureHeaders,
 } from "../src/alerts/alert";
 
 const SINCE = Date.parse("2026-11-28T12:00:00.000Z");
@@ -266,5 +267,153 @@ describe("alertBody for every kind", () => {
     expect(body.alert.since).toBe("2026-11-28T12:00:00.000Z");
     expect(body.alert.console).toBe("https://relay.example.com/console");
     expect(body.text).toMatch(/^\[pendo-segment-relay\] /);
+  });
+});
+
+describe("what each alert says", () => {
+  const body = (kind: AlertKind, over: Partial<AlertTally> = {}, url?: string) =>
+    alertBody(kind, "prod", tally(over), url);
+
+  it.each<[AlertKind, Partial<AlertTally>, string]>([
+    [
+      "dead-letters",
+      { count: 3, breakdown: { "segment-refused": 1, "retries-exhausted": 2 } },
+      "3 event(s) of source `prod` could not be delivered and were kept as dead letters (`retries-exhausted` ×2, `segment-refused` ×1). Replay them once the cause is fixed.",
+    ],
+    [
+      "invalid-webhooks",
+      { count: 2, breakdown: { "event: missing": 2 } },
+      "2 webhook(s) to source `prod` could not be mapped and were quarantined (`event: missing` ×2).",
+    ],
+    [
+      "unknown-event",
+      { names: ["newThing", "other"], moreNames: 3 },
+      "Source `prod` received 5 event name(s) the relay does not know: `newThing`, `other` (and 3 more). They are forwarded as unmapped tracks; Pendo may have added them.",
+    ],
+    [
+      "delivery-failing",
+      { lastStatus: null },
+      "Segment has answered nothing but failures for source `prod` since 2026-11-28T12:00:00.000Z (last status none: no answer). Events wait on the queue and are retried.",
+    ],
+    [
+      "delivery-recovered",
+      {},
+      "Segment delivers again for source `prod` (failing since 2026-11-28T12:00:00.000Z).",
+    ],
+    [
+      "record-budget",
+      { bytes: { used: 1_572_864, budget: 2_097_152 } },
+      "Source `prod` keeps 1.5 MB of its 2.0 MB budget for quarantined webhooks and events too large to deliver (RECORD_BUDGET_BYTES). Past it, new records keep their row but not their bytes; nothing stored is deleted.",
+    ],
+    [
+      "outage-started",
+      { lastStatus: 503 },
+      "Destination `prod` has failed every batch since 2026-11-28T12:00:00.000Z (last status 503): outage mode. Arriving batches are parked in R2 instead of spending retries, and one probe goes out per interval.",
+    ],
+    [
+      "outage-drained",
+      { parked: { batches: 2, events: 7 } },
+      "Destination `prod` is back: every parked batch has been sent (outage since 2026-11-28T12:00:00.000Z).",
+    ],
+  ])("%s", (kind, over, summary) => {
+    const { text, alert } = body(kind, over);
+    expect(text).toBe(`[pendo-segment-relay] ${kind}: ${summary}`);
+    expect(alert).toMatchObject({ kind, source: "prod", since: "2026-11-28T12:00:00.000Z" });
+    if (over.lastStatus !== undefined) expect(alert.lastStatus).toBe(over.lastStatus);
+    else expect(alert).not.toHaveProperty("lastStatus");
+    if (over.bytes) expect(alert.bytes).toEqual(over.bytes);
+    else expect(alert).not.toHaveProperty("bytes");
+    if (over.parked) expect(alert.parked).toEqual(over.parked);
+    else expect(alert).not.toHaveProperty("parked");
+  });
+
+  it("lists examples, what was held and evicted, and the console, each on its own line", () => {
+    const examples = Array.from({ length: 7 }, (_, i) => ({ event: `e${i}`, uniqueId: `u${i}` }));
+    const { text, alert } = body(
+      "dead-letters",
+      { count: 7, examples, breakdown: { r: 7 }, held: 4, evicted: 2 },
+      "https://relay.example.com",
+    );
+    expect(text.split("\n")).toEqual([
+      "[pendo-segment-relay] dead-letters: 7 event(s) of source `prod` could not be delivered and were kept as dead letters (`r` ×7). Replay them once the cause is fixed.",
+      "Examples: `e0` `u0`; `e1` `u1`; `e2` `u2`; `e3` `u3`; `e4` `u4` (and 2 more)",
+      "4 of these were counted while alert sends failed.",
+      "2 older entries gave way: the source's drift list is at its cap.",
+      "Console: https://relay.example.com/console",
+    ]);
+    expect(alert).toMatchObject({ count: 7, moreExamples: 2, held: 4, evicted: 2, breakdown: { r: 7 } });
+    expect(alert.examples).toHaveLength(5);
+    expect(alert.console).toBe("https://relay.example.com/console");
+    // None of those when there is nothing to say.
+    const plain = body("dead-letters", { breakdown: { r: 1 } });
+    expect(plain.text.split("\n")).toHaveLength(1);
+    for (const key of ["moreExamples", "held", "evicted", "console", "moreBreakdown", "names", "name"])
+      expect(plain.alert).not.toHaveProperty(key);
+  });
+
+  it("keeps the largest reasons when it must cut the breakdown, and says how many it left out", () => {
+    const breakdown = Object.fromEntries(Array.from({ length: 25 }, (_, i) => [`r${i}`, i + 1]));
+    const { text, alert } = body("dead-letters", { count: 325, breakdown });
+    const shown = Object.keys(alert.breakdown);
+    expect(shown).toHaveLength(20);
+    expect(shown[0]).toBe("r24");
+    expect(shown).not.toContain("r0");
+    expect(alert.moreBreakdown).toBe(5);
+    expect(text).toContain("`r24` ×25, `r23` ×24");
+    expect(text).toContain("(and 5 more)");
+  });
+
+  it("names an unknown event and lists at most twenty names, counting the rest", () => {
+    const names = Array.from({ length: 23 }, (_, i) => `n${i}`);
+    const { alert } = body("unknown-event", { names, moreNames: 2 });
+    expect(alert.names).toEqual(names.slice(0, 20));
+    expect(alert.moreNames).toBe(5);
+    const one = body("unknown-event", { name: "solo" });
+    expect(one.alert).toMatchObject({ name: "solo", names: ["solo"] });
+    expect(one.alert).not.toHaveProperty("moreNames");
+    expect(one.text).toContain("received 1 event name(s) the relay does not know: `solo`.");
+  });
+
+  it("shrinks the breakdown first, then the names, then the examples, until it fits", () => {
+    const long = (i: number) => `${"w".repeat(95)}${i}`;
+    const { alert } = body("unknown-event", {
+      names: Array.from({ length: 20 }, (_, i) => long(i)),
+      examples: Array.from({ length: 5 }, (_, i) => ({ event: long(i), uniqueId: long(i) })),
+      breakdown: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [long(i), i])),
+    });
+    expect(bytes(JSON.stringify(alert))).toBeLessThanOrEqual(MAX_ALERT_BYTES);
+    // 20 + 20 + 10 names of ~100 bytes, twice each (text and alert): about 10 KB, it fits whole.
+    expect(alert.names).toHaveLength(20);
+    expect(alert.examples).toHaveLength(5);
+    expect(Object.keys(alert.breakdown)).toHaveLength(20);
+    const big = (i: number) => `${"&".repeat(99)}${i}`; // each & written as &amp;: ~500 bytes
+    const cut = body("unknown-event", {
+      names: Array.from({ length: 20 }, (_, i) => big(i)),
+      examples: Array.from({ length: 5 }, (_, i) => ({ event: big(i), uniqueId: big(i) })),
+      breakdown: Object.fromEntries(Array.from({ length: 20 }, (_, i) => [big(i), i])),
+    });
+    expect(bytes(JSON.stringify(cut))).toBeLessThanOrEqual(MAX_ALERT_BYTES);
+    const kept = Object.keys(cut.alert.breakdown).length;
+    // The breakdown gives way before anything else: down to one before a name goes.
+    if ((cut.alert.names ?? []).length < 20) expect(kept).toBe(1);
+    expect(kept).toBeLessThan(20);
+  });
+});
+
+describe("signatureHeaders (Standard Webhooks)", () => {
+  it("signs `${id}.${timestamp}.${body}` with HMAC-SHA256 under the secret's base64 key", async () => {
+    const raw = new TextEncoder().encode("a-32-byte-secret-for-the-test!!!");
+    const secret = `whsec_${btoa(String.fromCharCode(...raw))}`;
+    const headers = await signatureHeaders(secret, "msg_1", 1_700_000_000, '{"a":1}');
+    const hmac = await crypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+    ]);
+    const mac = await crypto.subtle.sign("HMAC", hmac, new TextEncoder().encode('msg_1.1700000000.{"a":1}'));
+    const expected = btoa(String.fromCharCode(...new Uint8Array(mac)));
+    expect(headers).toEqual({
+      "webhook-id": "msg_1",
+      "webhook-timestamp": "1700000000",
+      "webhook-signature": `v1,${expected}`,
+    });
   });
 });

@@ -202,47 +202,6 @@ describe.each(DESTINATIONS)("destination profile %s", (destination) => {
   });
 });
 
-describe("why short ids: Jitsu's rewriting of the long form", () => {
-  it("cuts every call of a webhook to the same 64 characters once the source name has 17", () => {
-    const uniqueId = "f9610795860d89fe29491846fe297bcc922e460b";
-    const cut = (["track", "identify", "group"] as const).map((call) =>
-      jitsuMessageId(messageIdFor("seventeen-chars-x", uniqueId, call)),
-    );
-    expect(new Set(cut).size).toBe(1);
-    const short = (["track", "identify", "group"] as const).map((call) =>
-      messageIdFor("seventeen-chars-x", uniqueId, call, "0".repeat(40)),
-    );
-    expect(new Set(short.map(jitsuMessageId)).size).toBe(3);
-  });
-});
-
-describe("reading a 2xx", () => {
-  it("reads Jitsu's errors by messageId, Segment's success: false as a refusal, RudderStack's OK as accepted", () => {
-    const jitsu = JSON.stringify({
-      ok: false,
-      errors: ["Message ID: p.abc.track: invalid event"],
-      receivedEvents: 2,
-      okEvents: 1,
-    });
-    expect(readSuccessBody(PROFILES.jitsu, jitsu)).toEqual({
-      kind: "partial",
-      rejected: [{ messageId: "p.abc.track", detail: "invalid event" }],
-    });
-    expect(readSuccessBody(PROFILES.jitsu, '{"ok":true,"receivedEvents":2,"okEvents":2}')).toEqual({
-      kind: "accepted",
-    });
-    expect(readSuccessBody(PROFILES.segment, '{"success":true}')).toEqual({ kind: "accepted" });
-    expect(readSuccessBody(PROFILES.segment, '{"success":false,"message":"bad"}')).toEqual({
-      kind: "refused",
-      detail: "bad",
-    });
-    expect(readSuccessBody(PROFILES.rudderstack, "OK")).toEqual({ kind: "accepted" });
-    const attempt = { ok: true as const, status: 200, body: jitsu, retryAfter: null, location: null };
-    expect(classifySegmentResponse(attempt, Date.now(), PROFILES.jitsu).kind).toBe("partial");
-    expect(classifySegmentResponse(attempt, Date.now(), PROFILES.rudderstack).kind).toBe("delivered");
-  });
-});
-
 describe("what the transform guarantees", () => {
   it("gives every call of every known event a userId or an anonymousId, so no batch is refused whole for it", async () => {
     for (const { name: event } of CATALOG) {
