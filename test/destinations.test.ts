@@ -3,19 +3,11 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { recordView } from "../src/admin/view";
 import { parseSettings } from "../src/config";
-import { classifySegmentResponse } from "../src/destination/classify";
-import {
-  DESTINATIONS,
-  type DestinationName,
-  PROFILES,
-  readSuccessBody,
-  SHORT_ID,
-} from "../src/destination/profiles";
+import { DESTINATIONS, type DestinationName, PROFILES, SHORT_ID } from "../src/destination/profiles";
 import type { Env } from "../src/env";
 import worker from "../src/index";
 import { prepareEvent } from "../src/intake/prepare";
 import { CATALOG } from "../src/pendo/catalog";
-import { messageIdFor } from "../src/pendo/transform";
 import type { RelayMessage } from "../src/queue/message";
 import { resolveSource, type Source } from "../src/sources";
 import { jitsuMessageId, SegmentStandIn } from "../standin/segment";
