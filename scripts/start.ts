@@ -33,7 +33,7 @@ if (!existsSync(".dev.vars")) {
 }
 
 console.log("Applying the ledger's migrations to the local D1 database…");
-applyLocalMigrations();
+await applyLocalMigrations();
 
 // `--test-scheduled` exposes the scheduled handler at /__scheduled; this script calls it on the
 // period wrangler.toml's cron names (every N minutes), as the platform would.

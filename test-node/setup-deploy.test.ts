@@ -15,11 +15,13 @@
  * WRANGLER_BIN=<path to a wrangler executable> runs it with another wrangler than the pinned one.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { markedEnv } from "../scripts/check-leftovers";
+import { spawnGroup, stopGroup } from "../scripts/harness/process-group";
 import { lifecycleRules } from "../src/r2/keys";
 import type { CloudflareStandIn } from "../standin/cloudflare";
 import { startCloudflareStandIn } from "../standin/cloudflareServer";
@@ -37,23 +39,33 @@ interface Run {
 }
 
 const timings: string[] = [];
-/** npm runs still going, stopped if the test ends early. */
+/**
+ * npm runs still going, stopped if the test ends early (a failed assertion, the timeout). Each is
+ * a process group: npm, its shell, tsx, the script, the wrangler it runs and wrangler's own child.
+ * Ending npm alone left `wrangler kv namespace list` and the like waiting for hours (issue 27).
+ */
 const running = new Set<ChildProcess>();
 
 function npmRun(cwd: string, env: NodeJS.ProcessEnv, script: string): Promise<Run> {
   const started = Date.now();
   return new Promise((done, fail) => {
-    const child = spawn("npm", ["run", "--silent", script], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnGroup("npm", ["run", "--silent", script], {
+      cwd,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     running.add(child);
     let output = "";
     const collect = (chunk: Buffer) => {
       output += chunk;
       if (process.env.SEQUENCE_VERBOSE) process.stderr.write(chunk);
     };
-    child.stdout.on("data", collect);
-    child.stderr.on("data", collect);
+    child.stdout?.on("data", collect);
+    child.stderr?.on("data", collect);
     child.on("error", fail);
-    child.on("close", (status) => {
+    child.on("close", async (status) => {
+      // npm has exited: whatever it left in its group goes too, before the next step.
+      await stopGroup(child, 1_000);
       running.delete(child);
       timings.push(`${script} ${((Date.now() - started) / 1000).toFixed(1)} s`);
       done({ status: status ?? 1, output });
@@ -125,7 +137,7 @@ test("deploy and setup on an account with look-alikes: migrations first, a 500 s
   const { apiBaseUrl, standIn: cf, close } = await startCloudflareStandIn(ACCOUNT);
   const dir = mkdtempSync(join(tmpdir(), "relay-setup-"));
   t.after(async () => {
-    for (const child of running) child.kill();
+    await Promise.all([...running].map((child) => stopGroup(child)));
     await close();
     rmSync(dir, { recursive: true, force: true });
   });
@@ -149,6 +161,8 @@ test("deploy and setup on an account with look-alikes: migrations first, a 500 s
     npm_config_update_notifier: "false",
     WRANGLER_LOG_PATH: join(dir, "wrangler-logs"),
     ...(process.env.WRANGLER_BIN && { WRANGLER_BIN: process.env.WRANGLER_BIN }),
+    // So that scripts/check-leftovers.ts knows these processes for the run's, should one outlive it.
+    ...markedEnv(),
     ...SECRET_VALUES,
   };
   // What other projects left in the account: names close to this project's, and a namespace

@@ -6,14 +6,17 @@
  * machine whatever local files it has.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
+import { spawnGroup, stopGroup } from "../scripts/harness/process-group";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const GENERATED = "worker-configuration.d.ts";
+
+const running = new Set<ChildProcess>();
 
 function npmRun(cwd: string, script: string): Promise<{ status: number; output: string }> {
   return new Promise((done, fail) => {
@@ -22,18 +25,31 @@ function npmRun(cwd: string, script: string): Promise<{ status: number; output: 
       WRANGLER_SEND_METRICS: "false",
       npm_config_registry: "http://127.0.0.1:9/",
     };
-    const child = spawn("npm", ["run", "--silent", script], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    // npm, its shell and wrangler as one group, ended as a whole however the test ends.
+    const child = spawnGroup("npm", ["run", "--silent", script], {
+      cwd,
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    running.add(child);
     let output = "";
-    child.stdout.on("data", (chunk: Buffer) => (output += chunk));
-    child.stderr.on("data", (chunk: Buffer) => (output += chunk));
+    child.stdout?.on("data", (chunk: Buffer) => (output += chunk));
+    child.stderr?.on("data", (chunk: Buffer) => (output += chunk));
     child.on("error", fail);
-    child.on("close", (status) => done({ status: status ?? 1, output }));
+    child.on("close", async (status) => {
+      await stopGroup(child, 1_000);
+      running.delete(child);
+      done({ status: status ?? 1, output });
+    });
   });
 }
 
 test(`${GENERATED} is current: run npm run cf-typegen when this fails`, async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "relay-types-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  t.after(async () => {
+    await Promise.all([...running].map((child) => stopGroup(child)));
+    rmSync(dir, { recursive: true, force: true });
+  });
   for (const entry of ["src", "wrangler.toml", "package.json", "tsconfig.json"])
     cpSync(join(ROOT, entry), join(dir, entry), { recursive: true });
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));

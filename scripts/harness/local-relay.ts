@@ -4,7 +4,6 @@
  * at it, on free loopback ports. `stop()` ends both and removes the state.
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,6 +11,7 @@ import { join } from "node:path";
 import type { DestinationName } from "../../src/destination/profiles";
 import { type RunningStandIn, startStandInServer } from "../../standin/server";
 import { applyLocalMigrations } from "./migrations";
+import { spawnGroup, stopGroup } from "./process-group";
 
 export const LOCAL_TOKEN = "local-harness-token-0123456789";
 export const LOCAL_ADMIN_TOKEN = "local-harness-admin-0123456789";
@@ -93,9 +93,17 @@ export async function startLocalRelay(
   }
   args.push("--show-interactive-dev-session=false");
   // The ledger's schema, in the same local state wrangler dev is about to use.
-  applyLocalMigrations({ persistTo: state, config });
+  try {
+    await applyLocalMigrations({ persistTo: state, config });
+  } catch (error) {
+    await standIn.close();
+    rmSync(state, { recursive: true, force: true });
+    if (config) rmSync(config, { force: true });
+    throw error;
+  }
   for (const [key, value] of Object.entries(allVars)) args.push("--var", `${key}:${value}`);
-  const wrangler: ChildProcess = spawn("npx", args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
+  // npx, wrangler and workerd as one process group: stop() ends all of them, not just npx.
+  const wrangler = spawnGroup("npx", args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   // Bounded: a long run logs a lot, and only the tail helps when something fails.
   const keep = (chunk: Buffer) => {
@@ -104,17 +112,10 @@ export async function startLocalRelay(
   wrangler.stdout?.on("data", keep);
   wrangler.stderr?.on("data", keep);
   const url = `http://127.0.0.1:${port}`;
-  const exited = new Promise<void>((resolve) => wrangler.once("exit", () => resolve()));
   const stop = async () => {
-    if (wrangler.pid && wrangler.exitCode === null) {
-      try {
-        process.kill(-wrangler.pid, "SIGTERM");
-      } catch {
-        // already gone
-      }
-      // workerd may still be flushing KV writes: let it exit before its state is removed.
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
-    }
+    // The whole group, even when npx has gone already (its workerd may not have). workerd may
+    // still be flushing KV writes: it gets 10 s to exit before SIGKILL and before its state is removed.
+    await stopGroup(wrangler, 10_000);
     await standIn.close();
     rmSync(state, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     if (config) rmSync(config, { force: true });
