@@ -16,8 +16,11 @@ import { readBodyLimited } from "../src/http/body";
 import { countRows } from "../src/ledger/counts";
 import { BATCH_LIMIT, driftRows, NAME_LIMIT } from "../src/ledger/drift";
 import { deadLetterOf, newRecordId, RECORD_ID } from "../src/ledger/records";
+import type { PendoWebhook } from "../src/pendo/envelope";
+import { segmentIdentity } from "../src/pendo/identity";
 import { eventTime } from "../src/pendo/time";
 import { decodeRelayMessage, encodeRelayMessage, queuedBytes, type RelayMessage } from "../src/queue/message";
+import { visible, writtenOut } from "../src/visible";
 
 const NOW = Date.parse("2026-11-28T12:00:00.000Z");
 const response = (
@@ -408,5 +411,58 @@ describe("a 2xx body that lists errors", () => {
       });
     // An empty list is no refusal.
     expect(readSuccessBody(PROFILES.jitsu, JSON.stringify({ errors: [] }))).toEqual({ kind: "accepted" });
+  });
+});
+
+describe("visible: hidden characters written out", () => {
+  it("writes out a hidden character in a line, keeps tab and newline in a block only", () => {
+    expect(visible("a\tb\nc\u202E")).toBe("a\\u0009b\\u000Ac\\u202E");
+    expect(visible("a\tb\nc\u202E", true)).toBe("a\tb\nc\\u202E");
+    // Plain text comes back as it is, in either form.
+    expect(visible("plain text")).toBe("plain text");
+    expect(visible("a\tb", true)).toBe("a\tb");
+    // Beyond U+FFFF in braces, up to it in four digits (U+FFFF itself is no character to hide).
+    expect(visible("x\u{E0041}")).toBe("x\\u{E0041}");
+    expect(writtenOut(0xffff)).toBe("\\uFFFF");
+    expect(writtenOut(0x10000)).toBe("\\u{10000}");
+    // A block still writes out the other controls, and a carriage return.
+    expect(visible("a\rb\u0000", true)).toBe("a\\u000Db\\u0000");
+  });
+});
+
+describe("segmentIdentity without a visitor", () => {
+  const base = { event: "guideDisplayed", timestamp: 1 } as const;
+  it.each<[string, object, string]>([
+    ["a numeric subscription id", { subscription: { id: 42 } }, "pendo-subscription-42"],
+    ["a subscription id of 0", { subscription: { id: 0 } }, "pendo-subscription-0"],
+    [
+      "an empty subscription id falls to the app",
+      { subscription: { id: "" }, app: { id: "a1" } },
+      "pendo-app-a1",
+    ],
+    ["a non-finite id falls through", { subscription: { id: Number.NaN }, app: { id: 7 } }, "pendo-app-7"],
+    ["an object id is no id", { subscription: { id: { x: 1 } }, app: { id: "" } }, "pendo-source-default"],
+    ["a boolean id is no id", { app: { id: true } }, "pendo-source-default"],
+    ["nothing at all", {}, "pendo-source-default"],
+  ])("%s", (_, extra, anonymousId) => {
+    expect(segmentIdentity({ ...base, ...extra } as unknown as PendoWebhook, "default")).toEqual({
+      anonymousId,
+    });
+  });
+});
+
+describe("eventTime at its edges", () => {
+  const received = Date.UTC(2026, 10, 28);
+  it.each<[string, unknown, string | undefined]>([
+    ["a string of digits, as milliseconds", "1764331200000", undefined],
+    ["digits with a tail are unreadable", "1764331200000x", "unreadable"],
+    ["a tail before the digits too", "x1764331200000", "unreadable"],
+    ["a number that is not finite", Number.POSITIVE_INFINITY, "unreadable"],
+    ["exactly 2000-01-01 is in range", Date.UTC(2000, 0, 1), undefined],
+    ["a millisecond before it is not", Date.UTC(2000, 0, 1) - 1, "before-2000"],
+  ])("%s", (_, raw, reason) => {
+    const time = eventTime(raw, received);
+    expect(time.fallback?.reason).toBe(reason);
+    if (!reason) expect(time.iso).toBe(new Date(Number(raw)).toISOString());
   });
 });
