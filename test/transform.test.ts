@@ -206,6 +206,10 @@ describe("identity from what Pendo sent", () => {
     const track = result.calls[0] as { userId?: string; anonymousId?: string };
     expect(track.userId).toBeUndefined();
     expect(track.anonymousId).toEqual(expect.any(String));
+    // What arrived is kept for whoever looks: the blank id, as sent.
+    expect((result.calls[0] as { context: { pendo: { visitorId?: string } } }).context.pendo.visitorId).toBe(
+      " \t ",
+    );
 
     const account = { ...withUniqueId(PUBLISHED.visitorCreated), event: "accountCreated", accountId: "  " };
     const grouped = transform(account);
