@@ -134,7 +134,11 @@ Every check holds: ${check(fuzz.serverErrors === 0 && fuzz.validLost === 0 && fu
 }
 
 /** docs/reliability.md with its section `name` (between `<!-- name -->` markers) replaced. */
-export function withSection(doc: string, name: "chaos" | "outage-mode", section: string): string {
+export function withSection(
+  doc: string,
+  name: "chaos" | "outage-mode" | "sampled-bugs",
+  section: string,
+): string {
   const start = `<!-- ${name} -->`;
   const end = `<!-- /${name} -->`;
   const from = doc.indexOf(start);
